@@ -1,0 +1,30 @@
+"""Shared fixtures: the paper's reference files, read from ../shared/reference beside the project."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+REFERENCE = Path(os.environ.get("COALA_REFERENCE", ROOT.parent / "shared" / "reference"))
+CLIPS = ["groove_22050.wav", "pluck_16k.wav", "plucks_22000.flac", "tone_stereo_44k.wav"]
+PADDED_CLIPS = {"pluck_16k.wav"}  # at most 10 s: zero-padded, noise added
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    """The reference folder, or a skip that says why (a user's fresh clone has none)."""
+    if not (REFERENCE / "README.md").is_file():
+        pytest.skip(f"reference files from the paper's code not found at {REFERENCE} "
+                    "(they sit beside the project in development and CI; set COALA_REFERENCE to use another copy)")
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def paper_scaler(reference: Path):
+    from coala.scaler import load_scaler
+    return load_scaler(reference / "original" / "scaler_top_1000.pkl")

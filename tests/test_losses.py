@@ -1,0 +1,63 @@
+"""Losses: the paper's values, and finite values and gradients where the paper's formula overflows."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from losses import contrastive_loss, kullback_leibler
+
+
+def paper_contrastive(z_audio: torch.Tensor, z_tag: torch.Tensor, t: float) -> torch.Tensor:
+    """The paper's formula written out directly (exp of similarities), for comparison where it is finite."""
+    out = torch.cat([z_audio, z_tag])
+    n = z_audio.shape[0]
+    sim = torch.exp(torch.nn.functional.cosine_similarity(out[:, None], out[None], dim=-1) / t)
+    sim = sim * (1 - torch.eye(2 * n, dtype=sim.dtype))
+    pos = torch.cat([torch.diag(sim, n), torch.diag(sim, -n)])
+    return -torch.log(pos / sim.sum(1) + 1e-5).mean()
+
+
+def test_values_match_the_papers(reference):
+    data = np.load(reference / "expected" / "losses.npz")
+    t = {k: torch.from_numpy(data[k]) for k in ("x", "x_hat", "z_audio", "z_tag")}
+    assert kullback_leibler(t["x_hat"], t["x"]).item() == pytest.approx(float(data["kl"]), rel=1e-5)
+    for temperature in ("1.0", "0.5", "0.1"):
+        value = contrastive_loss(t["z_audio"], t["z_tag"], float(temperature)).item()
+        assert value == pytest.approx(float(data[f"contrastive_t{temperature}"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("t", [1.0, 0.3, 0.1])
+def test_equals_the_direct_formula(t):
+    g = torch.Generator().manual_seed(0)
+    z_audio, z_tag = torch.randn(12, 32, generator=g, dtype=torch.float64), torch.randn(12, 32, generator=g,
+                                                                                       dtype=torch.float64)
+    assert contrastive_loss(z_audio, z_tag, t).item() == pytest.approx(paper_contrastive(z_audio, z_tag, t).item(),
+                                                                        rel=1e-10)
+
+
+@pytest.mark.parametrize("t", [0.1, 0.05, 0.01])
+@pytest.mark.parametrize("norm", [1.0, 1e2, 1e4])
+def test_finite_values_and_gradients_at_low_temperature(t, norm):
+    g = torch.Generator().manual_seed(1)
+    z_audio = (torch.randn(16, 1152, generator=g) * norm).requires_grad_()
+    z_tag = (torch.randn(16, 1152, generator=g) * norm).requires_grad_()
+    loss = contrastive_loss(z_audio, z_tag, t)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert torch.isfinite(z_audio.grad).all() and torch.isfinite(z_tag.grad).all()
+    assert torch.isfinite(paper_contrastive(z_audio.detach(), z_tag.detach(), t)).item() is (1 / t < 88)
+
+
+def test_aligned_pairs_score_lower_than_shuffled():
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(16, 64, generator=g)
+    aligned = contrastive_loss(z, z + 0.01 * torch.randn(16, 64, generator=g), 0.1)
+    shuffled = contrastive_loss(z, z[torch.randperm(16, generator=g)], 0.1)
+    assert aligned < shuffled
+
+
+def test_kl_is_zero_for_a_perfect_reconstruction_and_positive_otherwise():
+    y = torch.rand(4, 1, 96, 96)
+    assert kullback_leibler(y, y).item() == pytest.approx(0.0, abs=1e-6)
+    assert kullback_leibler(torch.rand(4, 1, 96, 96), y).item() > 0
