@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, OSError) as exc:  # OSError: an output folder that cannot be written
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the patches computed so far are cached in {options.cache_dir}; "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
     print(f"{report['clips_read']} rows read, {report['clips_kept']} clips kept "
           f"({report['train_size']} train, {report['validation_size']} validation), "
           f"{report['clips_skipped']} skipped {report['skipped_by_reason']}, {report['tags_kept']} tags")

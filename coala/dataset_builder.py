@@ -16,6 +16,7 @@ import csv
 import json
 import multiprocessing
 import os
+import signal
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -247,14 +248,14 @@ def is_cached(cache_dir: Path, clip_id: int, audio: Path) -> bool:
     return cached.is_file() and cached.stat().st_mtime_ns >= audio.stat().st_mtime_ns
 
 
-def _classify(path: Path, exc: AudioError) -> Skipped:
+def _classify(clip_id: int, path: Path, exc: AudioError) -> Skipped:
     if isinstance(exc, SilentAudio):
         reason = SILENT
     elif (path.is_file() and path.stat().st_size == 0) or "no audio samples" in exc.reason:
         reason = EMPTY
     else:
         reason = UNDECODABLE
-    return Skipped(reason, file=str(path), detail=exc.reason)
+    return Skipped(reason, id=clip_id, file=str(path), detail=exc.reason)
 
 
 def _cache_one(job: tuple[int, Path, Path]) -> tuple[int, Skipped | None]:
@@ -263,9 +264,9 @@ def _cache_one(job: tuple[int, Path, Path]) -> tuple[int, Skipped | None]:
     try:
         patch = clip_patch(audio)
     except AudioError as exc:
-        skipped = _classify(audio, exc)
-        skipped.id = clip_id
-        return clip_id, skipped
+        return clip_id, _classify(clip_id, audio, exc)
+    except Exception as exc:  # a decoder bug on one odd file must not end a build of thousands
+        return clip_id, Skipped(UNDECODABLE, id=clip_id, file=str(audio), detail=f"{type(exc).__name__}: {exc}")
     atomic_write(cache_file(cache_dir, clip_id), lambda f: np.save(f, patch.astype(np.float32)))
     return clip_id, None
 
@@ -283,7 +284,11 @@ def _warm_up_front_end() -> None:
 
 
 def _init_worker() -> None:
-    """One thread per worker process: the processes are the parallelism, threads would only compete."""
+    """One thread per worker process: the processes are the parallelism, threads would only compete.
+
+    Workers ignore Ctrl-C: the parent receives it, stops the pool and says how to resume.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     threadpool_limits(1)
 
@@ -291,6 +296,8 @@ def _init_worker() -> None:
 def compute_patches(clips: dict[int, Path], cache_dir: Path, workers: int, progress: bool = True) -> list[Skipped]:
     """Cache the patch of every clip not cached yet, in ``workers`` processes; return the bad clips."""
     cache_dir.mkdir(parents=True, exist_ok=True)
+    for stale in cache_dir.glob(".*.tmp"):  # left by a build killed mid-write
+        stale.unlink()
     jobs = [(clip_id, audio, cache_dir) for clip_id, audio in clips.items() if not is_cached(cache_dir, clip_id, audio)]
     if not jobs:
         return []
