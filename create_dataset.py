@@ -10,7 +10,6 @@ The stages are described in coala/dataset_builder.py.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -30,7 +29,7 @@ def parse_args(argv: list[str] | None) -> BuildOptions:
     parser.add_argument("--max-fraction", type=float, default=defaults.max_fraction, help="keep words on at most this share of clips (default %(default)s)")
     parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction, help="share of clips held out for validation (default %(default)s)")
     parser.add_argument("--exclude-ids", type=Path, help="JSON list of clip ids to leave out (e.g. the downstream datasets' clips)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes computing spectrograms (default: CPU count, %(default)s)")
+    parser.add_argument("--workers", type=int, default=defaults.workers, help="processes computing spectrograms (default: the CPU count, %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the train/validation split (default %(default)s)")
     args = parser.parse_args(argv)
     return BuildOptions(**vars(args))

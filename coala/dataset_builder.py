@@ -343,11 +343,14 @@ def multi_hot(clip_tags: Iterable[Sequence[str]], vocabulary: Sequence[str]) -> 
 
 def split_train_validation(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (sorted) of the training and validation sets: iterative stratification, seeded."""
+    too_few = DatasetError(f"{len(labels)} usable clips are too few to hold out a validation share of {val_fraction}")
     n_val = int(np.ceil(val_fraction * len(labels)))
     if n_val < 1 or n_val >= len(labels):
-        raise DatasetError(f"{len(labels)} usable clips are too few to hold out a validation share of {val_fraction}")
+        raise too_few
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
     train, val = next(splitter.split(np.zeros((len(labels), 1)), labels))
+    if not len(train) or not len(val):
+        raise too_few
     return np.sort(train), np.sort(val)
 
 

@@ -15,7 +15,8 @@ import torch
 
 import create_dataset
 from coala.audio import N_MELS, PATCH_FRAMES, SAMPLE_RATE, compute_spectrogram, max_energy_patch
-from coala.dataset_builder import BuildOptions, build_dataset, cache_file, compute_patches, load_patches
+from coala.dataset_builder import (BuildOptions, DatasetError, build_dataset, cache_file, compute_patches,
+                                  load_patches, split_train_validation)
 from coala.scaler import MinMaxScaler, load_scaler
 from conftest import ROOT
 
@@ -215,6 +216,13 @@ def test_bad_options_and_files_are_one_line_errors(corpus, tmp_path, capsys):
                                     "--json-dir", str(tmp_path / "j"), *extra])
         err = capsys.readouterr().err.strip().splitlines()
         assert code != 0 and len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
+
+
+def test_split_needs_a_clip_on_each_side():
+    labels = np.ones((2, 3), dtype=np.int16)
+    assert [list(part) for part in split_train_validation(labels, 0.1, seed=0)] in ([[0], [1]], [[1], [0]])
+    with pytest.raises(DatasetError, match="1 usable clips are too few"):
+        split_train_validation(labels[:1], 0.1, seed=0)
 
 
 @pytest.mark.skipif(not (ROOT / "train_dual_ae.py").is_file(), reason="train_dual_ae.py (issue 9) is not in this checkout yet")
