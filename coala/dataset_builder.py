@@ -249,6 +249,8 @@ def is_cached(cache_dir: Path, clip_id: int, audio: Path) -> bool:
 
 
 def _classify(clip_id: int, path: Path, exc: AudioError) -> Skipped:
+    """Report reason of a front-end failure: a 0-byte file or a container with no frames is "empty"
+    (``load_audio`` words the latter "holds no audio samples"), any other failure "undecodable"."""
     if isinstance(exc, SilentAudio):
         reason = SILENT
     elif (path.is_file() and path.stat().st_size == 0) or "no audio samples" in exc.reason:
