@@ -29,8 +29,9 @@ EVERYWHERE = "sound"  # on every clip: above --max-fraction
 VAL_FRACTION = 0.15
 
 # Bad inputs: id -> the reason the report must give.
-BROKEN, EMPTY, SILENT, MISSING, BAD_UTF8, NO_TAG, EXCLUDED = 900001, 900002, 900003, 900004, 900005, 900006, 900007
-EXPECTED_SKIPS = {BROKEN: "undecodable audio", EMPTY: "empty audio file", SILENT: "silent audio",
+BROKEN, EMPTY, SILENT, MISSING, BAD_UTF8, NO_TAG, EXCLUDED, NO_FRAMES = range(900001, 900009)
+EXPECTED_SKIPS = {BROKEN: "undecodable audio", EMPTY: "empty audio file", NO_FRAMES: "empty audio file",
+                  SILENT: "silent audio",
                   MISSING: "missing audio file", BAD_UTF8: "tags not valid UTF-8", NO_TAG: "no usable tag",
                   EXCLUDED: "excluded id"}
 MALFORMED_LINES = ("abc,piano drum", '12,"piano drum', "13,piano,drum")
@@ -58,13 +59,14 @@ def write_corpus(root: Path) -> tuple[Path, Path, Path, dict[int, list[str]]]:
         sr, ext = ((16000, "flac") if i % 25 == 0 else (SAMPLE_RATE, "wav"))
         folder = audio / "sub" if i % 10 == 0 else audio
         sf.write(folder / f"{clip_id}.{ext}", tone(rng, rng.uniform(1, 2), sr), sr)
-    for clip_id in (BROKEN, EMPTY, SILENT, BAD_UTF8, NO_TAG, EXCLUDED):
+    for clip_id in (BROKEN, EMPTY, NO_FRAMES, SILENT, BAD_UTF8, NO_TAG, EXCLUDED):
         raw[clip_id] = ["piano", "drum", EVERYWHERE]
         sf.write(audio / f"{clip_id}.wav", tone(rng, 1.0, SAMPLE_RATE), SAMPLE_RATE)
     raw[MISSING] = ["piano", "drum", EVERYWHERE]
     raw[NO_TAG] = ["the", "808", "x"]
     (audio / f"{BROKEN}.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really audio" + bytes(range(256)))
     (audio / f"{EMPTY}.wav").write_bytes(b"")
+    sf.write(audio / f"{NO_FRAMES}.wav", np.zeros(0, dtype=np.float32), SAMPLE_RATE)  # a header, no samples
     sf.write(audio / f"{SILENT}.wav", np.zeros(SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE)
     sf.write(audio / "777777.wav", tone(rng, 1.0, SAMPLE_RATE), SAMPLE_RATE)  # audio with no CSV row
 
