@@ -1,0 +1,461 @@
+"""Building the training files from a folder of audio and its tag CSV, as the paper built its Freesound set.
+
+Stages, in order: read the ``id,tags`` CSV row by row (a bad row is reported, never fatal); leave out
+excluded ids; preprocess tags (``coala.tags``); pair each row with its ``<id>.<ext>`` audio file; compute
+every clip's max-energy 96x96 log-mel patch in worker processes, cached per clip so an interrupted build
+resumes; choose the vocabulary on the clips whose audio is usable; drop clips left with no tag; split
+train/validation with seeded iterative stratification; fit the MinMax scaler on training patches only;
+write the two HDF5 files, the vocabulary, the scaler and a JSON report, each atomically.
+
+Every clip that is left out is listed in the report with its reason; only a build with nothing usable
+left (or unusable options and files) stops, with a :class:`DatasetError`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import os
+import signal
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import h5py
+import librosa
+import numpy as np
+import torch
+from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from coala.atomic import atomic_path, atomic_write, atomic_write_text
+from coala.audio import DEFAULT_RESAMPLER, SAMPLE_RATE, AudioError, PATCH_SHAPE, load_audio, log_mel, max_energy_patch, pad_short_clip
+from coala.scaler import MinMaxScaler
+from coala.tags import build_vocabulary, preprocess_tags
+
+SILENCE_PEAK = 1e-5
+"""A clip whose absolute peak is below this (-100 dBFS) is silent: its patch would be the noise floor only."""
+
+BLOCK = 1024
+"""Patches read from the cache at a time when fitting the scaler and writing HDF5 (bounded memory)."""
+
+INT32_MAX = np.iinfo(np.int32).max
+
+# Reasons a clip is left out, as they appear in the report.
+MALFORMED_ROW = "malformed row"
+INVALID_UTF8 = "tags not valid UTF-8"
+DUPLICATE_ID = "duplicate id"
+EXCLUDED = "excluded id"
+NO_USABLE_TAG = "no usable tag"
+MISSING = "missing audio file"
+AMBIGUOUS = "several audio files"
+EMPTY = "empty audio file"
+UNDECODABLE = "undecodable audio"
+SILENT = "silent audio"
+NO_VOCABULARY_TAG = "no tag in vocabulary"
+
+
+class DatasetError(Exception):
+    """The build cannot produce a dataset (unusable options or input files, or nothing usable left)."""
+
+
+class SilentAudio(AudioError):
+    """A clip that decodes but holds only silence: its patch would be the padding noise floor alone."""
+
+
+@dataclass
+class Skipped:
+    """One left-out clip or CSV row: what it was and why."""
+
+    reason: str
+    id: int | None = None
+    line: int | None = None
+    file: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class BuildOptions:
+    """Every choice of a build; ``create_dataset.py`` fills it from the command line."""
+
+    audio_dir: Path
+    tags_csv: Path
+    name: str
+    out_dir: Path = Path("hdf5_ds")
+    json_dir: Path = Path("json")
+    num_tags: int = 1000
+    min_count: int = 10
+    max_fraction: float = 0.7
+    val_fraction: float = 0.1
+    exclude_ids: Path | None = None
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    seed: int = 0
+    progress: bool = True
+
+    def validate(self) -> None:
+        checks = [
+            (self.num_tags >= 1, f"--num-tags must be at least 1, got {self.num_tags}"),
+            (self.min_count >= 1, f"--min-count must be at least 1, got {self.min_count}"),
+            (0.0 < self.max_fraction <= 1.0, f"--max-fraction must be in (0, 1], got {self.max_fraction}"),
+            (0.0 < self.val_fraction < 1.0, f"--val-fraction must be in (0, 1), got {self.val_fraction}"),
+            (self.workers >= 1, f"--workers must be at least 1, got {self.workers}"),
+            (bool(self.name) and "/" not in self.name and not self.name.startswith("."),
+             f"--name must be a plain file-name part, got {self.name!r}"),
+            (self.audio_dir.is_dir(), f"{self.audio_dir}: audio folder not found"),
+            (self.tags_csv.is_file(), f"{self.tags_csv}: tag CSV not found"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DatasetError(message)
+
+    @property
+    def train_file(self) -> Path:
+        return self.out_dir / f"spec_tags_{self.name}"
+
+    @property
+    def validation_file(self) -> Path:
+        return self.out_dir / f"spec_tags_{self.name}_val"
+
+    @property
+    def vocabulary_file(self) -> Path:
+        return self.json_dir / f"id2token_{self.name}.json"
+
+    @property
+    def scaler_file(self) -> Path:
+        return self.json_dir / f"scaler_{self.name}.json"
+
+    @property
+    def report_file(self) -> Path:
+        return self.json_dir / f"dataset_report_{self.name}.json"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.out_dir / f".cache_{self.name}"
+
+
+# --- input files -------------------------------------------------------------------------------------
+
+def _parse_id(text: str) -> int | None:
+    """A clip id: a non-negative integer that fits the HDF5 ``id`` column (int32)."""
+    text = text.strip()
+    if not text.isdigit() or int(text) > INT32_MAX:
+        return None
+    return int(text)
+
+
+def read_tags_csv(path: Path) -> tuple[dict[int, str], int, list[Skipped]]:
+    """The CSV's ``{id: tag string}``, its number of data rows, and the rows left out.
+
+    Read as bytes and parsed one line at a time, so that a row with broken quoting or bytes that are not
+    UTF-8 costs only that row. A tag string never spans lines in Freesound's metadata.
+    """
+    lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    numbered = [(n, line.rstrip(b"\r")) for n, line in enumerate(lines, start=1) if line.strip()]
+    if not numbered:
+        raise DatasetError(f"{path}: the tag CSV is empty (expected a header line with the columns id,tags)")
+    header_line, header = numbered[0]
+    try:
+        columns = [c.strip().lower() for c in next(csv.reader([header.decode("utf-8")], strict=True))]
+        id_col, tags_col = columns.index("id"), columns.index("tags")
+    except (UnicodeDecodeError, csv.Error, ValueError):
+        raise DatasetError(f"{path}: line {header_line} must be a header naming the columns id and tags") from None
+    rows: dict[int, str] = {}
+    skipped: list[Skipped] = []
+    for n, raw in numbered[1:]:
+        text = raw.decode("utf-8", errors="surrogateescape")
+        try:
+            fields = next(csv.reader([text], strict=True))
+        except csv.Error as exc:
+            skipped.append(Skipped(MALFORMED_ROW, line=n, detail=str(exc)))
+            continue
+        if len(fields) != len(columns):
+            skipped.append(Skipped(MALFORMED_ROW, line=n, detail=f"{len(fields)} fields, the header has {len(columns)}"))
+            continue
+        clip_id = _parse_id(fields[id_col])
+        if clip_id is None:
+            detail = f"id {fields[id_col]!r} is not a non-negative 32-bit integer".encode("utf-8", "backslashreplace")
+            skipped.append(Skipped(MALFORMED_ROW, line=n, detail=detail.decode("utf-8")))
+        elif clip_id in rows:
+            skipped.append(Skipped(DUPLICATE_ID, id=clip_id, line=n, detail="the first row with this id is used"))
+        elif not _is_utf8(fields[tags_col]):
+            skipped.append(Skipped(INVALID_UTF8, id=clip_id, line=n))
+        else:
+            rows[clip_id] = fields[tags_col]
+    return rows, len(numbered) - 1, skipped
+
+
+def _is_utf8(text: str) -> bool:
+    """False where decoding with ``surrogateescape`` met bytes that are not UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_exclude_ids(path: Path) -> set[int]:
+    """The ``--exclude-ids`` file: a JSON list of clip ids (integers, or strings of digits)."""
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read the exclude list ({exc})") from None
+    if not isinstance(values, list):
+        raise DatasetError(f"{path}: the exclude list must be a JSON list of ids, found {type(values).__name__}")
+    ids = set()
+    for value in values:
+        clip_id = _parse_id(str(value)) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+        if clip_id is None:
+            raise DatasetError(f"{path}: {value!r} is not a clip id (a non-negative integer)")
+        ids.add(clip_id)
+    return ids
+
+
+def find_audio_files(audio_dir: Path) -> dict[int, list[Path]]:
+    """Every ``<id>.<ext>`` file under ``audio_dir`` (recursively; hidden files and folders ignored)."""
+    found: dict[int, list[Path]] = {}
+    for path in sorted(audio_dir.rglob("*")):
+        relative = path.relative_to(audio_dir).parts
+        if any(part.startswith(".") for part in relative) or not path.is_file():
+            continue
+        clip_id = _parse_id(path.stem)
+        if clip_id is not None:
+            found.setdefault(clip_id, []).append(path)
+    return found
+
+
+# --- the spectrogram stage ---------------------------------------------------------------------------
+
+def clip_patch(path: Path) -> np.ndarray:
+    """The paper's training patch of one clip: its max-energy 96x96 log-mel window, before scaling.
+
+    The silence check runs on the decoded signal, before padding adds its noise floor.
+    """
+    y = load_audio(path)
+    if float(np.abs(y).max()) < SILENCE_PEAK:
+        raise SilentAudio(path, f"peak below {SILENCE_PEAK:g}")
+    return max_energy_patch(log_mel(pad_short_clip(y)))
+
+
+def cache_file(cache_dir: Path, clip_id: int) -> Path:
+    return cache_dir / f"{clip_id}.npy"
+
+
+def is_cached(cache_dir: Path, clip_id: int, audio: Path) -> bool:
+    """A cached patch counts only if written after the audio file last changed."""
+    cached = cache_file(cache_dir, clip_id)
+    return cached.is_file() and cached.stat().st_mtime_ns >= audio.stat().st_mtime_ns
+
+
+def _classify(clip_id: int, path: Path, exc: AudioError) -> Skipped:
+    """Report reason of a front-end failure: a 0-byte file or a container with no frames is "empty"
+    (``load_audio`` words the latter "holds no audio samples"), any other failure "undecodable"."""
+    if isinstance(exc, SilentAudio):
+        reason = SILENT
+    elif (path.is_file() and path.stat().st_size == 0) or "no audio samples" in exc.reason:
+        reason = EMPTY
+    else:
+        reason = UNDECODABLE
+    return Skipped(reason, id=clip_id, file=str(path), detail=exc.reason)
+
+
+def _cache_one(job: tuple[int, Path, Path]) -> tuple[int, Skipped | None]:
+    """Worker: compute and cache one clip's patch; a bad clip comes back as its :class:`Skipped` entry."""
+    clip_id, audio, cache_dir = job
+    try:
+        patch = clip_patch(audio)
+    except AudioError as exc:
+        return clip_id, _classify(clip_id, audio, exc)
+    except Exception as exc:  # a decoder bug on one odd file must not end a build of thousands
+        return clip_id, Skipped(UNDECODABLE, id=clip_id, file=str(audio), detail=f"{type(exc).__name__}: {exc}")
+    atomic_write(cache_file(cache_dir, clip_id), lambda f: np.save(f, patch.astype(np.float32)))
+    return clip_id, None
+
+
+def _warm_up_front_end() -> None:
+    """Run the front end once in the parent, before forking, on a generated one-second signal.
+
+    The first call in a fresh process pays librosa's lazy imports behind ``resample`` (1-3 s measured
+    here), the mel filter bank and torch's FFT set-up (about 0.1 s); forked workers inherit all of it
+    instead of each paying it before its first clip.
+    """
+    tone = np.sin(np.linspace(0.0, 1000.0, 2 * SAMPLE_RATE, dtype=np.float32))
+    y = librosa.resample(tone, orig_sr=2 * SAMPLE_RATE, target_sr=SAMPLE_RATE, res_type=DEFAULT_RESAMPLER)
+    max_energy_patch(log_mel(pad_short_clip(y)))
+
+
+def _init_worker() -> None:
+    """One thread per worker process: the processes are the parallelism, threads would only compete.
+
+    Workers ignore Ctrl-C: the parent receives it, stops the pool and says how to resume.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def compute_patches(clips: dict[int, Path], cache_dir: Path, workers: int, progress: bool = True) -> list[Skipped]:
+    """Cache the patch of every clip not cached yet, in ``workers`` processes; return the bad clips."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for stale in cache_dir.glob(".*.tmp"):  # left by a build killed mid-write
+        stale.unlink()
+    jobs = [(clip_id, audio, cache_dir) for clip_id, audio in clips.items() if not is_cached(cache_dir, clip_id, audio)]
+    if not jobs:
+        return []
+    failures = []
+    _warm_up_front_end()
+    chunksize = max(1, min(16, len(jobs) // (4 * workers)))
+    with multiprocessing.Pool(workers, initializer=_init_worker) as pool:
+        results = pool.imap_unordered(_cache_one, jobs, chunksize=chunksize)
+        for _, skipped in tqdm(results, total=len(jobs), desc="spectrograms", unit="clip", disable=not progress):
+            if skipped is not None:
+                failures.append(skipped)
+    return failures
+
+
+def load_patches(cache_dir: Path, ids: Sequence[int]) -> np.ndarray:
+    """Cached patches ``(len(ids), 96, 96)`` float32, in the order of ``ids``."""
+    patches = np.empty((len(ids), *PATCH_SHAPE), dtype=np.float32)
+    for i, clip_id in enumerate(ids):
+        path = cache_file(cache_dir, clip_id)
+        try:
+            patches[i] = np.load(path)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{path}: unreadable cached patch ({exc}); delete it and run the build again") from None
+    return patches
+
+
+def _blocks(ids: Sequence[int]) -> Iterator[tuple[int, Sequence[int]]]:
+    for start in range(0, len(ids), BLOCK):
+        yield start, ids[start : start + BLOCK]
+
+
+# --- vocabulary, split, scaler, files ----------------------------------------------------------------
+
+def multi_hot(clip_tags: Iterable[Sequence[str]], vocabulary: Sequence[str]) -> np.ndarray:
+    """Labels ``(n_clips, len(vocabulary))`` int16, the release's ``label`` layout."""
+    index = {word: i for i, word in enumerate(vocabulary)}
+    tag_lists = list(clip_tags)
+    labels = np.zeros((len(tag_lists), len(vocabulary)), dtype=np.int16)
+    for row, tags in enumerate(tag_lists):
+        labels[row, [index[w] for w in tags if w in index]] = 1
+    return labels
+
+
+def split_train_validation(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (sorted) of the training and validation sets: iterative stratification, seeded."""
+    too_few = DatasetError(f"{len(labels)} usable clips are too few to hold out a validation share of {val_fraction}")
+    n_val = int(np.ceil(val_fraction * len(labels)))
+    if n_val < 1 or n_val >= len(labels):
+        raise too_few
+    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
+    train, val = next(splitter.split(np.zeros((len(labels), 1)), labels))
+    if not len(train) or not len(val):
+        raise too_few
+    return np.sort(train), np.sort(val)
+
+
+def fit_scaler(cache_dir: Path, ids: Sequence[int]) -> MinMaxScaler:
+    """MinMax over the training patches (mel rows as samples, frames as features), read block by block.
+
+    The per-feature extremes of all rows are the extremes of the blocks' extremes, so fitting on those two
+    rows gives the same scaler as fitting on every patch at once, without holding them all in memory.
+    """
+    lows, highs = [], []
+    for _, block in _blocks(ids):
+        rows = load_patches(cache_dir, block).reshape(-1, PATCH_SHAPE[1])
+        lows.append(rows.min(axis=0))
+        highs.append(rows.max(axis=0))
+    extremes = np.stack([np.min(lows, axis=0), np.max(highs, axis=0)])
+    return replace(MinMaxScaler.fit(extremes), n_samples_seen=len(ids) * PATCH_SHAPE[0])
+
+
+def write_hdf5(path: Path, ids: Sequence[int], labels: np.ndarray, cache_dir: Path, scaler: MinMaxScaler) -> None:
+    """The release layout: group ``dataset`` with ``id`` (N,1) int32, scaled ``data`` (N,96,96) float32,
+    ``label`` (N,n_tags) int16."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        group = f.create_group("dataset")
+        group.create_dataset("id", data=np.asarray(ids, dtype=np.int32).reshape(-1, 1))
+        data = group.create_dataset("data", shape=(len(ids), *PATCH_SHAPE), dtype=np.float32)
+        group.create_dataset("label", data=labels.astype(np.int16))
+        for start, block in _blocks(ids):
+            data[start : start + len(block)] = scaler.transform(load_patches(cache_dir, block))
+
+
+def _write_json(path: Path, value: object) -> None:
+    atomic_write_text(path, json.dumps(value, indent=1, ensure_ascii=False) + "\n")
+
+
+def build_dataset(options: BuildOptions) -> dict:
+    """Run every stage and write every file; return the report (also written as JSON)."""
+    options.validate()
+    excluded = read_exclude_ids(options.exclude_ids) if options.exclude_ids else set()
+    rows, n_rows, skipped = read_tags_csv(options.tags_csv)
+    audio_files = find_audio_files(options.audio_dir)
+    csv_ids = set(rows) | {s.id for s in skipped}
+    without_row = sum(len(paths) for clip_id, paths in audio_files.items() if clip_id not in csv_ids)
+
+    clip_tags: dict[int, list[str]] = {}
+    clips: dict[int, Path] = {}
+    for clip_id in sorted(rows):
+        tags = preprocess_tags(rows[clip_id])
+        files = audio_files.get(clip_id, [])
+        if clip_id in excluded:
+            skipped.append(Skipped(EXCLUDED, id=clip_id))
+        elif not tags:
+            skipped.append(Skipped(NO_USABLE_TAG, id=clip_id, detail=f"tags {rows[clip_id]!r}"))
+        elif not files:
+            skipped.append(Skipped(MISSING, id=clip_id, detail=f"no file {clip_id}.<ext> in {options.audio_dir}"))
+        elif len(files) > 1:
+            skipped.append(Skipped(AMBIGUOUS, id=clip_id, detail=", ".join(str(p) for p in files)))
+        else:
+            clip_tags[clip_id], clips[clip_id] = tags, files[0]
+
+    for bad in compute_patches(clips, options.cache_dir, options.workers, options.progress):
+        skipped.append(bad)
+        del clip_tags[bad.id]
+
+    vocabulary = build_vocabulary(clip_tags, options.num_tags, options.min_count, options.max_fraction)
+    in_vocabulary = set(vocabulary)
+    for clip_id in [c for c, tags in clip_tags.items() if in_vocabulary.isdisjoint(tags)]:
+        skipped.append(Skipped(NO_VOCABULARY_TAG, id=clip_id))
+        del clip_tags[clip_id]
+    if not clip_tags:
+        _write_json(options.report_file, _report(options, n_rows, [], [], [], skipped, without_row))
+        raise DatasetError(f"nothing usable left: none of the {n_rows} CSV rows has readable audio and a tag found "
+                           f"on at least {options.min_count} clips; reasons in {options.report_file}")
+
+    ids = sorted(clip_tags)
+    labels = multi_hot((clip_tags[c] for c in ids), vocabulary)
+    train_rows, val_rows = split_train_validation(labels, options.val_fraction, options.seed)
+    train_ids, val_ids = [ids[i] for i in train_rows], [ids[i] for i in val_rows]
+    scaler = fit_scaler(options.cache_dir, train_ids)
+
+    write_hdf5(options.train_file, train_ids, labels[train_rows], options.cache_dir, scaler)
+    write_hdf5(options.validation_file, val_ids, labels[val_rows], options.cache_dir, scaler)
+    _write_json(options.vocabulary_file, {str(i): word for i, word in enumerate(vocabulary)})
+    scaler.save(options.scaler_file)
+    report = _report(options, n_rows, vocabulary, train_ids, val_ids, skipped, without_row)
+    _write_json(options.report_file, report)
+    return report
+
+
+def _report(options: BuildOptions, n_rows: int, vocabulary: Sequence[str], train_ids: Sequence[int],
+            val_ids: Sequence[int], skipped: Sequence[Skipped], without_row: int) -> dict:
+    """What the build read, kept and left out (with reasons), and where it wrote."""
+    return {
+        "name": options.name,
+        "clips_read": n_rows,
+        "clips_kept": len(train_ids) + len(val_ids),
+        "clips_skipped": len(skipped),
+        "skipped_by_reason": dict(Counter(s.reason for s in skipped).most_common()),
+        "tags_kept": len(vocabulary),
+        "train_size": len(train_ids),
+        "validation_size": len(val_ids),
+        "audio_files_without_row": without_row,
+        "files": {k: str(getattr(options, k)) for k in
+                  ("train_file", "validation_file", "vocabulary_file", "scaler_file", "report_file")},
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items() if k != "progress"},
+        "skipped": [{k: v for k, v in asdict(s).items() if v is not None} for s in skipped],
+    }

@@ -1,0 +1,71 @@
+"""Tag preprocessing and the tag vocabulary, as the paper turned Freesound tag strings into labels.
+
+The paper's rules (reference README, "Tags"): split the tag string on single spaces; keep tokens whose
+``str.isalpha()`` is true, lowercased; drop English stop words (NLTK's list) and one-letter words; take
+inflect's ``singular_noun`` once, keeping the word where it returns False; remove duplicates within a
+clip. The vocabulary is chosen by document frequency like gensim's ``filter_extremes``.
+
+One known difference: the pinned inflect (7.x) leaves words ending in "ss" whole, where the paper's
+version stripped their last letter ("bass" became "bas", "hiss" became "his" in its vocabulary).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import inflect
+
+STOP_WORDS_FILE = Path(__file__).with_name("data") / "stopwords_en_nltk.txt"
+
+
+@lru_cache(maxsize=1)
+def stop_words() -> frozenset[str]:
+    """NLTK's English stop-word list, read from the project's copy (NLTK would download it at run time)."""
+    lines = STOP_WORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+@lru_cache(maxsize=1)
+def _inflect_engine() -> inflect.engine:
+    return inflect.engine()
+
+
+@lru_cache(maxsize=65536)
+def singular(word: str) -> str:
+    """inflect's singular form, once; the word itself where inflect says it is not a plural noun."""
+    form = _inflect_engine().singular_noun(word)
+    return word if form is False else form
+
+
+def preprocess_tags(tag_string: str) -> list[str]:
+    """A free-text Freesound tag string -> the clip's distinct words, in order of first appearance.
+
+    Splitting on single spaces (not any whitespace) is the paper's: a token holding a tab or newline
+    is not alphabetic and is dropped, as it was there.
+    """
+    stops = stop_words()
+    words = (token.lower() for token in tag_string.split(" ") if token.isalpha())
+    kept = (singular(w) for w in words if len(w) > 1 and w not in stops)
+    return list(dict.fromkeys(kept))
+
+
+def document_frequencies(clip_tags: Iterable[Sequence[str]]) -> Counter[str]:
+    """On how many clips each word appears (each clip's words are already distinct)."""
+    return Counter(word for tags in clip_tags for word in tags)
+
+
+def build_vocabulary(clip_tags: Mapping[int, Sequence[str]], num_tags: int, min_count: int,
+                     max_fraction: float) -> list[str]:
+    """The vocabulary, index order = list order: gensim's ``filter_extremes(min_count, max_fraction, num_tags)``.
+
+    Words on at least ``min_count`` clips and at most ``int(max_fraction * n_clips)`` clips (gensim's
+    rounding), then the ``num_tags`` with the highest document frequency. Ties are broken alphabetically,
+    so the result does not depend on the order of the CSV rows (gensim kept first-seen words).
+    """
+    frequencies = document_frequencies(clip_tags.values())
+    max_count = int(max_fraction * len(clip_tags))
+    eligible = [w for w, n in frequencies.items() if min_count <= n <= max_count]
+    eligible.sort(key=lambda w: (-frequencies[w], w))
+    return eligible[:num_tags]

@@ -1,0 +1,58 @@
+"""Build COALA's training files from a folder of tagged audio, as the paper built its Freesound set.
+
+    python create_dataset.py --audio-dir sounds --tags-csv tags.csv --name my_set
+
+Writes hdf5_ds/spec_tags_<NAME> and hdf5_ds/spec_tags_<NAME>_val (the release's HDF5 layout),
+json/id2token_<NAME>.json, json/scaler_<NAME>.json and json/dataset_report_<NAME>.json. Patches are
+cached in hdf5_ds/.cache_<NAME>/, so running the same command again resumes an interrupted build.
+The stages are described in coala/dataset_builder.py.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from coala.dataset_builder import BuildOptions, DatasetError, build_dataset
+
+
+def parse_args(argv: list[str] | None) -> BuildOptions:
+    defaults = BuildOptions(Path(), Path(), "")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--audio-dir", type=Path, required=True, help="folder of audio files named <id>.<ext> (searched recursively)")
+    parser.add_argument("--tags-csv", type=Path, required=True, help="CSV with the columns id,tags; tags is a space-separated free-text string")
+    parser.add_argument("--name", required=True, help="dataset name used in every output file name")
+    parser.add_argument("--out-dir", type=Path, default=defaults.out_dir, help="folder of the HDF5 files and the patch cache (default %(default)s)")
+    parser.add_argument("--json-dir", type=Path, default=defaults.json_dir, help="folder of the vocabulary, scaler and report (default %(default)s)")
+    parser.add_argument("--num-tags", type=int, default=defaults.num_tags, help="vocabulary size at most (default %(default)s)")
+    parser.add_argument("--min-count", type=int, default=defaults.min_count, help="keep words on at least this many clips (default %(default)s)")
+    parser.add_argument("--max-fraction", type=float, default=defaults.max_fraction, help="keep words on at most this share of clips (default %(default)s)")
+    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction, help="share of clips held out for validation (default %(default)s)")
+    parser.add_argument("--exclude-ids", type=Path, help="JSON list of clip ids to leave out (e.g. the downstream datasets' clips)")
+    parser.add_argument("--workers", type=int, default=defaults.workers, help="processes computing spectrograms (default: the CPU count, %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the train/validation split (default %(default)s)")
+    args = parser.parse_args(argv)
+    return BuildOptions(**vars(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    try:
+        report = build_dataset(options)
+    except (DatasetError, OSError) as exc:  # OSError: an output folder that cannot be written
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the patches computed so far are cached in {options.cache_dir}; "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"{report['clips_read']} rows read, {report['clips_kept']} clips kept "
+          f"({report['train_size']} train, {report['validation_size']} validation), "
+          f"{report['clips_skipped']} skipped {report['skipped_by_reason']}, {report['tags_kept']} tags")
+    for key, path in report["files"].items():
+        print(f"{key}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Tag preprocessing and vocabulary: the paper's rules, checked against its own vocabulary file."""
+from __future__ import annotations
+
+import json
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from coala.tags import build_vocabulary, preprocess_tags, singular, stop_words
+
+
+def paper_vocabulary(reference) -> list[str]:
+    return list(json.loads((reference / "original" / "id2token_top_1000.json").read_text()).values())
+
+
+def test_stop_word_list_is_nltks_english_list():
+    words = stop_words()
+    assert len(words) == 179
+    # words only NLTK's list has (scikit-learn's has none of them), and contractions it spells out
+    assert {"ain", "mightn't", "should've", "that'll", "ll", "ve", "ma", "won"} <= words
+    assert not {"call", "fire", "empty"} & words
+
+
+def test_every_paper_vocabulary_word_passes_the_rules_unchanged(reference):
+    changed = [w for w in paper_vocabulary(reference) if preprocess_tags(w) != [w]]
+    # The paper's inflect stripped the last letter of "-ss" words ("bass" -> "bas", "hiss" -> "his");
+    # the pinned one keeps such words whole, so those vocabulary words are the only ones that change,
+    # and their source words pass intact.
+    assert all(w.endswith("s") and preprocess_tags(w + "s") == [w + "s"] for w in changed), changed
+    assert sorted(changed) == ["bas", "bos", "bras", "contrabas", "glas", "gros", "his", "pres"]
+
+
+def test_scikit_learn_stop_words_would_drop_ten_paper_words(reference):
+    dropped = {w for w in paper_vocabulary(reference) if w in ENGLISH_STOP_WORDS}
+    assert dropped == {"call", "cry", "empty", "fill", "fire", "his", "move", "name", "next", "one"}
+
+
+def test_preprocessing_lowercases_filters_and_singularizes():
+    tags = "Birds the bird 808 x of Rain\traw dogs-barking BIRDS ok Pianos mp3 a I"
+    assert preprocess_tags(tags) == ["bird", "ok", "piano"]
+
+
+def test_only_single_spaces_separate_tags():
+    assert preprocess_tags("drum  kick") == ["drum", "kick"]  # empty token between two spaces is dropped
+    assert preprocess_tags("drum\nkick") == []  # not alphabetic as one token
+
+
+def test_singular_is_applied_once_and_keeps_non_plurals():
+    assert singular("bells") == "bell"
+    assert singular("piano") == "piano"
+    assert singular("bass") == "bass"
+
+
+def test_vocabulary_by_document_frequency():
+    clip_tags = {i: ["everywhere"] for i in range(10)}
+    for i in range(6):
+        clip_tags[i].append("common")
+    for i in range(3):
+        clip_tags[i] += ["zeta", "alpha"]  # tie at 3 clips: alphabetical
+    clip_tags[9].append("rare")
+    assert build_vocabulary(clip_tags, num_tags=10, min_count=2, max_fraction=0.7) == ["common", "alpha", "zeta"]
+    assert build_vocabulary(clip_tags, num_tags=2, min_count=2, max_fraction=0.7) == ["common", "alpha"]
+    assert build_vocabulary(clip_tags, num_tags=10, min_count=1, max_fraction=1.0)[0] == "everywhere"
+    # gensim's bound is int(max_fraction * n_clips): 0.69 * 10 -> 6 keeps "common" on 6 clips, 0.59 does not
+    assert "common" in build_vocabulary(clip_tags, 10, 2, 0.69)
+    assert "common" not in build_vocabulary(clip_tags, 10, 2, 0.59)
