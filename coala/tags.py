@@ -5,8 +5,9 @@ The paper's rules (reference README, "Tags"): split the tag string on single spa
 inflect's ``singular_noun`` once, keeping the word where it returns False; remove duplicates within a
 clip. The vocabulary is chosen by document frequency like gensim's ``filter_extremes``.
 
-One known difference: the pinned inflect (7.x) leaves words ending in "ss" whole, where the paper's
-version stripped their last letter ("bass" became "bas", "hiss" became "his" in its vocabulary).
+inflect is pinned to 5.6.2 on purpose: like the paper's version it strips the last letter of words
+ending in "ss" ("bass" -> "bas", "hiss" -> "his", as in the paper's vocabulary), which inflect 6+ no
+longer does. Newer inflect would change eight words of the paper's vocabulary.
 """
 from __future__ import annotations
 
