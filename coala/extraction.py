@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -42,6 +44,10 @@ FAILURES_FILE = "failures.tsv"
 MODEL_PREFIXES = {"ae": ("audio_encoder.", AudioEncoder), "cnn": ("encoder.", CNN)}
 # Workers prefetch this many files each, so a batch of short clips is ready when the model asks.
 PREFETCH_FILES = 8
+# Atomic writes fsync each file (5-10 ms here, as long as computing a short clip): threads do them while
+# the next files are computed. A bound on waiting writes keeps memory flat when the disk is slow.
+WRITER_THREADS = 2
+MAX_PENDING_WRITES = 256
 
 Compute = Callable[[Path], np.ndarray]
 
@@ -271,11 +277,12 @@ def run_extraction(tasks: Sequence[Task], compute: Compute, failures_path: Path,
             claimed[task.output] = task.source
             todo.append(task)
     # numpy's BLAS threads and torch's threads fight over the cores (perf notes); torch does the math here.
-    with threadpool_limits(limits=1, user_api="blas"), \
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(WRITER_THREADS) as writer, \
             tqdm(total=len(todo), unit="file", disable=not progress, dynamic_ncols=True) as bar:
         results = iter_files([t.source for t in todo], compute, workers)
         if model is not None:
             results = embed_stream(model, results, batch_size)
+        writes: deque[Future] = deque()
         try:
             for result in results:
                 task = todo[result.index]
@@ -283,9 +290,13 @@ def run_extraction(tasks: Sequence[Task], compute: Compute, failures_path: Path,
                     failures.append((task.source, result.error))
                 else:
                     value = result.value[0] if model is not None else result.value
-                    _write_npy(task.output, np.asarray(value, dtype=np.float32))
+                    writes.append(writer.submit(_write_npy, task.output, np.asarray(value, dtype=np.float32)))
+                    if len(writes) > MAX_PENDING_WRITES:
+                        writes.popleft().result()
                     summary.done += 1
                 bar.update(1)
+            while writes:
+                writes.popleft().result()  # a write error (disk full, no permission) ends the run here
         finally:
             summary.failed = len(failures)
             _write_failures(failures_path, failures)
