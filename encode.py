@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def plan_jobs(args: argparse.Namespace, name: str) -> list[tuple[list, Path]]:
+def plan_jobs(args: argparse.Namespace, name: str) -> list[tuple[list[Task], Path]]:
     """``(tasks, failures.tsv path)`` per output folder: one for --input, one per dataset part."""
     if args.input is not None:
         tasks = plan_inputs(args.input, args.output)

@@ -179,7 +179,7 @@ DATASET_STEMS = {
 
 def test_dataset_mode_writes_where_classify_looks(capsys, data_dir, encoder_ckpt, scaler_file):
     code, stdout, err = run_cli(capsys, "--model", encoder_ckpt, "--scaler", scaler_file, "--dataset", "all",
-                                "--data-dir", data_dir)
+                                "--data-dir", data_dir, "--workers", "2")  # worker processes decode
     assert code == 0, err
     assert stdout.strip() == "done 7, skipped 0, failed 0"
     model = return_loaded_model(AudioEncoder, encoder_ckpt)
