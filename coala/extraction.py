@@ -119,9 +119,9 @@ class FileDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> FileResult:
-        # One file's STFT is too small to split across threads: two threads gained little on a quiet
-        # 2-core machine and were 3-8x slower on a busy one (each parallel region waits for a preempted
-        # thread). The model's large batches keep every thread.
+        # One file's STFT and mel product are small operations: on a busy 2-core machine two threads made
+        # them 3-8x slower than one (each parallel region waits for a preempted thread). The model's
+        # large batches keep every thread.
         try:
             with torch_threads(1):
                 return FileResult(index, self.compute(self.paths[index]))
