@@ -71,6 +71,8 @@ class FileResult:
 
 @dataclass
 class RunSummary:
+    """Counts of one run (or several, added up) and where its failure lists are, for the last line."""
+
     done: int = 0
     skipped: int = 0
     failed: int = 0
