@@ -242,3 +242,26 @@ def test_bad_command_lines_get_one_line_errors(capsys, tmp_path, clip_folder, en
                      "cnn as ae": "does not fit", "no audio files": "no audio files", "no model": "--model"}[case]
     assert expected_word in err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_run_leaves_complete_files_and_resumes(tmp_path, clip_folder):
+    from coala.extraction import plan_inputs, run_extraction
+    from coala.mfcc import mfcc_features
+
+    calls = []
+
+    def interrupted_on_the_third_file(path: Path) -> np.ndarray:
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return mfcc_features(path)
+
+    tasks = [t for t in plan_inputs([clip_folder], tmp_path / "out") if t.source.name != "broken.wav"]
+    with pytest.raises(KeyboardInterrupt):
+        run_extraction(tasks, interrupted_on_the_third_file, tmp_path / "out" / "failures.tsv", progress=False)
+    written = sorted((tmp_path / "out").rglob("*"))
+    assert [p for p in written if p.is_file()] == sorted(t.output for t in tasks[:2])
+    summary = run_extraction(tasks, mfcc_features, tmp_path / "out" / "failures.tsv", progress=False)
+    assert (summary.done, summary.skipped, summary.failed) == (len(tasks) - 2, 2, 0)
+    for task in tasks:  # the run holds numpy's BLAS to one thread: the same numbers up to summation order
+        np.testing.assert_allclose(np.load(task.output), mfcc_features(task.source), rtol=1e-4, atol=1e-4)
