@@ -119,8 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Encode audio files into COALA embeddings (one float32 .npy of shape (n_chunks, 1152) per "
                     "file) or the paper's 120-d MFCC baseline. Files whose output exists are skipped; files "
-                    "that fail are listed in failures.tsv and the run goes on (exit status 1).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "that fail are listed in failures.tsv and the run goes on (exit status 1).")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", nargs="+", type=Path, metavar="PATH",
                         help="audio files, or folders searched recursively (their subfolders are mirrored)")
@@ -128,17 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a downstream dataset in the paper's layout under --data-dir")
     parser.add_argument("--output", type=Path, help="output folder for --input")
     parser.add_argument("--data-dir", type=Path, default=Path("data"),
-                        help="root of the datasets; --dataset writes to <data-dir>/embeddings/")
+                        help="root of the datasets (default data); --dataset writes to <data-dir>/embeddings/")
     parser.add_argument("--features", choices=["embeddings", "mfcc"], default="embeddings",
-                        help="model embeddings, or the paper's MFCC baseline (needs no --model)")
+                        help="model embeddings (default), or the paper's MFCC baseline (needs no --model)")
     parser.add_argument("--model", type=Path, help="checkpoint of an audio encoder or of the CNN baseline")
     parser.add_argument("--model-type", choices=["auto", *MODEL_PREFIXES], default="auto",
-                        help="auto tells the audio encoder (ae) and the CNN apart from the checkpoint's keys")
+                        help="auto (default) tells the audio encoder (ae) and the CNN apart from the checkpoint's keys")
     parser.add_argument("--scaler", type=Path, help="scaler .json (or the paper's .pkl); default json/scaler_top_1000.json")
     parser.add_argument("--name", help="embedding folder name for --dataset (default: embeddings_<checkpoint "
                                        "folder>_<epoch>, or mfcc)")
-    parser.add_argument("--device", default="auto", help="auto (the GPU when there is one), cpu, cuda, cuda:N")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="chunks per forward pass")
+    parser.add_argument("--device", default="auto", help="auto (default: the GPU when there is one), cpu, cuda, cuda:N")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"chunks per forward pass (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--workers", type=int,
                         help="DataLoader processes decoding audio (default: 0 on the CPU, up to 4 with a GPU)")
     parser.add_argument("--overwrite", action="store_true", help="redo files whose output already exists")
