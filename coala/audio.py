@@ -65,7 +65,8 @@ def load_audio(path: str | Path, res_type: str = DEFAULT_RESAMPLER) -> np.ndarra
                 warnings.simplefilter("ignore")
                 y, sr = librosa.load(str(path), sr=None, mono=True)
         except Exception as exc:  # audioread raises many unrelated types; all mean "cannot decode"
-            raise AudioError(path, f"cannot decode audio ({type(exc).__name__}: {exc})".rstrip(": ")) from None
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise AudioError(path, f"cannot decode audio ({detail})") from None
     if y.size == 0:
         raise AudioError(path, "holds no audio samples")
     if not np.all(np.isfinite(y)):
