@@ -88,6 +88,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             continue
         present = task_embedding_names(task, args.embeddings_dir)
         names = [n for n in args.embedding if n in present] if args.embedding else present
+        for absent in sorted(set(args.embedding or []) - set(present)):
+            log(f"{key}: no embedding set {absent} under {args.embeddings_dir}")
         if not names:
             wanted = f" named {' '.join(args.embedding)}" if args.embedding else ""
             reason = f"no embedding sets{wanted} under {args.embeddings_dir} for {key}"

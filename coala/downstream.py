@@ -89,9 +89,11 @@ def read_us8k(data_dir: Path) -> Task:
         raise DownstreamError(f"{path}: no clips listed")
     stems, labels, folds, names = [], [], [], {}
     for line, row in enumerate(rows, start=2):
+        if any(not row[c] for c in US8K_COLUMNS):
+            raise DownstreamError(f"{path} line {line}: empty or missing {', '.join(US8K_COLUMNS)} value")
         try:
             class_id, fold = int(row["classID"]), int(row["fold"])
-        except (TypeError, ValueError):
+        except ValueError:
             raise DownstreamError(f"{path} line {line}: classID and fold must be integers, "
                                   f"got {row['classID']!r} and {row['fold']!r}") from None
         stems.append(Path(row["slice_file_name"]).stem)
@@ -135,7 +137,9 @@ def nsynth_family(name: str, source: Path | str) -> str:
 def embedding_names(embeddings_dir: Path, subdir: str) -> set[str]:
     """The embedding sets (folder names) written for one embeddings subfolder."""
     folder = embeddings_dir / subdir
-    return {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
+    if not folder.is_dir():
+        return set()
+    return {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
 
 
 def _stems_on_disk(folders: list[Path], suffix: str) -> set[str]:
@@ -165,7 +169,7 @@ def read_nsynth(data_dir: Path, embeddings_dir: Path, selection: Path | None, se
     if selection is not None and selection.is_file():
         try:
             listed = json.loads(selection.read_text(encoding="utf-8"))
-            train = [name for names in listed.values() for name in names]
+            train = [name.removesuffix(".wav") for names in listed.values() for name in names]
         except (json.JSONDecodeError, AttributeError, TypeError):
             raise DownstreamError(f"{selection}: not a JSON object of family -> list of note names") from None
         train_source: dict[str, Any] = {"source": "file", "path": str(selection)}

@@ -56,6 +56,7 @@ class Fit:
     accuracy: float
     confusion: np.ndarray
     converged: bool
+    iterations: int
 
 
 def fit_and_score(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, kind: str,
@@ -64,16 +65,18 @@ def fit_and_score(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndar
 
     float32 inputs are kept float32 (scikit-learn's MLP and scaler preserve it): half the memory
     traffic of float64 for the same protocol. Not converging within ``max_iter`` is recorded, not
-    printed: the paper's defaults often stop there, and 100 identical warnings help nobody.
+    printed: with the paper's defaults (``max_iter`` 200) a fit can stop there, and a hundred identical
+    warnings would bury the output.
     """
     with threadpool_limits(limits=blas_threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         scaler = StandardScaler().fit(x[train])
         model = make_classifier(kind, seed).fit(scaler.transform(x[train]), y[train])
         predicted = model.predict(scaler.transform(x[test]))
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
     return Fit(float(np.mean(predicted == y[test])),
                confusion_matrix(y[test], predicted, labels=np.arange(n_classes)),
-               not any(issubclass(w.category, ConvergenceWarning) for w in caught))
+               converged, int(np.max(model.n_iter_)))
 
 
 @dataclass
@@ -97,6 +100,7 @@ class Outcome:
     confusion: np.ndarray
     fits: int
     not_converged: int
+    iterations: int
 
 
 def run_jobs(jobs: list[Job], n_classes: int, n_jobs: int, label: str = "fits") -> dict[str, Outcome]:
@@ -114,10 +118,11 @@ def run_jobs(jobs: list[Job], n_classes: int, n_jobs: int, label: str = "fits") 
     outcomes: dict[str, Outcome] = {}
     for job, fit in zip(jobs, fits):
         by_run.setdefault(job.result, {}).setdefault(job.run, []).append(fit.accuracy)
-        out = outcomes.setdefault(job.result, Outcome([], np.zeros((n_classes, n_classes), np.int64), 0, 0))
+        out = outcomes.setdefault(job.result, Outcome([], np.zeros((n_classes, n_classes), np.int64), 0, 0, 0))
         out.confusion += fit.confusion
         out.fits += 1
         out.not_converged += not fit.converged
+        out.iterations += fit.iterations
     for result, runs in by_run.items():
         outcomes[result].scores = [float(np.mean(runs[r])) for r in sorted(runs)]
     return outcomes
@@ -165,6 +170,7 @@ def evaluate_task(task: Task, embeddings_dir: Path, names: list[str], classifier
     log(f"{task.key}: {len(jobs)} fits ({len(task.stems)} clips listed, {len(task.classes)} classes)")
     outcomes = run_jobs(jobs, len(task.classes), n_jobs, task.key) if jobs else {}
     meta = {"classes": task.classes, "listed": len(task.stems), **task.info, "embeddings": sets,
-            "fits": {r: {"total": o.fits, "not_converged": o.not_converged} for r, o in outcomes.items()}}
+            "fits": {r: {"total": o.fits, "not_converged": o.not_converged,
+                         "mean_iterations": round(o.iterations / o.fits, 1)} for r, o in outcomes.items()}}
     return TaskEvaluation({r: o.scores for r, o in outcomes.items()},
                           {r: o.confusion for r, o in outcomes.items()}, meta)

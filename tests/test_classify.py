@@ -256,3 +256,16 @@ def test_nsynth_without_selection_file_draws_a_seeded_selection(tmp_path, capsys
     assert chosen == select_nsynth_training(pool, seed=5) != select_nsynth_training(pool, seed=6)
     with pytest.raises(DownstreamError, match="not an NSynth note name"):
         select_nsynth_training({"piano_acoustic_000-060-100"}, seed=0)
+
+
+def test_malformed_us8k_row_is_a_one_line_error(tmp_path, capsys):
+    data = tmp_path / "data"
+    make_us8k(data, Writer(data / "embeddings", n_classes=3, seed=4), per_class_per_fold=1)
+    csv_path = data / "UrbanSound8K" / "metadata" / "UrbanSound8K.csv"
+    lines = csv_path.read_text().splitlines()
+    lines[1] = lines[1].replace(",1,0,air_conditioner", ",one,0,air_conditioner")
+    csv_path.write_text("\n".join(lines) + "\n")
+    assert _run(data, tmp_path / "r.json", "--tasks", "us8k") == 1
+    err = capsys.readouterr().err
+    assert f"{csv_path} line 2: classID and fold must be integers, got '0' and 'one'" in err
+    assert err.count("\n") == 1
