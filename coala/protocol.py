@@ -141,7 +141,7 @@ def evaluate_task(task: Task, embeddings_dir: Path, names: list[str], classifier
     """Evaluate each embedding set in ``names`` on ``task`` with each classifier and run seed.
 
     An embedding set with missing files is evaluated on the items present, and the count is reported;
-    one with no training or no test item left is skipped with a message.
+    one left with a split that cannot be fitted or scored is skipped with a message.
     """
     jobs: list[Job] = []
     sets: dict[str, Any] = {}
@@ -157,11 +157,11 @@ def evaluate_task(task: Task, embeddings_dir: Path, names: list[str], classifier
             log(f"{task.key} {name}: {len(emb.missing)} of {len(task.stems)} listed embeddings missing, "
                 f"{len(emb.unreadable)} unreadable (e.g. {(emb.missing + emb.unreadable)[0]}); "
                 "evaluating the rest")
-        if any(len(train) == 0 or len(test) == 0 for _, train, test in splits):
-            log(f"{task.key} {name}: skipped, a split has no training or no test clip left")
-            sets[name]["skipped"] = "a split has no training or no test clip"
-            continue
         y = task.labels[emb.present]
+        if any(len(np.unique(y[train])) < 2 or len(test) == 0 for _, train, test in splits):
+            log(f"{task.key} {name}: skipped, a split has no test clip or fewer than 2 training classes left")
+            sets[name]["skipped"] = "a split has no test clip or fewer than 2 training classes"
+            continue
         for kind in classifiers:
             result = name if kind == "mlp" else name + LINEAR_SUFFIX
             for run, seed in enumerate(seeds[:classifier_runs(kind, len(seeds))]):

@@ -269,3 +269,15 @@ def test_malformed_us8k_row_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{csv_path} line 2: classID and fold must be integers, got '0' and 'one'" in err
     assert err.count("\n") == 1
+
+
+def test_embedding_set_without_test_clips_is_skipped_and_the_others_evaluated(tmp_path, capsys):
+    data = _small_gtzan(tmp_path)
+    for line in (data / "GTZAN" / "test_filtered.txt").read_text().split():
+        (data / "embeddings" / "gtzan" / RANDOM / f"{Path(line).stem}.npy").unlink()
+    out = tmp_path / "r.json"
+    assert _run(data, out) == 0
+    results = json.loads(out.read_text())
+    assert set(results["GTZAN"]) == {SEPARABLE}
+    assert results["meta"]["tasks"]["GTZAN"]["embeddings"][RANDOM]["missing"] == 12
+    assert "GTZAN mfcc: skipped, a split has no test clip" in capsys.readouterr().out
