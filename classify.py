@@ -1,0 +1,142 @@
+"""Downstream evaluation: the paper's UrbanSound8K, GTZAN and NSynth protocols on encode.py's embeddings.
+
+    python classify.py                                   # every embedding set, every task, 10 runs
+    python classify.py --tasks us8k --embedding mfcc --runs 3 --jobs 2
+
+Writes the results JSON (the paper's shape plus "meta"), a markdown table beside it and a confusion
+matrix PNG per task for its best embedding set. See README, "Downstream evaluation".
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+
+from coala.downstream import NSYNTH_SELECTION, TASK_KEYS, DownstreamError, read_task, task_embedding_names
+from coala.protocol import CLASSIFIERS, LINEAR_MAX_ITER, LINEAR_SUFFIX, MLP_HIDDEN, evaluate_task, run_seeds
+from coala.report import META_KEY, best_result, merge_previous, plot_confusion, write_results
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=Path("data"),
+                   help="folder holding UrbanSound8K/, GTZAN/ and nsynth/ (default: data)")
+    p.add_argument("--embeddings-dir", type=Path, default=None,
+                   help="folder of encode.py's embeddings (default: <data-dir>/embeddings)")
+    p.add_argument("--tasks", nargs="+", choices=list(TASK_KEYS), default=list(TASK_KEYS),
+                   help="tasks to evaluate (default: all three)")
+    p.add_argument("--embedding", nargs="+", metavar="NAME", default=None,
+                   help="embedding sets (folder names, e.g. mfcc embeddings_dual_ae_c_200) "
+                        "(default: every set present for each task)")
+    p.add_argument("--runs", type=int, default=10, help="repetitions, each with its own seed (default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed the run seeds are derived from (default: 0)")
+    p.add_argument("--classifier", nargs="+", choices=CLASSIFIERS, default=["mlp"],
+                   help="mlp: the paper's MLPClassifier(256); linear: a logistic-regression probe, stored "
+                        f"as '<name>{LINEAR_SUFFIX}'; give both to run both (default: mlp)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="parallel fits over folds and runs (-1: one per core; default: 1)")
+    p.add_argument("--out", type=Path, default=Path("results/performances.json"),
+                   help="results JSON; the table goes beside it as .md (default: results/performances.json)")
+    p.add_argument("--nsynth-selection", type=Path, default=None,
+                   help=f"NSynth training notes JSON (default: {NSYNTH_SELECTION} when present, "
+                        "else a seeded selection of up to 2,000 per family among the training embeddings)")
+    args = p.parse_args(argv)
+    if args.runs < 1:
+        p.error(f"--runs must be at least 1, got {args.runs}")
+    if args.jobs == 0 or args.jobs < -1:
+        p.error(f"--jobs must be a positive number or -1, got {args.jobs}")
+    if args.nsynth_selection is not None and not args.nsynth_selection.is_file():
+        p.error(f"--nsynth-selection: no such file {args.nsynth_selection}")
+    args.embeddings_dir = args.embeddings_dir or args.data_dir / "embeddings"
+    return args
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every requested task; return the results in the paper's shape with the "meta" key."""
+    seeds = run_seeds(args.seed, args.runs)
+    selection = args.nsynth_selection or NSYNTH_SELECTION
+    meta: dict[str, Any] = {
+        "versions": {"python": platform.python_version(), "numpy": np.__version__,
+                     "scikit-learn": sklearn.__version__, "joblib": joblib.__version__},
+        "runs": args.runs, "seed": args.seed, "run_seeds": seeds,
+        "classifiers": {"mlp": f"MLPClassifier(hidden_layer_sizes={MLP_HIDDEN}), defaults otherwise",
+                        "linear": f"LogisticRegression(max_iter={LINEAR_MAX_ITER}), one deterministic run"},
+        "classifier": args.classifier, "data_dir": str(args.data_dir),
+        "embeddings_dir": str(args.embeddings_dir), "tasks": {}, "skipped": {},
+    }
+    results: dict[str, Any] = {META_KEY: meta}
+    started = time.perf_counter()
+    for name in args.tasks:
+        key = TASK_KEYS[name]
+        try:
+            task = read_task(name, args.data_dir, args.embeddings_dir, selection, args.seed)
+        except FileNotFoundError as exc:
+            reason = f"data absent: {exc.filename or exc}"
+            log(f"{key}: skipped, {reason}")
+            meta["skipped"][key] = reason
+            continue
+        present = task_embedding_names(task, args.embeddings_dir)
+        names = [n for n in args.embedding if n in present] if args.embedding else present
+        for absent in sorted(set(args.embedding or []) - set(present)):
+            log(f"{key}: no embedding set {absent} under {args.embeddings_dir}")
+        if not names:
+            wanted = f" named {' '.join(args.embedding)}" if args.embedding else ""
+            reason = f"no embedding sets{wanted} under {args.embeddings_dir} for {key}"
+            log(f"{key}: skipped, {reason}")
+            meta["skipped"][key] = reason
+            continue
+        if "training_selection" in task.info:
+            log(f"{key}: training notes from {_describe_selection(task.info['training_selection'])}")
+        evaluation = evaluate_task(task, args.embeddings_dir, names, args.classifier, seeds, args.jobs, log)
+        results[key] = evaluation.scores
+        meta["tasks"][key] = evaluation.meta
+        if evaluation.scores:
+            best = best_result(evaluation.scores)
+            png = args.out.with_name(f"{args.out.stem}_confusion_{name}.png")
+            plot_confusion(png, evaluation.confusion[best], task.classes,
+                           f"{key}: {best}\nrow-normalized, summed over runs and splits")
+            meta["tasks"][key]["confusion_matrix"] = {"embedding": best, "png": str(png)}
+    meta["elapsed_s"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+def _describe_selection(selection: dict[str, Any]) -> str:
+    if selection["source"] == "file":
+        return f"the selection file {selection['path']}"
+    return (f"a seeded selection (seed {selection['seed']}) of up to {selection['per_family_at_most']} "
+            f"per family among {selection['pool']} training embeddings, "
+            f"since {selection['missing_file']} is absent")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        results = evaluate(args)
+    except (DownstreamError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not any(key in results for key in TASK_KEYS.values()):
+        print("error: no task could be evaluated (see the messages above)", file=sys.stderr)
+        return 1
+    for key in merge_previous(args.out, results):
+        log(f"{key}: kept the results already in {args.out}")
+    table_path = write_results(args.out, results)
+    print()
+    print(table_path.read_text(encoding="utf-8"), end="")
+    log(f"\nwrote {args.out} and {table_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Reporting downstream results: the paper's table beside ours, and confusion matrices.
+
+The results file keeps the shape of the paper's ``results/performances.json``
+(``{"US8K": {"<embedding>": [score per run]}, "GTZAN": ..., "NSynth": ...}``), so tools written for
+the paper's file read ours; everything else about the evaluation sits under the extra key ``"meta"``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coala.atomic import atomic_path, atomic_write_text
+
+TASK_ORDER = ("US8K", "GTZAN", "NSynth")
+META_KEY = "meta"
+
+# The paper's results (its results/performances.json): mean and std over 10 runs, accuracy in %.
+PAPER_RESULTS: dict[str, dict[str, tuple[float, float]]] = {
+    "AE_c": {"US8K": (72.68, 0.23), "GTZAN": (60.73, 1.12), "NSynth": (73.13, 1.29)},
+    "E_c": {"US8K": (72.55, 0.22), "GTZAN": (58.93, 1.52), "NSynth": (69.53, 1.24)},
+    "MFCC": {"US8K": (65.83, 0.33), "GTZAN": (49.79, 1.21), "NSynth": (62.56, 1.12)},
+    "CNN": {"US8K": (48.39, 0.40), "GTZAN": (46.96, 0.83), "NSynth": (56.41, 0.70)},
+}
+# Embedding-set names -> the paper's row, by whole "_"-separated tokens (so "dual_ae_c" is AE_c, not E_c).
+_PAPER_NAMES = (("ae_c", "AE_c"), ("e_c", "E_c"), ("cnn", "CNN"), ("mfcc", "MFCC"))
+
+
+def paper_name(result_name: str) -> str | None:
+    """The paper's row an embedding set corresponds to (MLP results only: the paper had no linear probe)."""
+    if " " in result_name:
+        return None
+    for token, paper in _PAPER_NAMES:
+        if re.search(rf"(^|_){token}(_|$)", result_name):
+            return paper
+    return None
+
+
+def merge_previous(path: Path, results: dict[str, Any]) -> list[str]:
+    """Keep the tasks of an earlier results file at ``path`` that this evaluation did not run.
+
+    Evaluating one task at a time must not erase the others' results. Returns the tasks kept.
+    """
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return []
+    if not isinstance(previous, dict):
+        return []
+    kept = [task for task in TASK_ORDER if task in previous and task not in results]
+    for task in kept:
+        results[task] = previous[task]
+        results[META_KEY]["tasks"][task] = previous.get(META_KEY, {}).get("tasks", {}).get(task, {})
+    return kept
+
+
+def _cell(scores: list[float]) -> str:
+    values = 100 * np.asarray(scores, dtype=float)
+    return f"{values.mean():.2f} ± {values.std():.2f}" if len(values) > 1 else f"{values.mean():.2f}"
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """Mean ± std over runs in %, one row per result name, the paper's figures beside where names match.
+
+    The std is numpy's default (population, ddof=0); a result with a single run shows its mean only.
+    """
+    tasks = [t for t in TASK_ORDER if t in results]
+    names = sorted({name for t in tasks for name in results[t]})
+    header = ["embedding", "paper row"] + [c for t in tasks for c in (t, f"{t} (paper)")]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for name in names:
+        paper = paper_name(name)
+        row = [name, paper or "—"]
+        for t in tasks:
+            row.append(_cell(results[t][name]) if name in results[t] else "—")
+            row.append("{:.2f} ± {:.2f}".format(*PAPER_RESULTS[paper][t]) if paper else "—")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def best_result(task_results: dict[str, list[float]]) -> str:
+    return max(sorted(task_results), key=lambda name: float(np.mean(task_results[name])))
+
+
+def plot_confusion(path: Path, confusion: np.ndarray, classes: list[str], title: str) -> None:
+    """A row-normalized confusion matrix (each true class sums to 1) as a PNG, written atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    rows = confusion.sum(axis=1, keepdims=True)
+    normalized = confusion / np.maximum(rows, 1)
+    size = 2.5 + 0.5 * len(classes)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(normalized, vmin=0, vmax=1, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    for i, j in np.ndindex(normalized.shape):
+        ax.text(j, i, f"{normalized[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                color="white" if normalized[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def write_results(path: Path, results: dict[str, Any]) -> Path:
+    """Write the results JSON and its markdown table beside it (``<stem>.md``); return the table's path."""
+    ordered = {key: results[key] for key in (*TASK_ORDER, META_KEY) if key in results}
+    atomic_write_text(path, json.dumps(ordered, indent=2) + "\n")
+    table_path = path.with_suffix(".md")
+    atomic_write_text(table_path, markdown_table(results))
+    return table_path

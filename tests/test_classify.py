@@ -1,0 +1,283 @@
+"""classify.py on tiny datasets in the exact on-disk layouts of UrbanSound8K, GTZAN and NSynth.
+
+Each dataset gets two embedding sets: ``embeddings_dual_ae_c_200`` (chunk arrays, class-separable) and
+``mfcc`` ((d,) vectors of pure noise). The protocol must score the first near 1 and the second near
+chance, and the results file must have the paper's shape.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import classify
+from coala.downstream import DownstreamError, read_nsynth, select_nsynth_training
+from coala.report import PAPER_RESULTS, markdown_table, paper_name
+
+SEPARABLE = "embeddings_dual_ae_c_200"
+RANDOM = "mfcc"
+CHUNK_WIDTH = 24
+MFCC_WIDTH = 12
+RUNS = 2
+US8K_CLASSES = ["air_conditioner", "car_horn", "dog_bark"]
+GENRES = ["blues", "classical", "metal"]
+FAMILIES = ["bass", "guitar", "synth_lead", "vocal"]  # synth_lead must be left out
+
+
+class Writer:
+    """Writes the two embedding sets for one clip: separable chunk arrays and random vectors."""
+
+    def __init__(self, root: Path, n_classes: int, seed: int) -> None:
+        self.root = root
+        self.rng = np.random.default_rng(seed)
+        self.centres = 4 * self.rng.standard_normal((n_classes, CHUNK_WIDTH))
+
+    def write(self, subdir: str, stem: str, label: int) -> None:
+        chunks = self.centres[label] + 0.5 * self.rng.standard_normal((3, CHUNK_WIDTH))
+        for name, array in ((SEPARABLE, chunks), (RANDOM, self.rng.standard_normal(MFCC_WIDTH))):
+            folder = self.root / subdir / name
+            folder.mkdir(parents=True, exist_ok=True)
+            np.save(folder / f"{stem}.npy", array.astype(np.float32))
+
+
+def make_us8k(data: Path, writer: Writer, per_class_per_fold: int = 5) -> None:
+    meta = data / "UrbanSound8K" / "metadata"
+    meta.mkdir(parents=True)
+    with open(meta / "UrbanSound8K.csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"])
+        for fold in range(1, 11):
+            for class_id, name in enumerate(US8K_CLASSES):
+                for k in range(per_class_per_fold):
+                    fs_id = 1000 * fold + 10 * class_id + k
+                    out.writerow([f"{fs_id}-{class_id}-0-{k}.wav", fs_id, 0.0, 4.0, 1, fold, class_id, name])
+                    writer.write("us8k", f"{fs_id}-{class_id}-0-{k}", class_id)
+
+
+def make_gtzan(data: Path, writer: Writer, per_genre: int = 16) -> None:
+    root = data / "GTZAN"
+    root.mkdir(parents=True)
+    lists = {"train": [], "test": []}
+    for label, genre in enumerate(GENRES):
+        for k in range(per_genre):
+            name = f"{genre}.{k:05d}"
+            lists["train" if k % 2 else "test"].append(f"{genre}/{name}.wav")
+            writer.write("gtzan", name, label)
+    for part, lines in lists.items():
+        (root / f"{part}_filtered.txt").write_text("\n".join(lines) + "\n")
+
+
+def nsynth_names(family: str, n: int, offset: int) -> list[str]:
+    source = "synthetic" if family == "synth_lead" else "acoustic"
+    return [f"{family}_{source}_{offset + k:03d}-{40 + k:03d}-100" for k in range(n)]
+
+
+def make_nsynth(data: Path, writer: Writer, selection: Path, train_n: int = 14, test_n: int = 8) -> None:
+    audio = data / "nsynth" / "nsynth-test" / "audio"
+    audio.mkdir(parents=True)
+    chosen = {}
+    for label, family in enumerate(FAMILIES):
+        train, test = nsynth_names(family, train_n, 0), nsynth_names(family, test_n, 100)
+        chosen[family] = train
+        for name in train:
+            writer.write("nsynth/train", name, label)
+        for name in test:
+            writer.write("nsynth/test", name, label)
+            (audio / f"{name}.wav").touch()
+    selection.write_text(json.dumps(chosen))
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
+    """All three tasks evaluated once, MLP and linear probe, with 2 parallel jobs."""
+    root = tmp_path_factory.mktemp("full")
+    data = root / "data"
+    writer = Writer(data / "embeddings", n_classes=len(FAMILIES), seed=0)
+    make_us8k(data, writer)
+    make_gtzan(data, writer)
+    make_nsynth(data, writer, root / "selection.json")
+    out = root / "results" / "performances.json"
+    code = classify.main(["--data-dir", str(data), "--runs", str(RUNS), "--classifier", "mlp", "linear",
+                          "--jobs", "2", "--nsynth-selection", str(root / "selection.json"), "--out", str(out)])
+    assert code == 0
+    return out, json.loads(out.read_text()), root
+
+
+def test_results_have_the_papers_shape_with_one_score_per_run(full_run):
+    _, results, _ = full_run
+    assert set(results) == {"US8K", "GTZAN", "NSynth", "meta"}
+    for task in ("US8K", "GTZAN", "NSynth"):
+        assert set(results[task]) == {SEPARABLE, RANDOM, f"{SEPARABLE} (linear)", f"{RANDOM} (linear)"}
+        assert len(results[task][SEPARABLE]) == len(results[task][RANDOM]) == RUNS
+        assert len(results[task][f"{SEPARABLE} (linear)"]) == 1
+    assert len(results["meta"]["run_seeds"]) == RUNS
+    assert results["meta"]["tasks"]["US8K"]["embeddings"][SEPARABLE]["counts"]["fold 3"] == {"train": 135,
+                                                                                         "test": 15}
+
+
+def test_separable_embeddings_score_near_one_and_random_near_chance(full_run):
+    _, results, _ = full_run
+    for task, n_classes in (("US8K", 3), ("GTZAN", 3), ("NSynth", 3)):
+        for name in (SEPARABLE, f"{SEPARABLE} (linear)"):
+            assert min(results[task][name]) >= 0.95, (task, name, results[task][name])
+        for name in (RANDOM, f"{RANDOM} (linear)"):
+            assert max(results[task][name]) <= 1 / n_classes + 0.25, (task, name, results[task][name])
+
+
+def test_synth_lead_is_left_out_of_training_and_test(full_run):
+    _, results, _ = full_run
+    nsynth = results["meta"]["tasks"]["NSynth"]
+    assert nsynth["classes"] == ["bass", "guitar", "vocal"]
+    assert nsynth["left_out_synth_lead"] == 14 + 8
+    assert nsynth["embeddings"][SEPARABLE]["counts"]["test"] == {"train": 3 * 14, "test": 3 * 8}
+    assert nsynth["training_selection"]["source"] == "file"
+
+
+def test_gtzan_reads_every_line_of_the_lists(full_run):
+    _, results, _ = full_run
+    counts = results["meta"]["tasks"]["GTZAN"]["embeddings"][SEPARABLE]["counts"]["test"]
+    assert counts == {"train": 3 * 8, "test": 3 * 8}
+
+
+def test_table_and_confusion_matrices_are_written_beside_the_results(full_run):
+    out, results, _ = full_run
+    table = out.with_suffix(".md").read_text()
+    assert "{:.2f} ± {:.2f}".format(*PAPER_RESULTS["AE_c"]["US8K"]) in table
+    assert "{:.2f} ± {:.2f}".format(*PAPER_RESULTS["MFCC"]["NSynth"]) in table
+    mean = 100 * np.mean(results["GTZAN"][SEPARABLE])
+    assert f"{mean:.2f} ± " in table
+    for task in ("us8k", "gtzan", "nsynth"):
+        png = out.with_name(f"performances_confusion_{task}.png")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_paper_names_match_by_whole_tokens():
+    assert paper_name("embeddings_dual_ae_c_200") == "AE_c"
+    assert paper_name("embeddings_dual_e_c_200") == "E_c"
+    assert paper_name("embeddings_cnn_20") == "CNN"
+    assert paper_name("mfcc") == "MFCC"
+    assert paper_name("embeddings_fine_cnnx_5") is None
+    assert paper_name("mfcc (linear)") is None
+    table = markdown_table({"US8K": {"embeddings_mine_3": [0.5, 0.7]}})
+    assert "| embeddings_mine_3 | — | 60.00 ± 10.00 | — |" in table
+
+
+def _small_gtzan(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    make_gtzan(data, Writer(data / "embeddings", n_classes=len(GENRES), seed=1), per_genre=8)
+    return data
+
+
+def _run(data: Path, out: Path, *extra: str) -> int:
+    return classify.main(["--data-dir", str(data), "--runs", "1", "--out", str(out), *extra])
+
+
+def test_missing_embeddings_are_counted_and_the_rest_evaluated(tmp_path, capsys):
+    data = _small_gtzan(tmp_path)
+    for stem in ("blues.00001", "metal.00002"):
+        (data / "embeddings" / "gtzan" / SEPARABLE / f"{stem}.npy").unlink()
+    (data / "embeddings" / "gtzan" / SEPARABLE / "blues.00003.npy").write_bytes(b"not numpy")
+    out = tmp_path / "r.json"
+    assert _run(data, out) == 0
+    results = json.loads(out.read_text())
+    gtzan = results["meta"]["tasks"]["GTZAN"]["embeddings"]
+    assert (gtzan[SEPARABLE]["missing"], gtzan[SEPARABLE]["unreadable"]) == (2, 1)
+    assert (gtzan[RANDOM]["missing"], gtzan[RANDOM]["unreadable"]) == (0, 0)
+    assert gtzan[SEPARABLE]["counts"]["test"] == {"train": 12 - 2, "test": 12 - 1}
+    assert len(results["GTZAN"][SEPARABLE]) == 1
+    assert "GTZAN embeddings_dual_ae_c_200: 2 of 24 listed embeddings missing, 1 unreadable" in capsys.readouterr().out
+
+
+def test_absent_tasks_are_skipped_with_a_message(tmp_path, capsys):
+    data = _small_gtzan(tmp_path)
+    out = tmp_path / "r.json"
+    assert _run(data, out) == 0
+    stdout = capsys.readouterr().out
+    assert "US8K: skipped, data absent" in stdout and "NSynth: skipped" in stdout
+    results = json.loads(out.read_text())
+    assert set(results) == {"GTZAN", "meta"}
+    assert set(results["meta"]["skipped"]) == {"US8K", "NSynth"}
+
+
+def test_no_data_at_all_is_a_one_line_error(tmp_path, capsys):
+    assert _run(tmp_path / "nothing", tmp_path / "r.json") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no task could be evaluated") and err.count("\n") == 1
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_mismatched_widths_stop_with_an_error_naming_the_file(tmp_path, capsys):
+    data = _small_gtzan(tmp_path)
+    bad = data / "embeddings" / "gtzan" / RANDOM / "metal.00005.npy"
+    np.save(bad, np.zeros(MFCC_WIDTH + 1, np.float32))
+    assert _run(data, tmp_path / "r.json") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad) in err and "width 13 differs from 12" in err
+    assert "Traceback" not in err
+
+
+def test_malformed_list_line_is_a_one_line_error(tmp_path, capsys):
+    data = _small_gtzan(tmp_path)
+    (data / "GTZAN" / "test_filtered.txt").write_text("blues.00000.wav\n")
+    assert _run(data, tmp_path / "r.json") == 1
+    err = capsys.readouterr().err
+    assert "test_filtered.txt" in err and "'blues.00000.wav'" in err and err.count("\n") == 1
+
+
+def test_later_task_runs_keep_earlier_results_and_seeds_repeat(tmp_path):
+    data = _small_gtzan(tmp_path)
+    make_us8k(data, Writer(data / "embeddings", n_classes=3, seed=2), per_class_per_fold=2)
+    out = tmp_path / "r.json"
+    assert _run(data, out, "--tasks", "gtzan", "--embedding", SEPARABLE) == 0
+    first = json.loads(out.read_text())
+    assert _run(data, out, "--tasks", "us8k", "--embedding", RANDOM) == 0
+    merged = json.loads(out.read_text())
+    assert merged["GTZAN"] == first["GTZAN"] and set(merged["US8K"]) == {RANDOM}
+    assert set(merged["meta"]["tasks"]) == {"GTZAN", "US8K"}
+    assert _run(data, out, "--tasks", "gtzan", "--embedding", SEPARABLE, "--jobs", "2") == 0
+    assert json.loads(out.read_text())["GTZAN"] == first["GTZAN"]  # same seed, parallel or not
+
+
+def test_nsynth_without_selection_file_draws_a_seeded_selection(tmp_path, capsys):
+    data = tmp_path / "data"
+    make_nsynth(data, Writer(data / "embeddings", n_classes=len(FAMILIES), seed=3), tmp_path / "unused.json",
+                train_n=6, test_n=4)
+    task = read_nsynth(data, data / "embeddings", tmp_path / "absent.json", seed=0)
+    assert task.info["training_selection"]["source"] == "seeded"
+    assert sorted(set(task.classes)) == ["bass", "guitar", "vocal"]
+    assert (task.groups == "train").sum() == 3 * 6
+    pool = {f"{family}_acoustic_{k % 1000:03d}-{20 + k // 1000:03d}-100" for family in ("bass", "vocal")
+            for k in range(2100)} | {"brass_acoustic_000-060-100"}
+    chosen = select_nsynth_training(pool, seed=5)
+    assert len(chosen) == 2 * 2000 + 1 and "brass_acoustic_000-060-100" in chosen
+    assert chosen == select_nsynth_training(pool, seed=5) != select_nsynth_training(pool, seed=6)
+    with pytest.raises(DownstreamError, match="not an NSynth note name"):
+        select_nsynth_training({"piano_acoustic_000-060-100"}, seed=0)
+
+
+def test_malformed_us8k_row_is_a_one_line_error(tmp_path, capsys):
+    data = tmp_path / "data"
+    make_us8k(data, Writer(data / "embeddings", n_classes=3, seed=4), per_class_per_fold=1)
+    csv_path = data / "UrbanSound8K" / "metadata" / "UrbanSound8K.csv"
+    lines = csv_path.read_text().splitlines()
+    lines[1] = lines[1].replace(",1,0,air_conditioner", ",one,0,air_conditioner")
+    csv_path.write_text("\n".join(lines) + "\n")
+    assert _run(data, tmp_path / "r.json", "--tasks", "us8k") == 1
+    err = capsys.readouterr().err
+    assert f"{csv_path} line 2: classID and fold must be integers, got '0' and 'one'" in err
+    assert err.count("\n") == 1
+
+
+def test_embedding_set_without_test_clips_is_skipped_and_the_others_evaluated(tmp_path, capsys):
+    data = _small_gtzan(tmp_path)
+    for line in (data / "GTZAN" / "test_filtered.txt").read_text().split():
+        (data / "embeddings" / "gtzan" / RANDOM / f"{Path(line).stem}.npy").unlink()
+    out = tmp_path / "r.json"
+    assert _run(data, out) == 0
+    results = json.loads(out.read_text())
+    assert set(results["GTZAN"]) == {SEPARABLE}
+    assert results["meta"]["tasks"]["GTZAN"]["embeddings"][RANDOM]["missing"] == 12
+    assert "GTZAN mfcc: skipped, a split has no test clip" in capsys.readouterr().out
