@@ -80,6 +80,11 @@ def all_gather_with_grad(z: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather(z), dim=0)
 
 
+def _full_precision(t: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 outputs of an autocast forward go to float32 for the losses; float64 stays float64."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 @dataclass(frozen=True)
 class Objective:
     """The paper's weighted objective: audio generalized KL, tag BCE, contrastive at temperature t."""
@@ -91,15 +96,15 @@ class Objective:
 
     def dual_ae(self, out: DualOutputs, x: torch.Tensor, tags: torch.Tensor,
                 gather: Gather | None = None) -> dict[str, torch.Tensor]:
-        """Losses in float32 (whatever precision the forward ran in); ``loss`` is the weighted sum.
+        """Losses in at least float32 (whatever precision the forward ran in); ``loss`` is the weighted sum.
 
         With ``gather`` the contrastive loss takes its negatives from the global batch; each process
         then holds the same contrastive value, and DDP's gradient averaging turns the per-process
         sums of its gradient back into the gradient of one process on the whole batch.
         """
-        audio = kullback_leibler(out.x_recon.float(), x)
-        tag = F.binary_cross_entropy(out.tags_recon.float(), tags)
-        z_audio, z_tags = out.z_d_audio.float(), out.z_d_tags.float()
+        audio = kullback_leibler(_full_precision(out.x_recon), x)
+        tag = F.binary_cross_entropy(_full_precision(out.tags_recon), tags)
+        z_audio, z_tags = _full_precision(out.z_d_audio), _full_precision(out.z_d_tags)
         if gather is not None:
             z_audio, z_tags = gather(z_audio), gather(z_tags)
         contrastive = contrastive_loss(z_audio, z_tags, self.temperature)
@@ -108,7 +113,7 @@ class Objective:
 
     @staticmethod
     def cnn(tag_probabilities: torch.Tensor, tags: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"loss": F.binary_cross_entropy(tag_probabilities.float(), tags)}
+        return {"loss": F.binary_cross_entropy(_full_precision(tag_probabilities), tags)}
 
 
 def as_patches(data: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
