@@ -62,6 +62,33 @@ class FoldConvTranspose2d(nn.ConvTranspose2d):
         return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
 
 
+def _byte_keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep mask with P(keep) = 1 - p from 8 random bytes per 64-bit draw, laid out like ``x``."""
+    n_words = -(-x.numel() // 8)
+    random_bytes = torch.empty(n_words, dtype=torch.int64, device=x.device).random_(_INT64_MIN, None)
+    random_bytes = random_bytes.view(torch.uint8)[: x.numel()].as_strided(x.shape, x.stride())
+    return random_bytes >= round(p * _BYTE_LEVELS)
+
+
+class _ScaledMask(torch.autograd.Function):
+    """``x * m`` with ``m`` = keep / (1 - p) saved once: one pass forward, one pass backward.
+
+    ``m`` is kept in at least float32 (1/0.75 is not a bf16 number) and the product is rounded once
+    into ``x``'s dtype, so bf16 activations get no systematic scale error.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
+        scale = _byte_keep_mask(x, p).to(torch.promote_types(x.dtype, torch.float32)).mul_(1.0 / (1.0 - p))
+        ctx.save_for_backward(scale)
+        return torch.mul(x, scale, out=torch.empty_like(x))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (scale,) = ctx.saved_tensors
+        return torch.mul(grad, scale, out=torch.empty_like(grad)), None
+
+
 class ByteMaskDropout(nn.Dropout):
     """Dropout whose keep mask comes from random bytes: same keep probability, cheaper draw.
 
@@ -74,11 +101,7 @@ class ByteMaskDropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        n_words = -(-x.numel() // 8)
-        random_bytes = torch.empty(n_words, dtype=torch.int64, device=x.device).random_(_INT64_MIN, None)
-        random_bytes = random_bytes.view(torch.uint8)[: x.numel()].as_strided(x.shape, x.stride())
-        keep = random_bytes >= round(self.p * _BYTE_LEVELS)
-        return torch.where(keep, x, 0).mul_(1.0 / (1.0 - self.p))
+        return _ScaledMask.apply(x, self.p)
 
 
 def _dense(module: nn.Module) -> bool:

@@ -83,3 +83,13 @@ def test_sgd_is_plain_sgd() -> None:
     assert optimizer.defaults["momentum"] == 0 and optimizer.defaults["weight_decay"] == 0
     optimizer.step()
     torch.testing.assert_close(p.detach(), torch.tensor([0.95, -2.025]))
+
+
+def test_byte_mask_dropout_in_bf16_scales_without_bias() -> None:
+    torch.manual_seed(4)
+    layer = nn.Dropout(0.25)
+    layer.__class__ = ByteMaskDropout
+    x = torch.full((4096,), 3.0, dtype=torch.bfloat16)
+    y = layer(x)
+    assert y.dtype == torch.bfloat16
+    assert set(y.float().unique().tolist()) == {0.0, 4.0}  # 3 / 0.75 exactly, not 3 * bf16(4/3)

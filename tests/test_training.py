@@ -4,8 +4,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from coala.checkpoints import load_model
 from coala.config import ConfigError, load_config, parse_config, resolve_device
 from coala.fast_layers import accelerate, sgd
 from coala.trainer import train
-from coala.training import DualAE, Objective, paper_step, train_step
+from coala.training import DualAE, Objective, paper_step, train_step, validation_inputs
 from models_t1000 import CNN, AudioDecoder, AudioEncoder, TagDecoder, TagEncoder
 from tiny_release import paper_config, write_config, write_corpus
 
@@ -157,16 +159,47 @@ def test_paper_config_trains_checkpoints_load_and_rerun_resumes(tmp_path: Path, 
         [f"{name}_epoch_3.pt" for name in PARTS] + ["training_state.pt"])
 
 
-def test_cnn_trains_on_a_300_tag_corpus_without_vocabulary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_cnn_trains_in_bf16_on_a_300_tag_corpus_without_vocabulary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture) -> None:
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path, n_train=8, n_val=4, n_tags=300)
     (tmp_path / "id2token_tiny.json").unlink()
-    train(parse_config(paper_config(tmp_path, "cnn", model="cnn", epochs=1, checkpoint_dir="ckpt", log_dir="logs")))
+    train(parse_config(paper_config(tmp_path, "cnn", model="cnn", epochs=1, amp=True, checkpoint_dir="ckpt", log_dir="logs")))
     assert "tags are shown by index" in capsys.readouterr().err
     model = load_model(CNN, tmp_path / "ckpt" / "cnn" / "audio_encoder_epoch_1.pt")
     assert model.fc[2].out_features == 300
     assert (tmp_path / "logs" / "cnn" / "examples_epoch_1.png").is_file()
+    assert model.fc[2].weight.dtype == torch.float32  # autocast leaves the weights in float32
+
+
+def test_validation_clamps_patches_and_tags_at_zero() -> None:
+    data = torch.tensor([[-0.5, 0.25], [1.5, -1e-3]]).repeat(1, 96 * 48).reshape(2, 96, 96)
+    tags = torch.tensor([[-1.0, 1.0]])
+    x, clamped_tags = validation_inputs(data, tags, torch.device("cpu"), channels_last=True)
+    assert x.shape == (2, 1, 96, 96) and x.min() == 0 and x.max() == 1.5
+    assert torch.equal(clamped_tags, torch.tensor([[0.0, 1.0]]))
+
+
+def test_kill_9_loses_at_most_the_epoch_in_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_corpus(tmp_path, n_train=8, n_val=4)
+    path = write_config(tmp_path / "cfg.json", paper_config(tmp_path, "killed", epochs=3))
+    state_file = tmp_path / "saved_models" / "killed" / "training_state.pt"
+    process = subprocess.Popen([sys.executable, str(ROOT / "train_dual_ae.py"), str(path)], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not state_file.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert state_file.exists()
+    finished = torch.load(state_file, weights_only=True)["epoch"]
+    assert 1 <= finished <= 3
+    for checkpoint in state_file.parent.glob("*_epoch_*.pt"):
+        torch.load(checkpoint, weights_only=True)  # every visible file is complete
+    train(parse_config(paper_config(tmp_path, "killed", epochs=3)))
+    lines = (tmp_path / "runs" / "killed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
 
 
 def test_changed_trajectory_settings_are_refused_on_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
