@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from coala.checkpoints import CheckpointError
 from coala.config import ConfigError, load_config
 from coala.trainer import TrainingError, train
 from coala.training_state import StateError
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         train(cfg)
-    except (ConfigError, DatasetError, StateError, TrainingError) as exc:
+    except (ConfigError, DatasetError, StateError, TrainingError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

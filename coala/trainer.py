@@ -181,7 +181,16 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
 
     state = training_state.load_state(cfg.checkpoint_folder, cfg)
     start_epoch, metrics = 0, []
-    if state is not None:
+    if state is None:
+        # Checkpoints without a state (the paper's own runs, or a deleted state file): continue from
+        # them rather than overwrite them. Plain SGD has no optimizer state; only the RNG streams differ.
+        start_epoch = training_state.latest_checkpoint_epoch(cfg.checkpoint_folder, list(parts)) or 0
+        if start_epoch:
+            training_state.load_checkpoints(cfg.checkpoint_folder, parts, start_epoch)
+            if runtime.main:
+                warn(f"{cfg.checkpoint_folder}: no {training_state.STATE_FILE}; continuing from the epoch-{start_epoch} "
+                     "checkpoints with fresh random streams (earlier metrics unknown)")
+    else:
         training_state.restore(state, parts, optimizers)
         start_epoch, metrics = state["epoch"], state["metrics"]
         if len(state["rng"]) == runtime.world_size:

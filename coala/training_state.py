@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from coala.atomic import atomic_path
+from coala.checkpoints import load_into, read_state_dict
 from coala.config import TrainConfig
 
 STATE_FILE = "training_state.pt"
@@ -91,3 +92,18 @@ def restore(state: dict[str, Any], parts: dict[str, nn.Module], optimizers: list
         module.load_state_dict(state["models"][name], strict=True)
     for optimizer, saved in zip(optimizers, state["optimizers"]):
         optimizer.load_state_dict(saved)
+
+
+def latest_checkpoint_epoch(folder: Path, part_names: list[str]) -> int | None:
+    """The last epoch with a checkpoint for every part (how the paper's own code resumed), or None."""
+    epochs = {int(p.stem.rsplit("_", 1)[1]) for p in folder.glob(f"{part_names[0]}_epoch_*.pt")
+              if p.stem.rsplit("_", 1)[1].isdigit()}
+    complete = [e for e in epochs if all(checkpoint_path(folder, name, e).is_file() for name in part_names)]
+    return max(complete, default=None)
+
+
+def load_checkpoints(folder: Path, parts: dict[str, nn.Module], epoch: int) -> None:
+    """Strictly load the paper-format checkpoints of ``epoch`` (``CheckpointError`` names file and keys)."""
+    for name, module in parts.items():
+        path = checkpoint_path(folder, name, epoch)
+        load_into(module, read_state_dict(path), path)

@@ -209,3 +209,19 @@ def test_changed_trajectory_settings_are_refused_on_resume(tmp_path: Path, monke
     from coala.training_state import StateError
     with pytest.raises(StateError, match="learning_rate = 0.005 but the config says 0.1"):
         train(parse_config(paper_config(tmp_path, "x", epochs=2, learning_rate=0.1)))
+
+
+def test_checkpoints_without_a_state_are_continued_not_overwritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_corpus(tmp_path, n_train=8, n_val=4)
+    train(parse_config(paper_config(tmp_path, "paper_run", epochs=1)))
+    folder = tmp_path / "saved_models" / "paper_run"
+    (folder / "training_state.pt").unlink()  # as the paper's code leaves a folder: checkpoints only
+    finished = {p: _digest(p) for p in folder.glob("*_epoch_1.pt")}
+    train(parse_config(paper_config(tmp_path, "paper_run", epochs=2)))
+    assert "continuing from the epoch-1 checkpoints" in capsys.readouterr().err
+    assert {p: _digest(p) for p in finished} == finished
+    epoch_2 = torch.load(folder / "tag_encoder_epoch_2.pt", weights_only=True)
+    epoch_1 = torch.load(folder / "tag_encoder_epoch_1.pt", weights_only=True)
+    assert not torch.equal(epoch_1["tag_encoder.0.weight"], epoch_2["tag_encoder.0.weight"])
