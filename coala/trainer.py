@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -149,6 +148,42 @@ def write_metrics(folder: Path, metrics: list[dict[str, float]]) -> None:
     atomic_write_text(folder / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
 
 
+def train_epoch(step_model: nn.Module, batches, optimizers: list[torch.optim.Optimizer], objective: Objective,
+                names: tuple[str, ...], runtime: Runtime, autocast: contextlib.AbstractContextManager,
+                gather, log_interval: int) -> list[float]:
+    """One pass over the shuffled training batches; mean losses over all processes' steps."""
+    sums = torch.zeros(len(names), dtype=torch.float64, device=runtime.device)
+    steps = 0
+    for steps, (_, data, tags) in enumerate(batches, 1):
+        x = as_patches(data, runtime.device, channels_last=True)
+        losses = train_step(step_model, optimizers, objective, x, tags.to(runtime.device, non_blocking=True),
+                            autocast, gather)
+        sums += torch.stack([losses[k] for k in names]).double()  # stays on the device: no sync per step
+        if steps % log_interval == 0 and runtime.main:
+            batches.set_postfix({k: f"{v:.4f}" for k, v in zip(names, (sums / steps).tolist())})
+    return _reduce_mean(sums, torch.tensor(float(steps * runtime.world_size), dtype=torch.float64,
+                                           device=runtime.device), runtime)
+
+
+def _log_epoch(cfg: TrainConfig, metrics: list[dict[str, float]], example: dict[str, Any],
+               vocabulary: dict[int, str], tensorboard) -> None:
+    """Metrics file, TensorBoard scalars, the examples PNG and a summary line for the epoch just saved."""
+    record = metrics[-1]
+    epoch = record["epoch"]
+    write_metrics(cfg.log_folder, metrics)
+    if tensorboard is not None:
+        for key, value in record.items():
+            if key.startswith(("train_", "val_")):
+                split, term = key.split("_", 1)
+                tensorboard.add_scalar(f"{term}/{split}", value, epoch)
+        tensorboard.flush()
+    training_plots.save_examples(cfg.log_folder / f"examples_epoch_{epoch}.png", example["patches"],
+                                 example["reconstructions"], example["ids"], example["tags"], example["scores"],
+                                 vocabulary)
+    tqdm.write(f"epoch {epoch}/{cfg.epochs} " + " ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"),
+               file=sys.stderr)
+
+
 def train(cfg: TrainConfig) -> None:
     """Run (or resume) the training ``cfg`` describes, to ``cfg.epochs`` epochs."""
     runtime = start_runtime(cfg.device)
@@ -222,43 +257,21 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         started = time.perf_counter()
         train_sampler.set_epoch(epoch)
-        model.train()
-        sums = torch.zeros(len(names), dtype=torch.float64, device=runtime.device)
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not runtime.main, leave=False,
                    dynamic_ncols=True, file=sys.stderr)
-        for step, (_, data, tags) in enumerate(bar, 1):
-            x = as_patches(data, runtime.device, channels_last=True)
-            losses = train_step(step_model, optimizers, objective, x, tags.to(runtime.device, non_blocking=True),
-                                autocast, gather)
-            sums += torch.stack([losses[k] for k in names]).double()
-            if step % cfg.log_interval == 0 and runtime.main:
-                bar.set_postfix({k: f"{v:.4f}" for k, v in zip(names, (sums / step).tolist())})
-        n_steps = torch.tensor(float(len(train_loader)), dtype=torch.float64, device=runtime.device)
-        train_means = _reduce_mean(sums, n_steps * runtime.world_size if runtime.distributed else n_steps, runtime)
+        train_means = train_epoch(step_model, bar, optimizers, objective, names, runtime, autocast, gather, cfg.log_interval)
         val_means, example = validate(model, val_loader, objective, names, runtime, autocast, channels_last=True)
         seconds = time.perf_counter() - started
         record = {"epoch": epoch, **{f"train_{k}": v for k, v in zip(names, train_means)},
                   **{f"val_{k}": v for k, v in zip(names, val_means)}, "seconds": round(seconds, 3),
                   "train_samples_per_second": round(len(train_loader) * global_batch / seconds, 2)}
         rng = _gather_rng(runtime)
-        if not runtime.main:
-            continue
-        metrics.append(record)
-        if epoch % cfg.save_model_every == 0 or epoch == cfg.epochs:
-            training_state.save_checkpoints(cfg.checkpoint_folder, parts, epoch)
-        training_state.save_state(cfg.checkpoint_folder, cfg, parts, optimizers, epoch, metrics, rng)
-        write_metrics(cfg.log_folder, metrics)
-        if tensorboard is not None:
-            for key, value in record.items():
-                if key.startswith(("train_", "val_")):
-                    split, term = key.split("_", 1)
-                    tensorboard.add_scalar(f"{term}/{split}", value, epoch)
-            tensorboard.flush()
-        training_plots.save_examples(cfg.log_folder / f"examples_epoch_{epoch}.png", example["patches"],
-                                     example["reconstructions"], example["ids"], example["tags"], example["scores"],
-                                     vocabulary)
-        tqdm.write(f"epoch {epoch}/{cfg.epochs} " + " ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"),
-                   file=sys.stderr)
+        if runtime.main:
+            metrics.append(record)
+            if epoch % cfg.save_model_every == 0 or epoch == cfg.epochs:
+                training_state.save_checkpoints(cfg.checkpoint_folder, parts, epoch)
+            training_state.save_state(cfg.checkpoint_folder, cfg, parts, optimizers, epoch, metrics, rng)
+            _log_epoch(cfg, metrics, example, vocabulary, tensorboard)
     if runtime.main:
         training_plots.save_loss_curves(cfg.log_folder / "loss_curves.png", metrics)
         if tensorboard is not None:

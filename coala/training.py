@@ -16,12 +16,13 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.distributed.nn import functional as distributed_functional
 
 from coala.audio import PATCH_SHAPE
 from losses import contrastive_loss, kullback_leibler
 from models_t1000 import CNN, AudioDecoder, AudioEncoder, TagDecoder, TagEncoder
 
-# Gathers a per-process batch into the global batch (identity in a single process).
+# Gathers a per-process batch into the global batch (None in a single process).
 Gather = Callable[[torch.Tensor], torch.Tensor]
 DUAL_AE_LOSSES = ("loss", "audio", "tag", "contrastive")
 CNN_LOSSES = ("loss",)
@@ -76,8 +77,7 @@ def build_model(kind: str, n_tags: int) -> nn.Module:
 
 def all_gather_with_grad(z: torch.Tensor) -> torch.Tensor:
     """Every process's rows, in rank order, with gradients flowing back to the rows' owners."""
-    from torch.distributed.nn.functional import all_gather
-    return torch.cat(all_gather(z), dim=0)
+    return torch.cat(distributed_functional.all_gather(z), dim=0)
 
 
 def _full_precision(t: torch.Tensor) -> torch.Tensor:
