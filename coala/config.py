@@ -105,7 +105,7 @@ def parse_config(raw: Any, source: str = "config") -> TrainConfig:
     for key, value in raw.items():
         annotation = _FIELDS[key].type
         if not _type_ok(value, annotation):
-            expected = "a number" if annotation == "float" else f"a {annotation}"
+            expected = {"float": "a number", "int": "an integer", "str": "a string", "bool": "true or false"}[annotation]
             raise ConfigError(f"{source}: key {key!r} must be {expected}, got {json.dumps(value)}")
         rule = _VALUE_RULES.get(key)
         if rule is not None and not rule[0](value):
