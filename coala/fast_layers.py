@@ -24,8 +24,47 @@ def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (value[0], value[1])
 
 
+def _patches(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+             out_hw: tuple[int, int]) -> torch.Tensor:
+    """(N, C, out_h, out_w, kh, kw) view of the zero-padded ``x``: every kernel window, without copying.
+
+    ``Tensor.unfold`` views are used instead of ``F.unfold`` (im2col), whose two-thread CPU kernel was
+    measured taking up to a second per call when the other core is busy, against milliseconds here.
+    """
+    padded = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
+    windows = padded.unfold(2, kernel[0], stride[0]).unfold(3, kernel[1], stride[1])
+    return windows[:, :, : out_hw[0], : out_hw[1]]
+
+
+class _StridedFold(torch.autograd.Function):
+    """Scatter-add of kernel windows onto the output grid (``F.fold``), as kh * kw strided adds.
+
+    Input (N, C, h, w, kh, kw); output (N, C, H, W). The backward pass is ``_patches`` of the
+    gradient, the exact adjoint.
+    """
+
+    @staticmethod
+    def forward(ctx, windows: torch.Tensor, out_hw: tuple[int, int], stride: tuple[int, int],
+                padding: tuple[int, int]) -> torch.Tensor:
+        n, channels, height, width, kh, kw = windows.shape
+        padded_h = max(out_hw[0] + 2 * padding[0], (height - 1) * stride[0] + kh)
+        padded_w = max(out_hw[1] + 2 * padding[1], (width - 1) * stride[1] + kw)
+        out = windows.new_zeros(n, channels, padded_h, padded_w)
+        for i in range(kh):
+            for j in range(kw):
+                out[:, :, i: i + stride[0] * (height - 1) + 1: stride[0],
+                    j: j + stride[1] * (width - 1) + 1: stride[1]] += windows[..., i, j]
+        ctx.meta = ((kh, kw), stride, padding, (height, width))
+        return out[:, :, padding[0]: padding[0] + out_hw[0], padding[1]: padding[1] + out_hw[1]]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
+        kernel, stride, padding, in_hw = ctx.meta
+        return _patches(grad, kernel, stride, padding, in_hw), None, None, None
+
+
 class UnfoldConv2d(nn.Conv2d):
-    """A convolution with few input channels as ``unfold`` + one matmul.
+    """A convolution with few input channels as a window view + one matmul.
 
     With one input channel oneDNN gets almost no work per output pixel; as a matmul over
     (pixels, 16 taps) x (16 taps, 128 channels) it runs at the machine's matmul speed. The result is
@@ -37,17 +76,18 @@ class UnfoldConv2d(nn.Conv2d):
         kernel, stride, padding = _pair(self.kernel_size), _pair(self.stride), _pair(self.padding)
         out_h = (height + 2 * padding[0] - kernel[0]) // stride[0] + 1
         out_w = (width + 2 * padding[1] - kernel[1]) // stride[1] + 1
-        columns = F.unfold(x, kernel, padding=padding, stride=stride).transpose(1, 2).reshape(n * out_h * out_w, -1)
+        windows = _patches(x, kernel, stride, padding, (out_h, out_w))  # (N, C, out_h, out_w, kh, kw)
+        columns = windows.permute(0, 2, 3, 1, 4, 5).reshape(n * out_h * out_w, -1)
         weight = self.weight.reshape(self.out_channels, -1).t()
         rows = torch.mm(columns, weight) if self.bias is None else torch.addmm(self.bias, columns, weight)
         return rows.view(n, out_h, out_w, self.out_channels).permute(0, 3, 1, 2)
 
 
 class FoldConvTranspose2d(nn.ConvTranspose2d):
-    """A transposed convolution with few output channels as one matmul + ``fold``.
+    """A transposed convolution with few output channels as one matmul + a strided scatter-add.
 
-    A transposed convolution scatters ``weight^T x`` columns back onto the output grid; ``fold`` is
-    exactly that scatter-add. Stock torch runs the 128->1 case at a few GFLOP/s.
+    A transposed convolution scatters ``weight^T x`` windows back onto the output grid; stock torch
+    runs the 128->1 case at a few GFLOP/s.
     """
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
@@ -56,9 +96,9 @@ class FoldConvTranspose2d(nn.ConvTranspose2d):
         out_h = (height - 1) * stride[0] - 2 * padding[0] + kernel[0]
         out_w = (width - 1) * stride[1] - 2 * padding[1] + kernel[1]
         rows = x.permute(0, 2, 3, 1).reshape(n * height * width, self.in_channels)
-        columns = torch.mm(rows, self.weight.reshape(self.in_channels, -1))
-        columns = columns.view(n, height * width, -1).transpose(1, 2)
-        out = F.fold(columns, (out_h, out_w), kernel, padding=padding, stride=stride)
+        windows = torch.mm(rows, self.weight.reshape(self.in_channels, -1))
+        windows = windows.view(n, height, width, self.out_channels, *kernel).permute(0, 3, 1, 2, 4, 5)
+        out = _StridedFold.apply(windows, (out_h, out_w), stride, padding)
         return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
 
 
