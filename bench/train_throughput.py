@@ -11,6 +11,7 @@ our float32 step reaches, and how close bf16 gradients are to float32 ones. Last
 
     python bench/train_throughput.py                  # batch 128, 3 repetitions of 2 steps
     python bench/train_throughput.py --reps 1 --steps 1 --batch-size 32   # quick look
+    python bench/train_throughput.py --threads 1      # on a machine shared with other jobs
 """
 from __future__ import annotations
 
@@ -82,7 +83,12 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions; medians are reported")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per variant per repetition")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 variant")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for every variant (default: torch's own choice); on a CPU shared with "
+                             "other jobs, 1 avoids the stalls of multi-threaded kernels waiting for a busy core")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
     paper_model = DualAE(N_TAGS).train()
