@@ -1,6 +1,6 @@
 """Faster drop-in versions of the paper's slow layers, keeping its parameters and ``state_dict``.
 
-Measured on a 2-core CPU (see ../bench/train_throughput.py and the README): stock torch runs the
+Measured on a 2-core CPU (see bench/train_throughput.py and the README): stock torch runs the
 1->128 input convolution and, above all, the 128->1 output transposed convolution far below the
 machine's matmul speed, and spends more time drawing dropout masks than applying them. Each class
 here subclasses the stock layer and only overrides ``forward``, so parameters, buffers and
