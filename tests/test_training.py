@@ -164,7 +164,7 @@ def test_cnn_trains_in_bf16_on_a_300_tag_corpus_without_vocabulary(tmp_path: Pat
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path, n_train=8, n_val=4, n_tags=300)
     (tmp_path / "id2token_tiny.json").unlink()
-    train(parse_config(paper_config(tmp_path, "cnn", model="cnn", epochs=1, amp=True, checkpoint_dir="ckpt", log_dir="logs")))
+    train(parse_config(paper_config(tmp_path, "cnn", model="cnn", epochs=1, amp=True, in_memory=True, checkpoint_dir="ckpt", log_dir="logs")))
     assert "tags are shown by index" in capsys.readouterr().err
     model = load_model(CNN, tmp_path / "ckpt" / "cnn" / "audio_encoder_epoch_1.pt")
     assert model.fc[2].out_features == 300
@@ -205,7 +205,7 @@ def test_kill_9_loses_at_most_the_epoch_in_progress(tmp_path: Path, monkeypatch:
 def test_changed_trajectory_settings_are_refused_on_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path, n_train=8, n_val=4)
-    train(parse_config(paper_config(tmp_path, "x", epochs=1)))
+    train(parse_config(paper_config(tmp_path, "x", epochs=1, num_workers=2)))  # HDF5 opened in each worker
     from coala.training_state import StateError
     with pytest.raises(StateError, match="learning_rate = 0.005 but the config says 0.1"):
         train(parse_config(paper_config(tmp_path, "x", epochs=2, learning_rate=0.1)))
