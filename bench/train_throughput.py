@@ -1,0 +1,144 @@
+"""Training throughput: the paper's step against this project's float32 and bf16 steps.
+
+All three run in one process on the same synthetic batches, interleaved over repetitions (medians),
+from the same initial weights:
+  paper  stock models, three weighted backward passes with retain_graph, two default SGD optimizers
+  ours   fast layers + channels_last, one backward of the weighted sum, fused SGD (the default step)
+  bf16   ours under bf16 autocast (``"amp": true``)
+It also prints the FLOPs per sample, a large matmul's GFLOP/s on this machine and the fraction of it
+our float32 step reaches, and how close bf16 gradients are to float32 ones. Last line:
+``speedup_vs_paper: X.XX`` (ours float32 / paper).
+
+    python bench/train_throughput.py                  # batch 128, 3 repetitions of 2 steps
+    python bench/train_throughput.py --reps 1 --steps 1 --batch-size 32   # quick look
+    python bench/train_throughput.py --threads 1      # on a machine shared with other jobs
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from coala.audio import PATCH_SHAPE  # noqa: E402
+from coala.fast_layers import accelerate, sgd  # noqa: E402
+from coala.training import DualAE, Objective, forward, losses_of, paper_step, train_step  # noqa: E402
+from models_t1000 import N_TAGS  # noqa: E402
+
+OBJECTIVE = Objective(5.0, 5.0, 10.0, temperature=0.1)
+LEARNING_RATE = 5e-3
+
+
+def synthetic_batches(n: int, batch_size: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(seed)
+    return [(torch.rand(batch_size, 1, *PATCH_SHAPE, generator=generator),
+             (torch.rand(batch_size, N_TAGS, generator=generator) < 0.01).float()) for _ in range(n)]
+
+
+def matmul_gflops(dtype: torch.dtype, size: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    torch.mm(a, b)
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def flops_per_sample(model: DualAE, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Forward and one backward of the weighted objective (what our step computes), per sample."""
+    x, tags = batch
+    with FlopCounterMode(display=False) as counter:
+        losses_of(OBJECTIVE, forward(model, x, tags), x, tags)["loss"].backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(x)
+
+
+def gradient_agreement(model: DualAE, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
+    """Cosine and relative L2 distance of bf16-autocast gradients to float32 ones (same dropout masks)."""
+    x, tags = batch
+    x = x.contiguous(memory_format=torch.channels_last)
+    grads = []
+    for autocast in (None, torch.autocast("cpu", dtype=torch.bfloat16)):
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(1)
+        losses_of(OBJECTIVE, forward(model, x, tags, autocast), x, tags)["loss"].backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    model.zero_grad(set_to_none=True)
+    fp32, bf16 = grads
+    return float(torch.nn.functional.cosine_similarity(fp32, bf16, dim=0)), float((bf16 - fp32).norm() / fp32.norm())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=128, help="samples per step (the paper's 128)")
+    parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions; medians are reported")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per variant per repetition")
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 variant")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for every variant (default: torch's own choice); on a CPU shared with "
+                             "other jobs, 1 avoids the stalls of multi-threaded kernels waiting for a busy core")
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+    torch.manual_seed(0)
+    paper_model = DualAE(N_TAGS).train()
+    ours_model = copy.deepcopy(paper_model)
+    accelerate(ours_model)
+    bf16_model = copy.deepcopy(ours_model)
+    batches = synthetic_batches(args.steps, args.batch_size)
+    variants = {
+        "paper": (paper_model, [torch.optim.SGD(g, lr=LEARNING_RATE) for g in paper_model.parameter_groups()], None),
+        "ours": (ours_model, [sgd(g, LEARNING_RATE) for g in ours_model.parameter_groups()], None),
+    }
+    if not args.no_bf16:
+        variants["bf16"] = (bf16_model, [sgd(g, LEARNING_RATE) for g in bf16_model.parameter_groups()],
+                            torch.autocast("cpu", dtype=torch.bfloat16))
+
+    def run(name: str, steps: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+        model, optimizers, autocast = variants[name]
+        start = time.perf_counter()
+        for x, tags in steps:
+            if name == "paper":
+                paper_step(model, optimizers, OBJECTIVE, x, tags)
+            else:
+                train_step(model, optimizers, OBJECTIVE, x.contiguous(memory_format=torch.channels_last), tags, autocast)
+        return len(steps) * args.batch_size / (time.perf_counter() - start)
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
+          f"{args.reps} repetitions x {args.steps} steps", flush=True)
+    for name in variants:  # warm-up: oneDNN primitive creation, allocator
+        run(name, batches[:1])
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for rep in range(args.reps):
+        for name in variants:
+            rates[name].append(run(name, batches))
+        print(f"repetition {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()) + " samples/s", flush=True)
+    median = {name: statistics.median(values) for name, values in rates.items()}
+
+    flops = flops_per_sample(copy.deepcopy(paper_model), synthetic_batches(1, 8, seed=1)[0])
+    peak32, peak16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
+    print(f"FLOPs per sample (forward + backward): {flops / 1e9:.3f} GFLOP")
+    print(f"matmul peak: float32 {peak32:.1f} GFLOP/s, bfloat16 {peak16:.1f} GFLOP/s")
+    for name, rate in median.items():
+        peak = peak16 if name == "bf16" else peak32
+        print(f"{name:>5}: {rate:7.2f} samples/s  {rate * flops / 1e9:6.1f} GFLOP/s  "
+              f"({rate * flops / 1e9 / peak:.0%} of the {'bf16' if name == 'bf16' else 'fp32'} matmul peak)  "
+              f"{rate / median['paper']:.2f}x the paper")
+    if not args.no_bf16:
+        cosine, rel_l2 = gradient_agreement(copy.deepcopy(ours_model), batches[0])
+        print(f"bf16 vs float32 gradients on one batch: cosine {cosine:.5f}, relative L2 {rel_l2:.2%}")
+    print(f"speedup_vs_paper: {median['ours'] / median['paper']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

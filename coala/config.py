@@ -1,0 +1,139 @@
+"""Training configuration: the paper's JSON keys plus optional new ones, validated before any work.
+
+A config written for the paper's ``train_dual_ae.py`` must run unchanged, so its keys are required
+with their original names; everything this project added is optional with a default. Validation
+happens up front so that a typo costs a one-line error, not an hour of training followed by a crash.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+MODELS = ("dual_ae", "cnn")
+_DEVICE_PATTERN = re.compile(r"^(cpu|cuda|cuda:\d+|auto)$")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file and the offending key."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Field order: the paper's keys (required), then this project's (optional)."""
+
+    experiment_name: str
+    train_dataset_file: str
+    validation_dataset_file: str
+    audio_loss_weight: float
+    tag_loss_weight: float
+    contrastive_loss_weight: float
+    contrastive_temperature: float
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    device: str
+    id2tag_file: str
+    log_interval: int
+    save_model_every: int
+    seed: int = 0
+    num_workers: int = 0
+    in_memory: bool = False
+    amp: bool = False
+    compile: bool = False
+    model: str = "dual_ae"
+    checkpoint_dir: str = "saved_models"
+    log_dir: str = "runs"
+
+    @property
+    def checkpoint_folder(self) -> Path:
+        return Path(self.checkpoint_dir) / self.experiment_name
+
+    @property
+    def log_folder(self) -> Path:
+        return Path(self.log_dir) / self.experiment_name
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_REQUIRED = [name for name, f in _FIELDS.items() if f.default is dataclasses.MISSING]
+# (check, what the value must be) for keys whose type alone does not make them usable.
+_VALUE_RULES = {
+    "experiment_name": (lambda v: bool(v) and "/" not in v and v not in (".", ".."), "a non-empty folder name"),
+    "audio_loss_weight": (lambda v: v >= 0, ">= 0"),
+    "tag_loss_weight": (lambda v: v >= 0, ">= 0"),
+    "contrastive_loss_weight": (lambda v: v >= 0, ">= 0"),
+    "contrastive_temperature": (lambda v: v > 0, "> 0"),
+    "epochs": (lambda v: v >= 1, ">= 1"),
+    "batch_size": (lambda v: v >= 2, ">= 2 (the contrastive loss needs negatives, BatchNorm needs statistics)"),
+    "learning_rate": (lambda v: v > 0, "> 0"),
+    "device": (lambda v: bool(_DEVICE_PATTERN.match(v)), 'one of "cpu", "cuda", "cuda:N", "auto"'),
+    "log_interval": (lambda v: v >= 1, ">= 1"),
+    "save_model_every": (lambda v: v >= 1, ">= 1"),
+    "num_workers": (lambda v: v >= 0, ">= 0"),
+    "model": (lambda v: v in MODELS, " or ".join(f'"{m}"' for m in MODELS)),
+}
+
+
+def _type_ok(value: Any, annotation: str) -> bool:
+    # bool is an int subclass in Python: `"epochs": true` must not pass as 1.
+    if annotation == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, {"str": str, "bool": bool}[annotation])
+
+
+def parse_config(raw: Any, source: str = "config") -> TrainConfig:
+    """Validate a decoded JSON object; the first problem found raises ``ConfigError`` naming its key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a JSON object of settings, found {type(raw).__name__}")
+    for key in raw:
+        if key not in _FIELDS:
+            raise ConfigError(f"{source}: unknown key {key!r} (known keys: {', '.join(_FIELDS)})")
+    for key in _REQUIRED:
+        if key not in raw:
+            raise ConfigError(f"{source}: missing required key {key!r}")
+    values = {}
+    for key, value in raw.items():
+        annotation = _FIELDS[key].type
+        if not _type_ok(value, annotation):
+            expected = {"float": "a number", "int": "an integer", "str": "a string", "bool": "true or false"}[annotation]
+            raise ConfigError(f"{source}: key {key!r} must be {expected}, got {json.dumps(value)}")
+        rule = _VALUE_RULES.get(key)
+        if rule is not None and not rule[0](value):
+            raise ConfigError(f"{source}: key {key!r} must be {rule[1]}, got {json.dumps(value)}")
+        values[key] = float(value) if annotation == "float" else value
+    return TrainConfig(**values)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read and validate a config file (see ``parse_config``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    return parse_config(raw, str(path))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` is CUDA when present, else CPU; a CUDA device that is not there is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f'device {name!r}: CUDA is not available on this machine (use "cpu" or "auto")')
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return device

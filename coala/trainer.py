@@ -1,0 +1,278 @@
+"""The training run: data, models, the epoch loop, resuming, logging and distributed execution.
+
+One code path serves one process and ``torchrun``: with ``WORLD_SIZE`` > 1 it joins a process group
+(NCCL on GPUs, gloo on CPU), shards the shuffled data with a ``DistributedSampler`` and gathers the
+contrastive projections of all processes, and only rank 0 writes files. Shuffling is seeded per
+epoch and the RNG states are saved with each epoch, so a resumed run draws what an uninterrupted one
+would have drawn.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from coala import training_plots, training_state
+from coala.atomic import atomic_write_text
+from coala.config import TrainConfig, resolve_device
+from coala.fast_layers import accelerate, sgd
+from coala.training import (CNN_LOSSES, DUAL_AE_LOSSES, DualOutputs, Objective, all_gather_with_grad, as_patches,
+                            build_model, forward, losses_of, model_parts, parameter_groups, train_step,
+                            validation_inputs)
+from data_loader import DatasetError, open_dataset
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class TrainingError(ValueError):
+    """A run that cannot start (data too small, vocabularies differ...); the message says which."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def start_runtime(device_name: str) -> Runtime:
+    """Join the process group torchrun describes in the environment, if any."""
+    device = resolve_device(device_name)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Runtime(0, 1, device)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Runtime(dist.get_rank(), world_size, device)
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def load_vocabulary(path: str, n_tags: int) -> dict[int, str]:
+    """id -> tag for the example plots; a missing or short vocabulary only costs names, not the run."""
+    from encode import load_id2tag
+    try:
+        vocabulary = load_id2tag(path)
+    except (FileNotFoundError, ValueError) as exc:
+        warn(f"{exc}; tags are shown by index")
+        return {}
+    if len(vocabulary) != n_tags:
+        warn(f"{path}: {len(vocabulary)} tags but the data has {n_tags}; unnamed tags are shown by index")
+    return vocabulary
+
+
+def _reduce_mean(sums: torch.Tensor, count: torch.Tensor, runtime: Runtime) -> list[float]:
+    if runtime.distributed:
+        dist.all_reduce(sums)
+        dist.all_reduce(count)
+    return (sums / count).tolist()
+
+
+@torch.no_grad()
+def validate(model: nn.Module, loader: DataLoader, objective: Objective, names: tuple[str, ...], runtime: Runtime,
+             autocast: contextlib.AbstractContextManager, channels_last: bool) -> tuple[list[float], dict[str, Any]]:
+    """Sample-weighted mean validation losses (per-process batches) and the first batch's outputs for plots."""
+    model.eval()
+    sums = torch.zeros(len(names), dtype=torch.float64, device=runtime.device)
+    count = torch.zeros((), dtype=torch.float64, device=runtime.device)
+    example: dict[str, Any] = {}
+    for sound_ids, data, tags in loader:
+        x, tags = validation_inputs(data, tags, runtime.device, channels_last)
+        out = forward(model, x, tags, autocast)
+        losses = losses_of(objective, out, x, tags)
+        sums += torch.stack([losses[k] for k in names]).double() * len(x)
+        count += len(x)
+        if not example:
+            n = training_plots.N_EXAMPLES
+            dual = isinstance(out, DualOutputs)
+            example = {"ids": sound_ids[:n].tolist(), "patches": x[:n].float().cpu().numpy(),
+                       "reconstructions": out.x_recon[:n].float().cpu().numpy() if dual else None,
+                       "tags": tags[:n].cpu().numpy(),
+                       "scores": (out.tags_recon if dual else out[1])[:n].float().cpu().numpy()}
+    model.train()
+    return _reduce_mean(sums, count, runtime), example
+
+
+def _loader(dataset, cfg: TrainConfig, runtime: Runtime, train: bool) -> tuple[DataLoader, DistributedSampler]:
+    sampler = DistributedSampler(dataset, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=train,
+                                 seed=cfg.seed, drop_last=train)
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=train,
+                        num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
+                        pin_memory=runtime.device.type == "cuda")
+    return loader, sampler
+
+
+def _open_tensorboard(folder: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder))
+
+
+def _gather_rng(runtime: Runtime) -> list[dict[str, torch.Tensor]]:
+    own = training_state.rng_state()
+    if not runtime.distributed:
+        return [own]
+    states: list = [None] * runtime.world_size
+    dist.all_gather_object(states, own)
+    return states
+
+
+def write_metrics(folder: Path, metrics: list[dict[str, float]]) -> None:
+    """The whole JSONL file from the saved state, so it never holds an epoch the state does not."""
+    atomic_write_text(folder / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
+
+
+def train_epoch(step_model: nn.Module, batches, optimizers: list[torch.optim.Optimizer], objective: Objective,
+                names: tuple[str, ...], runtime: Runtime, autocast: contextlib.AbstractContextManager,
+                gather, log_interval: int) -> list[float]:
+    """One pass over the shuffled training batches; mean losses over all processes' steps."""
+    sums = torch.zeros(len(names), dtype=torch.float64, device=runtime.device)
+    steps = 0
+    for steps, (_, data, tags) in enumerate(batches, 1):
+        x = as_patches(data, runtime.device, channels_last=True)
+        losses = train_step(step_model, optimizers, objective, x, tags.to(runtime.device, non_blocking=True),
+                            autocast, gather)
+        sums += torch.stack([losses[k] for k in names]).double()  # stays on the device: no sync per step
+        if steps % log_interval == 0 and runtime.main:
+            batches.set_postfix({k: f"{v:.4f}" for k, v in zip(names, (sums / steps).tolist())})
+    return _reduce_mean(sums, torch.tensor(float(steps * runtime.world_size), dtype=torch.float64,
+                                           device=runtime.device), runtime)
+
+
+def _log_epoch(cfg: TrainConfig, metrics: list[dict[str, float]], example: dict[str, Any],
+               vocabulary: dict[int, str], tensorboard) -> None:
+    """Metrics file, TensorBoard scalars, the examples PNG and a summary line for the epoch just saved."""
+    record = metrics[-1]
+    epoch = record["epoch"]
+    write_metrics(cfg.log_folder, metrics)
+    if tensorboard is not None:
+        for key, value in record.items():
+            if key.startswith(("train_", "val_")):
+                split, term = key.split("_", 1)
+                tensorboard.add_scalar(f"{term}/{split}", value, epoch)
+        tensorboard.flush()
+    training_plots.save_examples(cfg.log_folder / f"examples_epoch_{epoch}.png", example["patches"],
+                                 example["reconstructions"], example["ids"], example["tags"], example["scores"],
+                                 vocabulary)
+    tqdm.write(f"epoch {epoch}/{cfg.epochs} " + " ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"),
+               file=sys.stderr)
+
+
+def train(cfg: TrainConfig) -> None:
+    """Run (or resume) the training ``cfg`` describes, to ``cfg.epochs`` epochs."""
+    runtime = start_runtime(cfg.device)
+    try:
+        _train(cfg, runtime)
+    finally:
+        if runtime.distributed:
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, runtime: Runtime) -> None:
+    train_set = open_dataset(cfg.train_dataset_file, cfg.in_memory)
+    val_set = open_dataset(cfg.validation_dataset_file, cfg.in_memory)
+    if val_set.n_tags != train_set.n_tags:
+        raise DatasetError(f"{cfg.validation_dataset_file}: {val_set.n_tags} tags, but the training file has {train_set.n_tags}")
+    global_batch = cfg.batch_size * runtime.world_size
+    if len(train_set) < global_batch:
+        raise TrainingError(f"{cfg.train_dataset_file}: {len(train_set)} patches, fewer than one batch of {global_batch}")
+    vocabulary = load_vocabulary(cfg.id2tag_file, train_set.n_tags) if runtime.main else {}
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, train_set.n_tags)
+    accelerate(model, channels_last=True)
+    model.to(runtime.device)
+    torch.manual_seed(cfg.seed + 1 + runtime.rank)  # a distinct dropout stream per process
+    parts = model_parts(model)
+    optimizers = [sgd(group, cfg.learning_rate) for group in parameter_groups(model)]
+    objective = Objective(cfg.audio_loss_weight, cfg.tag_loss_weight, cfg.contrastive_loss_weight, cfg.contrastive_temperature)
+    names = DUAL_AE_LOSSES if cfg.model == "dual_ae" else CNN_LOSSES
+
+    state = training_state.load_state(cfg.checkpoint_folder, cfg)
+    start_epoch, metrics = 0, []
+    if state is None:
+        # Checkpoints without a state (the paper's own runs, or a deleted state file): continue from
+        # them rather than overwrite them. Plain SGD has no optimizer state; only the RNG streams differ.
+        start_epoch = training_state.latest_checkpoint_epoch(cfg.checkpoint_folder, list(parts)) or 0
+        if start_epoch:
+            training_state.load_checkpoints(cfg.checkpoint_folder, parts, start_epoch)
+            if runtime.main:
+                warn(f"{cfg.checkpoint_folder}: no {training_state.STATE_FILE}; continuing from the epoch-{start_epoch} "
+                     "checkpoints with fresh random streams (earlier metrics unknown)")
+    else:
+        training_state.restore(state, parts, optimizers)
+        start_epoch, metrics = state["epoch"], state["metrics"]
+        if len(state["rng"]) == runtime.world_size:
+            training_state.set_rng_state(state["rng"][runtime.rank])
+        elif runtime.main:
+            warn(f"state saved by {len(state['rng'])} processes, resumed by {runtime.world_size}: new random streams")
+    if runtime.main:
+        print(f"{cfg.experiment_name}: {cfg.model}, {len(train_set)} training / {len(val_set)} validation patches, "
+              f"{train_set.n_tags} tags, {runtime.world_size} process(es) on {runtime.device}"
+              + (f", resuming after epoch {start_epoch}" if start_epoch else ""), file=sys.stderr)
+    if start_epoch >= cfg.epochs:
+        if runtime.main:
+            print(f"{cfg.experiment_name}: already trained {start_epoch} epochs; nothing to do", file=sys.stderr)
+        return
+
+    step_model: nn.Module = model
+    if runtime.distributed:
+        step_model = DistributedDataParallel(model, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
+    if cfg.compile:
+        step_model = torch.compile(step_model)
+    gather = all_gather_with_grad if runtime.distributed and cfg.model == "dual_ae" else None
+    autocast = torch.autocast(runtime.device.type, dtype=torch.bfloat16) if cfg.amp else contextlib.nullcontext()
+    train_loader, train_sampler = _loader(train_set, cfg, runtime, train=True)
+    val_loader, _ = _loader(val_set, cfg, runtime, train=False)
+    tensorboard = _open_tensorboard(cfg.log_folder) if runtime.main else None
+    if runtime.main and metrics:
+        write_metrics(cfg.log_folder, metrics)
+
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        started = time.perf_counter()
+        train_sampler.set_epoch(epoch)
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not runtime.main, leave=False,
+                   dynamic_ncols=True, file=sys.stderr)
+        train_means = train_epoch(step_model, bar, optimizers, objective, names, runtime, autocast, gather, cfg.log_interval)
+        val_means, example = validate(model, val_loader, objective, names, runtime, autocast, channels_last=True)
+        seconds = time.perf_counter() - started
+        record = {"epoch": epoch, **{f"train_{k}": v for k, v in zip(names, train_means)},
+                  **{f"val_{k}": v for k, v in zip(names, val_means)}, "seconds": round(seconds, 3),
+                  "train_samples_per_second": round(len(train_loader) * global_batch / seconds, 2)}
+        rng = _gather_rng(runtime)
+        if runtime.main:
+            metrics.append(record)
+            if epoch % cfg.save_model_every == 0 or epoch == cfg.epochs:
+                training_state.save_checkpoints(cfg.checkpoint_folder, parts, epoch)
+            training_state.save_state(cfg.checkpoint_folder, cfg, parts, optimizers, epoch, metrics, rng)
+            _log_epoch(cfg, metrics, example, vocabulary, tensorboard)
+    if runtime.main:
+        training_plots.save_loss_curves(cfg.log_folder / "loss_curves.png", metrics)
+        if tensorboard is not None:
+            tensorboard.close()

@@ -1,0 +1,109 @@
+"""What a training run leaves on disk: the paper's checkpoints and a resumable training state.
+
+Checkpoints are plain ``state_dict``s under the paper's names, loadable by its classes. The training
+state (weights, optimizers, last finished epoch, RNG states, metrics) is one file rewritten atomically
+after each epoch, so a ``kill -9`` at any moment leaves either the previous or the new state, never a
+torn one, and a rerun continues from the last finished epoch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from coala.atomic import atomic_path
+from coala.checkpoints import load_into, read_state_dict
+from coala.config import TrainConfig
+
+STATE_FILE = "training_state.pt"
+# Settings that change what the saved optimisation trajectory means; resuming across a change is refused.
+TRAJECTORY_KEYS = ("model", "train_dataset_file", "audio_loss_weight", "tag_loss_weight", "contrastive_loss_weight",
+                   "contrastive_temperature", "batch_size", "learning_rate", "seed")
+
+
+class StateError(ValueError):
+    """A training state that cannot be resumed under this config; the message names file and key."""
+
+
+def checkpoint_path(folder: Path, part: str, epoch: int) -> Path:
+    return folder / f"{part}_epoch_{epoch}.pt"
+
+
+def _plain(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU ``state_dict`` with default (contiguous) layout, as the paper's classes produce it."""
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def save_checkpoints(folder: Path, parts: dict[str, nn.Module], epoch: int) -> None:
+    for name, module in parts.items():
+        with atomic_path(checkpoint_path(folder, name, epoch)) as tmp:
+            torch.save(_plain(module), tmp)
+
+
+def rng_state() -> dict[str, torch.Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def save_state(folder: Path, cfg: TrainConfig, parts: dict[str, nn.Module], optimizers: list[torch.optim.Optimizer],
+               epoch: int, metrics: list[dict[str, float]], rng: list[dict[str, torch.Tensor]]) -> None:
+    """Everything needed to continue after ``epoch``; ``rng`` holds one RNG state per process."""
+    state = {
+        "epoch": epoch,
+        "config": cfg.to_dict(),
+        "models": {name: _plain(module) for name, module in parts.items()},
+        "optimizers": [optimizer.state_dict() for optimizer in optimizers],
+        "metrics": metrics,
+        "rng": rng,
+    }
+    with atomic_path(folder / STATE_FILE) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(folder: Path, cfg: TrainConfig) -> dict[str, Any] | None:
+    """The saved state of this experiment, or None; refuses one written under other trajectory settings."""
+    path = folder / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line report
+        raise StateError(f"{path}: unreadable training state ({type(exc).__name__}); move it away to start afresh") from None
+    saved = state["config"]
+    for key in TRAJECTORY_KEYS:
+        if saved.get(key) != getattr(cfg, key):
+            raise StateError(f"{path}: written with {key} = {saved.get(key)!r} but the config says {getattr(cfg, key)!r}; "
+                             "use another experiment_name (or checkpoint_dir) for a new run")
+    return state
+
+
+def restore(state: dict[str, Any], parts: dict[str, nn.Module], optimizers: list[torch.optim.Optimizer]) -> None:
+    for name, module in parts.items():
+        module.load_state_dict(state["models"][name], strict=True)
+    for optimizer, saved in zip(optimizers, state["optimizers"]):
+        optimizer.load_state_dict(saved)
+
+
+def latest_checkpoint_epoch(folder: Path, part_names: list[str]) -> int | None:
+    """The last epoch with a checkpoint for every part (how the paper's own code resumed), or None."""
+    epochs = {int(p.stem.rsplit("_", 1)[1]) for p in folder.glob(f"{part_names[0]}_epoch_*.pt")
+              if p.stem.rsplit("_", 1)[1].isdigit()}
+    complete = [e for e in epochs if all(checkpoint_path(folder, name, e).is_file() for name in part_names)]
+    return max(complete, default=None)
+
+
+def load_checkpoints(folder: Path, parts: dict[str, nn.Module], epoch: int) -> None:
+    """Strictly load the paper-format checkpoints of ``epoch`` (``CheckpointError`` names file and keys)."""
+    for name, module in parts.items():
+        path = checkpoint_path(folder, name, epoch)
+        load_into(module, read_state_dict(path), path)
