@@ -227,7 +227,6 @@ def test_split_needs_a_clip_on_each_side():
         split_train_validation(labels[:1], 0.1, seed=0)
 
 
-@pytest.mark.skipif(not (ROOT / "train_dual_ae.py").is_file(), reason="train_dual_ae.py (issue 9) is not in this checkout yet")
 def test_a_training_run_on_the_result_works(corpus, tmp_path):
     # 80 of the clips (one epoch of four models on CPU stays a few seconds): about 30 tags, not 1000
     audio, tags_csv = corpus[0], tmp_path / "tags.csv"
