@@ -211,7 +211,7 @@ def write_corpus(out_dir: Path, n_clips: int, seed: int, progress=None) -> list[
         spec = draw_spec(i, rng)
         tags = noisy_tags(spec, rng, plural)
         synth.write_audio(audio_dir / f"{spec.id}.wav", render(spec, rng), spec.sample_rate,
-                          subtype="FLOAT" if i % 7 == 3 else "PCM_16")
+                          subtype="PCM_24" if i % 7 == 3 else "PCM_16")
         rows.append((spec.id, " ".join(tags)))
         specs.append(spec)
         if progress is not None:
