@@ -5,6 +5,8 @@ Layout under the output folder (``--data-dir`` of the other scripts)::
     corpus/audio/<id>.wav, corpus/tags.csv      input of create_dataset.py
     UrbanSound8K/, GTZAN/, nsynth/              the downstream sets, in the real datasets' layouts
     json/nsynth_selected_sounds_per_class.json  the NSynth training selection
+    untrained/audio_encoder_epoch_0.pt          a seeded random-weight AudioEncoder: the demo's
+                                                "untrained" row (encode.py names it embeddings_untrained_0)
     demo_data.json                              written last: the parameters; its presence means done
 
 A rerun with the same parameters finds ``demo_data.json`` and does nothing, so ``make demo`` can call
@@ -16,12 +18,15 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from coala import downstream_sets, tagged_corpus
-from coala.atomic import atomic_write_text
+from coala.atomic import atomic_path, atomic_write_text
+from models_t1000 import AudioEncoder
 
 MANIFEST = "demo_data.json"
+UNTRAINED_ENCODER = Path("untrained") / "audio_encoder_epoch_0.pt"
 FORMAT_VERSION = 1
 
 
@@ -72,5 +77,16 @@ def write_demo_data(out: Path, spec: DemoDataSpec, show_progress: bool = True) -
         downstream_sets.write_gtzan(out, spec.seed, spec.gtzan_per_genre, spec.gtzan_seconds, bar.update)
         downstream_sets.write_nsynth(out, out / "json" / "nsynth_selected_sounds_per_class.json", spec.seed,
                                      spec.nsynth_train_per_family, spec.nsynth_test_per_family, bar.update)
+    write_untrained_encoder(out / UNTRAINED_ENCODER, spec.seed)
     atomic_write_text(out / MANIFEST, json.dumps(asdict(spec), indent=1))
     return True
+
+
+def write_untrained_encoder(path: Path, seed: int) -> None:
+    """The baseline a trained encoder must beat: the same network with its initial random weights."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    state = AudioEncoder().state_dict()
+    torch.random.set_rng_state(generator_state)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)

@@ -16,7 +16,9 @@ import make_demo_data
 from coala import downstream_sets as ds
 from coala import tagged_corpus as tc
 from coala.audio import load_audio, log_mel
-from coala.demo_data import MANIFEST, DemoDataError, DemoDataSpec, write_demo_data
+from coala.checkpoints import load_model
+from coala.demo_data import MANIFEST, UNTRAINED_ENCODER, DemoDataError, DemoDataSpec, write_demo_data
+from models_t1000 import AudioEncoder
 
 US8K_COLUMNS = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
 NSYNTH_NAME = re.compile(r"^(?P<family>[a-z_]+?)_(?P<source>acoustic|electronic|synthetic)_(?P<inst>\d{3})-(?P<pitch>\d{3})-(?P<vel>\d{3})\.wav$")
@@ -191,6 +193,8 @@ def test_demo_data_is_reused_and_other_parameters_refused(tmp_path: Path, capsys
     assert write_demo_data(tmp_path, spec, show_progress=False)
     before = _files(tmp_path)
     assert json.loads((tmp_path / MANIFEST).read_text())["n_clips"] == 6
+    untrained = load_model(AudioEncoder, tmp_path / UNTRAINED_ENCODER)
+    assert float(untrained.state_dict()["audio_encoder.0.weight"].abs().sum()) > 0
     assert not write_demo_data(tmp_path, spec, show_progress=False)
     assert _files(tmp_path) == before
     with pytest.raises(DemoDataError, match="seed 0 \\(asked 1\\)"):
