@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def _typo(word: str, rng: np.random.Generator) -> str:
     return word[:i] + word[i + 1:]
 
 
-def noisy_tags(spec: ClipSpec, rng: np.random.Generator, plural) -> list[str]:
+def noisy_tags(spec: ClipSpec, rng: np.random.Generator, plural: Callable[[str], str]) -> list[str]:
     """User-style tags for a clip: its concepts through synonyms, plurals, typos, omissions and clutter.
 
     At least one descriptive word always survives, so no clip is left with only clutter.
@@ -201,7 +202,8 @@ def corpus_specs(n_clips: int, seed: int) -> list[ClipSpec]:
     return [draw_spec(i, clip_rng(seed, CORPUS_STREAM, i)) for i in range(n_clips)]
 
 
-def write_corpus(out_dir: Path, n_clips: int, seed: int, progress=None) -> list[ClipSpec]:
+def write_corpus(out_dir: Path, n_clips: int, seed: int,
+                 progress: Callable[[int], object] | None = None) -> list[ClipSpec]:
     """Write ``out_dir/audio/<id>.wav`` and ``out_dir/tags.csv`` (written last: its presence means done)."""
     plural = inflect.engine().plural_noun
     audio_dir = out_dir / "audio"
