@@ -1,0 +1,92 @@
+"""The demo's data folder: the tagged corpus and the three downstream sets, generated once.
+
+Layout under the output folder (``--data-dir`` of the other scripts)::
+
+    corpus/audio/<id>.wav, corpus/tags.csv      input of create_dataset.py
+    UrbanSound8K/, GTZAN/, nsynth/              the downstream sets, in the real datasets' layouts
+    json/nsynth_selected_sounds_per_class.json  the NSynth training selection
+    untrained/audio_encoder_epoch_0.pt          a seeded random-weight AudioEncoder: the demo's
+                                                "untrained" row (encode.py names it embeddings_untrained_0)
+    demo_data.json                              written last: the parameters; its presence means done
+
+A rerun with the same parameters finds ``demo_data.json`` and does nothing, so ``make demo`` can call
+it unconditionally; other parameters on an existing folder are refused rather than mixed in.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from coala import downstream_sets, tagged_corpus
+from coala.atomic import atomic_path, atomic_write_text
+from models_t1000 import AudioEncoder
+
+MANIFEST = "demo_data.json"
+UNTRAINED_ENCODER = Path("untrained") / "audio_encoder_epoch_0.pt"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DemoDataSpec:
+    n_clips: int = 800
+    seed: int = 0
+    us8k_per_class: int = 20
+    gtzan_per_genre: int = 10
+    gtzan_seconds: float = 4.0
+    nsynth_train_per_family: int = 20
+    nsynth_test_per_family: int = 10
+    version: int = FORMAT_VERSION
+
+    def total_clips(self) -> int:
+        n_us8k = self.us8k_per_class * len(downstream_sets.US8K_CLASSES)
+        n_gtzan = self.gtzan_per_genre * len(downstream_sets.GTZAN_GENRES)
+        n_nsynth = (self.nsynth_train_per_family * (len(downstream_sets.NSYNTH_FAMILIES) - 1)
+                    + self.nsynth_test_per_family * len(downstream_sets.NSYNTH_FAMILIES))
+        return self.n_clips + n_us8k + n_gtzan + n_nsynth
+
+
+class DemoDataError(ValueError):
+    """An output folder that holds demo data made with other parameters."""
+
+
+def existing_spec(out: Path) -> DemoDataSpec | None:
+    """The parameters of complete demo data in ``out``, or None when there is none (or it is unreadable)."""
+    try:
+        return DemoDataSpec(**json.loads((out / MANIFEST).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_demo_data(out: Path, spec: DemoDataSpec, show_progress: bool = True) -> bool:
+    """Generate everything into ``out``; False (nothing done) when it is already there with ``spec``."""
+    found = existing_spec(out)
+    if found == spec:
+        return False
+    if found is not None:
+        old, new = asdict(found), asdict(spec)
+        differing = ", ".join(f"{k} {old[k]} (asked {new[k]})" for k in new if old[k] != new[k])
+        raise DemoDataError(f"{out / MANIFEST}: demo data made with other parameters: {differing}; "
+                            "remove the folder or choose another --out")
+    with tqdm(total=spec.total_clips(), desc="synthesizing", unit="clip", disable=not show_progress) as bar:
+        tagged_corpus.write_corpus(out / "corpus", spec.n_clips, spec.seed, bar.update)
+        downstream_sets.write_urbansound8k(out, spec.seed, spec.us8k_per_class, bar.update)
+        downstream_sets.write_gtzan(out, spec.seed, spec.gtzan_per_genre, spec.gtzan_seconds, bar.update)
+        downstream_sets.write_nsynth(out, out / "json" / "nsynth_selected_sounds_per_class.json", spec.seed,
+                                     spec.nsynth_train_per_family, spec.nsynth_test_per_family, bar.update)
+    write_untrained_encoder(out / UNTRAINED_ENCODER, spec.seed)
+    atomic_write_text(out / MANIFEST, json.dumps(asdict(spec), indent=1))
+    return True
+
+
+def write_untrained_encoder(path: Path, seed: int) -> None:
+    """The baseline a trained encoder must beat: the same network with its initial random weights."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    state = AudioEncoder().state_dict()
+    torch.random.set_rng_state(generator_state)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
