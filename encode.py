@@ -28,9 +28,9 @@ from coala.audio import AudioError, compute_spectrogram, PATCH_FRAMES
 from coala.checkpoints import load_model
 from coala.dataset_audio import DATASETS, dataset_parts
 from coala.embedding import embed_patches, model_device, scaled_chunks
-from coala.extraction import (DEFAULT_BATCH_SIZE, FAILURES_FILE, MODEL_PREFIXES, RunSummary, Task, chunk_computer,
-                              embed_stream, embedding_name, iter_files, load_audio_model, plan_inputs,
-                              resolve_device, run_extraction)
+from coala.extraction import (CPU_BATCH_SIZE, FAILURES_FILE, GPU_BATCH_SIZE, MODEL_PREFIXES, RunSummary, Task,
+                              chunk_computer, default_batch_size, embed_stream, embedding_name, iter_files,
+                              load_audio_model, plan_inputs, resolve_device, run_extraction)
 from coala.mfcc import mfcc_features
 from coala.scaler import MinMaxScaler, load_scaler
 
@@ -59,15 +59,16 @@ def extract_audio_embedding_chunks(model: nn.Module, filename: str | Path,
 
 
 def encode_files(model: nn.Module, paths: "list[str | Path]", scaler: ScalerArg = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE, workers: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                 batch_size: int | None = None, workers: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``extract_audio_embedding_chunks`` for many files at once: one ``(embedding, embedding_d)`` per path.
 
-    The chunks of consecutive files share forward passes of about ``batch_size`` chunks, on the
-    model's device; ``workers`` DataLoader processes decode and compute spectrograms (0: in this
+    The chunks of consecutive files share forward passes of at most ``batch_size`` chunks (default: 16
+    on the CPU, 256 on a GPU), on the model's device; ``workers`` DataLoader processes decode and compute spectrograms (0: in this
     process, the fastest on a 2-core CPU). Raises ``AudioError`` for the first file that fails.
     """
     paths = [Path(p) for p in paths]
-    results = embed_stream(model, iter_files(paths, chunk_computer(load_scaler(scaler)), workers), batch_size)
+    results = embed_stream(model, iter_files(paths, chunk_computer(load_scaler(scaler)), workers),
+                           batch_size or default_batch_size(model_device(model)))
     embeddings = []
     for result in results:
         if result.error is not None:
@@ -137,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="embedding folder name for --dataset (default: embeddings_<checkpoint "
                                        "folder>_<epoch>, or mfcc)")
     parser.add_argument("--device", default="auto", help="auto (default: the GPU when there is one), cpu, cuda, cuda:N")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"chunks per forward pass (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--batch-size", type=int,
+                        help=f"chunks per forward pass (default {CPU_BATCH_SIZE} on the CPU, where small batches stay "
+                             f"in cache, {GPU_BATCH_SIZE} on a GPU)")
     parser.add_argument("--workers", type=int,
                         help="DataLoader processes decoding audio (default: 0 on the CPU, up to 4 with a GPU)")
     parser.add_argument("--overwrite", action="store_true", help="redo files whose output already exists")
@@ -175,7 +178,7 @@ def run(args: argparse.Namespace) -> RunSummary:
         raise UsageError("--model is required for embeddings (or pass --features mfcc)")
     if args.input is not None and args.output is None:
         raise UsageError("--output is required with --input")
-    if args.batch_size < 1 or (args.workers is not None and args.workers < 0):
+    if (args.batch_size is not None and args.batch_size < 1) or (args.workers is not None and args.workers < 0):
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")
     model = None
     if args.features == "mfcc":
@@ -188,7 +191,8 @@ def run(args: argparse.Namespace) -> RunSummary:
                                                              else min(4, os.cpu_count() or 1))
     summary = RunSummary()
     for tasks, failures_path in plan_jobs(args, name):
-        summary.add(run_extraction(tasks, compute, failures_path, model, args.batch_size, workers,
+        batch_size = args.batch_size or default_batch_size(model_device(model) if model is not None else torch.device("cpu"))
+        summary.add(run_extraction(tasks, compute, failures_path, model, batch_size, workers,
                                    args.overwrite, progress=not args.quiet))
     return summary
 

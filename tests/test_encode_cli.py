@@ -265,3 +265,21 @@ def test_an_interrupted_run_leaves_complete_files_and_resumes(tmp_path, clip_fol
     assert (summary.done, summary.skipped, summary.failed) == (len(tasks) - 2, 2, 0)
     for task in tasks:  # the run holds numpy's BLAS to one thread: the same numbers up to summation order
         np.testing.assert_allclose(np.load(task.output), mfcc_features(task.source), rtol=1e-4, atol=1e-4)
+
+
+def test_inference_model_folds_batchnorm_without_changing_outputs():
+    from coala.embedding import inference_model
+    for model in (AudioEncoder(), CNN()):
+        for module in model.modules():  # non-trivial statistics, as a trained model has
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_()
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.data.uniform_(0.5, 2.0)
+        model.eval()
+        folded = inference_model(model)
+        assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.Dropout)) for m in folded.modules())
+        x = torch.rand(5, 1, 96, 96)
+        with torch.inference_mode():
+            for ours, stock in zip(folded(x), model(x)):
+                assert float((ours - stock).norm() / stock.norm()) < 1e-5
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
