@@ -35,6 +35,8 @@ LATENT_SIDE = 3
 LATENT_DIM = LATENT_CHANNELS * LATENT_SIDE * LATENT_SIDE
 
 DEFAULT_RESAMPLER = "soxr_hq"
+# File name suffixes searched for audio in folders (GTZAN ships as .au).
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".m4a", ".opus"})
 
 
 class AudioError(ValueError):

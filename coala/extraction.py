@@ -31,13 +31,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from coala.atomic import atomic_write, atomic_write_text
-from coala.audio import compute_spectrogram
+from coala.audio import AUDIO_SUFFIXES, compute_spectrogram
 from coala.checkpoints import CheckpointError, build_model, load_into, read_state_dict
 from coala.embedding import embed_patches, inference_model, scaled_chunks
 from coala.scaler import MinMaxScaler
 from models_t1000 import CNN, AudioEncoder
 
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".m4a", ".opus"})
 # Chunks per forward pass. On the CPU, forwards of at most 16 chunks keep the 48x48 activations in
 # cache: 1.3 ms per chunk on 2 cores against 3.3 ms in forwards of 128 (measured here with the paper's
 # encoder in float32). A GPU wants large batches.

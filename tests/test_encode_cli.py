@@ -159,7 +159,7 @@ def data_dir(tmp_path_factory) -> Path:
     write_clip(us8k / "audio" / "fold5" / "100032-3-0-0.wav", 44100, 2, 0.317, seed=1)
     write_clip(us8k / "audio" / "fold5" / "100263-2-0-117.wav", 48000, 1, 4.0, "PCM_24", seed=2)
     write_clip(us8k / "audio" / "fold1" / "101415-3-0-2.wav", 22050, 2, 1.0, seed=3)
-    for seed, name in enumerate(["blues/blues.00000.wav", "rock/rock.00042.wav"]):
+    for seed, name in enumerate(["blues/blues.00000.wav", "rock/rock.00042.au"]):  # GTZAN ships as .au
         write_clip(data / "GTZAN" / "genres" / name, 22050, 1, 3.0, seed=10 + seed)
     (data / "GTZAN" / "train_filtered.txt").write_text("blues/blues.00000.wav\n")
     (data / "GTZAN" / "test_filtered.txt").write_text("rock/rock.00042.wav\n")
@@ -207,7 +207,7 @@ def test_mfcc_baseline_vectors(capsys, data_dir):
     for stem in DATASET_STEMS["gtzan"]:
         vector = np.load(data_dir / "embeddings" / "gtzan" / "mfcc" / f"{stem}.npy")
         assert vector.dtype == np.float32 and vector.shape == (MFCC_DIM,) == (120,)
-        source = data_dir / "GTZAN" / "genres" / stem.split(".")[0] / f"{stem}.wav"
+        [source] = (data_dir / "GTZAN" / "genres" / stem.split(".")[0]).glob(f"{stem}.*")
         np.testing.assert_allclose(vector, paper_mfcc(source), rtol=1e-4, atol=1e-4)
 
 
