@@ -37,6 +37,7 @@ def _worker(rank: int, world_size: int, init_file: str, state: dict, x: torch.Te
     train_step(ddp, optimizers, OBJECTIVE, x[rows], tags[rows], gather=all_gather_with_grad)
     if rank == 0:
         torch.save(_gradients(model), out)
+    del ddp  # DDP's reducer must go before its process group: freed after it, it intermittently hung the worker
     dist.destroy_process_group()
 
 
