@@ -229,7 +229,7 @@ def test_split_needs_a_clip_on_each_side():
 
 def test_a_training_run_on_the_result_works(corpus, tmp_path):
     # 80 of the clips (one epoch of four models on CPU stays a few seconds): about 30 tags, not 1000
-    audio, tags_csv = corpus[0], tmp_path / "tags.csv"
+    tags_csv = tmp_path / "tags.csv"
     tags_csv.write_bytes(b"\n".join(corpus[1].read_bytes().splitlines()[:81]))
     options = options_for(corpus, tmp_path, tags_csv=tags_csv, min_count=3, exclude_ids=None, name="small")
     report = build_dataset(options)
