@@ -15,7 +15,6 @@ Command line (see ``python encode.py --help`` and the README):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -26,16 +25,17 @@ from torch import nn
 
 from coala.audio import AudioError, compute_spectrogram, PATCH_FRAMES
 from coala.checkpoints import load_model
+from coala.config import resolve_device
 from coala.dataset_audio import DATASETS, dataset_parts
 from coala.embedding import embed_patches, model_device, scaled_chunks
 from coala.extraction import (CPU_BATCH_SIZE, FAILURES_FILE, GPU_BATCH_SIZE, MODEL_PREFIXES, RunSummary, Task,
                               chunk_computer, default_batch_size, embed_stream, embedding_name, iter_files,
-                              load_audio_model, plan_inputs, resolve_device, run_extraction)
+                              load_audio_model, plan_inputs, run_extraction)
 from coala.mfcc import mfcc_features
 from coala.scaler import MinMaxScaler, load_scaler
+from coala.tags import load_id2tag
 
 M = TypeVar("M", bound=nn.Module)
-DEFAULT_ID2TAG = Path("json/id2token_top_1000.json")
 ScalerArg = "str | Path | MinMaxScaler | None"
 
 
@@ -82,19 +82,6 @@ def extract_audio_embedding(model: nn.Module, filename: str | Path,
     """The paper's single-patch embedding: the file's first 96 frames, ``(1, 1152)`` each."""
     spec = compute_spectrogram(filename)[:, :PATCH_FRAMES]
     return embed_patches(model, load_scaler(scaler).transform(spec[None]))
-
-
-def load_id2tag(id2tag: "str | Path | dict | None" = None) -> dict[int, str]:
-    """The vocabulary as ``{index: tag}`` from a dict or the paper's ``id2token_*.json``."""
-    if isinstance(id2tag, dict):
-        return {int(k): str(v) for k, v in id2tag.items()}
-    path = Path(id2tag) if id2tag is not None else DEFAULT_ID2TAG
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: vocabulary file not found (get it with `python fetch_assets.py`)")
-    try:
-        return {int(k): str(v) for k, v in json.loads(path.read_text()).items()}
-    except (json.JSONDecodeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"{path}: not an id-to-tag JSON object ({exc})") from None
 
 
 @torch.inference_mode()
@@ -180,18 +167,17 @@ def run(args: argparse.Namespace) -> RunSummary:
         raise UsageError("--output is required with --input")
     if (args.batch_size is not None and args.batch_size < 1) or (args.workers is not None and args.workers < 0):
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")
-    model = None
+    model, device = None, torch.device("cpu")
     if args.features == "mfcc":
         compute, name = mfcc_features, args.name or "mfcc"
     else:
         device = resolve_device(args.device)
         model = load_audio_model(args.model, args.model_type, device)
         compute, name = chunk_computer(load_scaler(args.scaler)), args.name or embedding_name(args.model)
-    workers = args.workers if args.workers is not None else (0 if model is None or model_device(model).type == "cpu"
-                                                             else min(4, os.cpu_count() or 1))
+    workers = args.workers if args.workers is not None else (0 if device.type == "cpu" else min(4, os.cpu_count() or 1))
+    batch_size = args.batch_size or default_batch_size(device)
     summary = RunSummary()
     for tasks, failures_path in plan_jobs(args, name):
-        batch_size = args.batch_size or default_batch_size(model_device(model) if model is not None else torch.device("cpu"))
         summary.add(run_extraction(tasks, compute, failures_path, model, batch_size, workers,
                                    args.overwrite, progress=not args.quiet))
     return summary

@@ -127,10 +127,14 @@ def load_config(path: str | Path) -> TrainConfig:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` is CUDA when present, else CPU; a CUDA device that is not there is a config error."""
+    """``"auto"`` is CUDA when present, else CPU; a name torch does not know, or a CUDA device that is not
+    there, is a ``ConfigError`` (training's ``device`` key and encode.py's ``--device`` alike)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r}: not a device name (auto, cpu, cuda, cuda:N)") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f'device {name!r}: CUDA is not available on this machine (use "cpu" or "auto")')

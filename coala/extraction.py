@@ -190,19 +190,6 @@ def default_batch_size(device: torch.device) -> int:
     return CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is the GPU when there is one, else the CPU; ``cuda`` without a GPU is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device {name!r}: not a torch device name (auto, cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA GPU is available here")
-    return device
-
-
 def load_audio_model(path: str | Path, model_type: str = "auto",
                      device: str | torch.device = "cpu") -> nn.Module:
     """The audio encoder (``ae``) or the tag-supervised ``cnn`` in a checkpoint, in eval mode.
