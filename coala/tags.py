@@ -11,6 +11,7 @@ longer does. Newer inflect would change eight words of the paper's vocabulary.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -19,6 +20,7 @@ from pathlib import Path
 import inflect
 
 STOP_WORDS_FILE = Path(__file__).with_name("data") / "stopwords_en_nltk.txt"
+DEFAULT_ID2TAG = Path("json/id2token_top_1000.json")
 
 
 @lru_cache(maxsize=1)
@@ -70,3 +72,16 @@ def build_vocabulary(clip_tags: Mapping[int, Sequence[str]], num_tags: int, min_
     eligible = [w for w, n in frequencies.items() if min_count <= n <= max_count]
     eligible.sort(key=lambda w: (-frequencies[w], w))
     return eligible[:num_tags]
+
+
+def load_id2tag(id2tag: "str | Path | dict | None" = None) -> dict[int, str]:
+    """The vocabulary as ``{index: tag}`` from a dict or the paper's ``id2token_*.json``."""
+    if isinstance(id2tag, dict):
+        return {int(k): str(v) for k, v in id2tag.items()}
+    path = Path(id2tag) if id2tag is not None else DEFAULT_ID2TAG
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: vocabulary file not found (get it with `python fetch_assets.py`)")
+    try:
+        return {int(k): str(v) for k, v in json.loads(path.read_text()).items()}
+    except (json.JSONDecodeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path}: not an id-to-tag JSON object ({exc})") from None

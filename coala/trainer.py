@@ -27,6 +27,7 @@ from tqdm import tqdm
 from coala import training_plots, training_state
 from coala.atomic import atomic_write_text
 from coala.config import TrainConfig, resolve_device
+from coala.tags import load_id2tag
 from coala.fast_layers import accelerate, sgd
 from coala.training import (CNN_LOSSES, DUAL_AE_LOSSES, DualOutputs, Objective, all_gather_with_grad, as_patches,
                             build_model, forward, losses_of, model_parts, parameter_groups, train_step,
@@ -74,7 +75,6 @@ def warn(message: str) -> None:
 
 def load_vocabulary(path: str, n_tags: int) -> dict[int, str]:
     """id -> tag for the example plots; a missing or short vocabulary only costs names, not the run."""
-    from encode import load_id2tag
     try:
         vocabulary = load_id2tag(path)
     except (FileNotFoundError, ValueError) as exc:
