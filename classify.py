@@ -4,13 +4,13 @@
     python classify.py --tasks us8k --embedding mfcc --runs 3 --jobs 2
 
 Writes the results JSON (the paper's shape plus "meta"), a markdown table beside it and a confusion
-matrix PNG per task for its best embedding set. See README, "Downstream evaluation".
+matrix PNG per task for its best embedding set. See docs/evaluation.md.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,15 @@ import joblib
 import numpy as np
 import sklearn
 
-from coala.downstream import NSYNTH_SELECTION, TASK_KEYS, DownstreamError, read_task, task_embedding_names
-from coala.protocol import CLASSIFIERS, LINEAR_MAX_ITER, LINEAR_SUFFIX, MLP_HIDDEN, evaluate_task, run_seeds
-from coala.report import META_KEY, best_result, merge_previous, plot_confusion, write_results
+from coala import assets
+from coala.cli import EXIT_OK, entry_point
+from coala.errors import DataAbsentError, UsageError
+from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
+from coala.evaluation.protocol import CLASSIFIERS, LINEAR_MAX_ITER, LINEAR_SUFFIX, MLP_HIDDEN, evaluate_task, run_seeds
+from coala.evaluation.report import META_KEY, best_result, merge_previous, plot_confusion, write_results
+from coala.evaluation.task import task_embedding_names
+
+log = logging.getLogger("coala.evaluation")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,8 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=Path("data"),
                    help="folder holding UrbanSound8K/, GTZAN/ and nsynth/ (default: data)")
     p.add_argument("--embeddings-dir", type=Path, default=None,
-                   help="folder of encode.py's embeddings (default: <data-dir>/embeddings)")
-    p.add_argument("--tasks", nargs="+", choices=list(TASK_KEYS), default=list(TASK_KEYS),
+                   help=f"folder of encode.py's embeddings (default: <data-dir>/{EMBEDDINGS_FOLDER})")
+    p.add_argument("--tasks", nargs="+", choices=list(DOWNSTREAM), default=list(DOWNSTREAM),
                    help="tasks to evaluate (default: all three)")
     p.add_argument("--embedding", nargs="+", metavar="NAME", default=None,
                    help="embedding sets (folder names, e.g. mfcc embeddings_dual_ae_c_200) "
@@ -45,27 +51,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("results/performances.json"),
                    help="results JSON; the table goes beside it as .md (default: results/performances.json)")
     p.add_argument("--nsynth-selection", type=Path, default=None,
-                   help=f"NSynth training notes JSON (default: {NSYNTH_SELECTION} when present, "
-                        "else a seeded selection of up to 2,000 per family among the training embeddings)")
+                   help=f"NSynth training notes JSON (default: the installed {assets.NSYNTH_SELECTION} when "
+                        "present, else a seeded selection of up to 2,000 per family among the training embeddings)")
     args = p.parse_args(argv)
     if args.runs < 1:
-        p.error(f"--runs must be at least 1, got {args.runs}")
+        raise UsageError(f"--runs must be at least 1, got {args.runs}")
     if args.jobs == 0 or args.jobs < -1:
-        p.error(f"--jobs must be a positive number or -1, got {args.jobs}")
+        raise UsageError(f"--jobs must be a positive number or -1, got {args.jobs}")
     if args.nsynth_selection is not None and not args.nsynth_selection.is_file():
-        p.error(f"--nsynth-selection: no such file {args.nsynth_selection}")
-    args.embeddings_dir = args.embeddings_dir or args.data_dir / "embeddings"
+        raise UsageError(f"--nsynth-selection: no such file {args.nsynth_selection}")
+    args.embeddings_dir = args.embeddings_dir or args.data_dir / EMBEDDINGS_FOLDER
     return args
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Run every requested task; return the results in the paper's shape with the "meta" key."""
     seeds = run_seeds(args.seed, args.runs)
-    selection = args.nsynth_selection or NSYNTH_SELECTION
     meta: dict[str, Any] = {
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      "scikit-learn": sklearn.__version__, "joblib": joblib.__version__},
@@ -78,27 +79,27 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {META_KEY: meta}
     started = time.perf_counter()
     for name in args.tasks:
-        key = TASK_KEYS[name]
+        key = DOWNSTREAM[name].key
         try:
-            task = read_task(name, args.data_dir, args.embeddings_dir, selection, args.seed)
-        except FileNotFoundError as exc:
-            reason = f"data absent: {exc.filename or exc}"
-            log(f"{key}: skipped, {reason}")
+            task = DOWNSTREAM[name].read_task(args.data_dir, args.embeddings_dir, args.nsynth_selection, args.seed)
+        except DataAbsentError as exc:
+            reason = f"data absent: {exc}"
+            log.info(f"{key}: skipped, {reason}")
             meta["skipped"][key] = reason
             continue
         present = task_embedding_names(task, args.embeddings_dir)
         names = [n for n in args.embedding if n in present] if args.embedding else present
         for absent in sorted(set(args.embedding or []) - set(present)):
-            log(f"{key}: no embedding set {absent} under {args.embeddings_dir}")
+            log.warning(f"{key}: no embedding set {absent} under {args.embeddings_dir}")
         if not names:
             wanted = f" named {' '.join(args.embedding)}" if args.embedding else ""
             reason = f"no embedding sets{wanted} under {args.embeddings_dir} for {key}"
-            log(f"{key}: skipped, {reason}")
+            log.info(f"{key}: skipped, {reason}")
             meta["skipped"][key] = reason
             continue
         if "training_selection" in task.info:
-            log(f"{key}: training notes from {_describe_selection(task.info['training_selection'])}")
-        evaluation = evaluate_task(task, args.embeddings_dir, names, args.classifier, seeds, args.jobs, log)
+            log.info(f"{key}: training notes from {_describe_selection(task.info['training_selection'])}")
+        evaluation = evaluate_task(task, args.embeddings_dir, names, args.classifier, seeds, args.jobs)
         results[key] = evaluation.scores
         meta["tasks"][key] = evaluation.meta
         if evaluation.scores:
@@ -119,24 +120,20 @@ def _describe_selection(selection: dict[str, Any]) -> str:
             f"since {selection['missing_file']} is absent")
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        results = evaluate(args)
-    except (DownstreamError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if not any(key in results for key in TASK_KEYS.values()):
-        print("error: no task could be evaluated (see the messages above)", file=sys.stderr)
-        return 1
+    results = evaluate(args)
+    if not any(d.key in results for d in DOWNSTREAM.values()):
+        raise DataAbsentError("no task could be evaluated (see the messages above)")
     for key in merge_previous(args.out, results):
-        log(f"{key}: kept the results already in {args.out}")
+        log.info(f"{key}: kept the results already in {args.out}")
     table_path = write_results(args.out, results)
     print()
     print(table_path.read_text(encoding="utf-8"), end="")
-    log(f"\nwrote {args.out} and {table_path}")
-    return 0
+    log.info(f"wrote {args.out} and {table_path}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

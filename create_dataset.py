@@ -5,15 +5,18 @@
 Writes hdf5_ds/spec_tags_<NAME> and hdf5_ds/spec_tags_<NAME>_val (the release's HDF5 layout),
 json/id2token_<NAME>.json, json/scaler_<NAME>.json and json/dataset_report_<NAME>.json. Patches are
 cached in hdf5_ds/.cache_<NAME>/, so running the same command again resumes an interrupted build.
-The stages are described in coala/dataset_builder.py.
+The stages are described in coala/data/builder.py and docs/dataset.md.
 """
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 
-from coala.dataset_builder import BuildOptions, DatasetError, build_dataset
+from coala.cli import EXIT_INTERRUPTED, EXIT_OK, entry_point
+from coala.data.builder import BuildOptions, build_dataset
+
+log = logging.getLogger("coala.data")
 
 
 def parse_args(argv: list[str] | None) -> BuildOptions:
@@ -35,24 +38,22 @@ def parse_args(argv: list[str] | None) -> BuildOptions:
     return BuildOptions(**vars(args))
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     try:
         report = build_dataset(options)
-    except (DatasetError, OSError) as exc:  # OSError: an output folder that cannot be written
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        print(f"\ninterrupted: the patches computed so far are cached in {options.cache_dir}; "
-              "run the same command again to resume", file=sys.stderr)
-        return 130
-    print(f"{report['clips_read']} rows read, {report['clips_kept']} clips kept "
-          f"({report['train_size']} train, {report['validation_size']} validation), "
-          f"{report['clips_skipped']} skipped {report['skipped_by_reason']}, {report['tags_kept']} tags")
+        log.error(f"interrupted: the patches computed so far are cached in {options.cache_dir}; "
+                  "run the same command again to resume")
+        return EXIT_INTERRUPTED
+    log.info(f"{report['clips_read']} rows read, {report['clips_kept']} clips kept "
+             f"({report['train_size']} train, {report['validation_size']} validation), "
+             f"{report['clips_skipped']} skipped {report['skipped_by_reason']}, {report['tags_kept']} tags")
     for key, path in report["files"].items():
-        print(f"{key}: {path}")
-    return 0
+        log.info(f"{key}: {path}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

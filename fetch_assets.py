@@ -1,35 +1,46 @@
-"""Download the paper's pretrained checkpoints, JSON files and scaler into the places the scripts expect.
+"""Download the paper's pretrained checkpoints, JSON files and scaler to where the package looks for them.
 
     python fetch_assets.py [--base-url URL] [--root DIR]
 
 From the paper's repository (xavierfav/coala at a fixed commit): saved_models/{dual_ae_c,dual_e_c}/
 {audio,tag}_encoder_epoch_200.pt, saved_models/cnn/audio_encoder_epoch_20.pt, json/*.json and the
-scaler (kept as json/scaler_top_1000.pkl and converted to json/scaler_top_1000.json). Interrupted
-downloads resume from their .part file on the next run; files are checked (sha256, strict checkpoint
-load) before they are put in place; files already in place and intact are not fetched again.
+scaler (kept as json/scaler_top_1000.pkl and converted to json/scaler_top_1000.json). The default root
+is the asset root (this project folder, or $COALA_HOME; docs/assets.md). Interrupted downloads resume
+from their .part file on the next run; files are checked (sha256, strict checkpoint load) before they
+are put in place; files already in place and intact are not fetched again.
 """
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 
-from coala.assets import PAPER_ASSETS, PAPER_BASE_URL, fetch_all
+from coala.assets import HOME_VARIABLE, asset_root
+from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point
+from coala.fetch import PAPER_ASSETS, PAPER_BASE_URL, fetch_all
+
+log = logging.getLogger("coala.fetch")
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base-url", default=PAPER_BASE_URL,
                         help="where the repository's files are served (default: the paper's repository on GitHub)")
-    parser.add_argument("--root", type=Path, default=Path("."), help="project folder to install into (default .)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help=f"folder to install into (default: {asset_root()}, set by ${HOME_VARIABLE} when given)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    errors = fetch_all(PAPER_ASSETS, args.base_url, args.root, show_progress=not args.quiet)
-    for line in errors:
-        print(f"error: {line}", file=sys.stderr)
-    print(f"{len(PAPER_ASSETS) - len(errors)} of {len(PAPER_ASSETS)} assets in place")
-    return 1 if errors else 0
+    root = args.root or asset_root()
+    report = fetch_all(PAPER_ASSETS, args.base_url, root, show_progress=not args.quiet)
+    for status, names in (("fetched", report.fetched), ("already there", report.present)):
+        for name in names:
+            log.info(f"{status}: {root / name}")
+    for line in report.errors:
+        log.error(line)
+    log.info(f"{len(PAPER_ASSETS) - len(report.errors)} of {len(PAPER_ASSETS)} assets in place in {root}")
+    return EXIT_FAILURES if report.errors else EXIT_OK
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

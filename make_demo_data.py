@@ -2,18 +2,23 @@
 
     python make_demo_data.py --out demo/data [--n-clips 800] [--seed 0]
 
-Deterministic from --seed; a rerun with the same options reuses what is there. See coala/demo_data.py
-for the layout.
+Deterministic from --seed; a rerun with the same options reuses what is there. coala/demo/data.py
+describes the layout.
 """
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 
-from coala.demo_data import DemoDataError, DemoDataSpec, write_demo_data
+from coala.cli import EXIT_OK, entry_point
+from coala.demo.data import DemoDataSpec, write_demo_data
+from coala.errors import UsageError
+
+log = logging.getLogger("coala.demo")
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     defaults = DemoDataSpec()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -24,15 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.n_clips < 1:
-        parser.error(f"--n-clips must be at least 1, got {args.n_clips}")
-    try:
-        made = write_demo_data(args.out, DemoDataSpec(n_clips=args.n_clips, seed=args.seed), not args.quiet)
-    except (DemoDataError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"{'wrote' if made else 'reusing'} demo data in {args.out}")
-    return 0
+        raise UsageError(f"--n-clips must be at least 1, got {args.n_clips}")
+    made = write_demo_data(args.out, DemoDataSpec(n_clips=args.n_clips, seed=args.seed), not args.quiet)
+    log.info(f"{'wrote' if made else 'reusing'} demo data in {args.out}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

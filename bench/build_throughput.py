@@ -24,7 +24,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coala.dataset_builder import compute_patches  # noqa: E402
+from coala.data.builder import compute_patches  # noqa: E402
 
 
 def write_clips(folder: Path, n: int, seconds: float, sample_rate: int) -> dict[int, Path]:

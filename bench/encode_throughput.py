@@ -39,9 +39,9 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coala.audio import (HOP_LENGTH, LOG_EPS, N_FFT, N_MELS, NOISE_AMPLITUDE, NOISE_SEED, PAD_SAMPLES,  # noqa: E402
+from coala.audio.frontend import (HOP_LENGTH, LOG_EPS, N_FFT, N_MELS, NOISE_AMPLITUDE, NOISE_SEED, PAD_SAMPLES,  # noqa: E402
                          PATCH_FRAMES, SAMPLE_RATE)
-from coala.scaler import load_scaler  # noqa: E402
+from coala.audio.scaler import load_scaler  # noqa: E402
 import encode  # noqa: E402
 from models_t1000 import AudioEncoder  # noqa: E402
 

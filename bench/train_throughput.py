@@ -27,10 +27,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coala.audio import PATCH_SHAPE  # noqa: E402
-from coala.fast_layers import accelerate, sgd  # noqa: E402
-from coala.training import DualAE, Objective, forward, losses_of, paper_step, train_step  # noqa: E402
-from models_t1000 import N_TAGS  # noqa: E402
+from coala.audio.frontend import PATCH_SHAPE  # noqa: E402
+from coala.models.fast_layers import accelerate  # noqa: E402
+from coala.models.networks import N_TAGS  # noqa: E402
+from coala.train.step import DualAE, Objective, forward_losses, paper_step, sgd, train_step  # noqa: E402
 
 OBJECTIVE = Objective(5.0, 5.0, 10.0, temperature=0.1)
 LEARNING_RATE = 5e-3
@@ -57,7 +57,7 @@ def flops_per_sample(model: DualAE, batch: tuple[torch.Tensor, torch.Tensor]) ->
     """Forward and one backward of the weighted objective (what our step computes), per sample."""
     x, tags = batch
     with FlopCounterMode(display=False) as counter:
-        losses_of(OBJECTIVE, forward(model, x, tags), x, tags)["loss"].backward()
+        forward_losses(model, OBJECTIVE, x, tags)[1]["loss"].backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops() / len(x)
 
@@ -70,7 +70,7 @@ def gradient_agreement(model: DualAE, batch: tuple[torch.Tensor, torch.Tensor]) 
     for autocast in (None, torch.autocast("cpu", dtype=torch.bfloat16)):
         model.zero_grad(set_to_none=True)
         torch.manual_seed(1)
-        losses_of(OBJECTIVE, forward(model, x, tags, autocast), x, tags)["loss"].backward()
+        forward_losses(model, OBJECTIVE, x, tags, autocast)[1]["loss"].backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     model.zero_grad(set_to_none=True)
     fp32, bf16 = grads

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 REFERENCE = Path(os.environ.get("COALA_REFERENCE", ROOT.parent / "shared" / "reference"))
 CLIPS = ["groove_22050.wav", "pluck_16k.wav", "plucks_22000.flac", "tone_stereo_44k.wav"]
@@ -26,5 +24,5 @@ def reference() -> Path:
 
 @pytest.fixture(scope="session")
 def paper_scaler(reference: Path):
-    from coala.scaler import load_scaler
+    from coala.audio.scaler import load_scaler
     return load_scaler(reference / "original" / "scaler_top_1000.pkl")

@@ -6,9 +6,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from coala.audio import (PAD_SAMPLES, SAMPLE_RATE, AudioError, chunk_spectrogram, compute_spectrogram, load_audio,
-                         max_energy_patch)
-from coala.embedding import scaled_chunks
+from coala.audio.frontend import PAD_SAMPLES, SAMPLE_RATE, compute_spectrogram, load_audio
+from coala.audio.patches import chunk_spectrogram, max_energy_patch, scaled_chunks
+from coala.errors import AudioError, VocabularyError
 from conftest import CLIPS, PADDED_CLIPS
 from encode import (extract_audio_embedding, extract_audio_embedding_chunks, extract_tag_embedding,
                     return_loaded_model)
@@ -83,10 +83,10 @@ def test_tag_embeddings_match(reference):
     expected = np.load(reference / "expected" / "tag_embeddings.npz")
     vocabulary = reference / "original" / "id2token_top_1000.json"
     for tag, embedding in zip(expected["tags"], expected["embedding"]):
-        z, z_d = extract_tag_embedding(model, str(tag), vocabulary)
-        assert z.shape == z_d.shape == (1, 1152)
+        z = extract_tag_embedding(model, str(tag), vocabulary)  # the paper's return: z alone
+        assert isinstance(z, torch.Tensor) and z.shape == (1, 1152)
         np.testing.assert_allclose(z[0].numpy(), embedding, rtol=0, atol=1e-5)
-    with pytest.raises(KeyError, match="not-a-tag"):
+    with pytest.raises(VocabularyError, match="not-a-tag"):
         extract_tag_embedding(model, "not-a-tag", vocabulary)
 
 

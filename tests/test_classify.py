@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import classify
-from coala.downstream import DownstreamError, read_nsynth, select_nsynth_training
-from coala.report import PAPER_RESULTS, markdown_table, paper_name
+from coala.errors import DownstreamError
+from coala.evaluation.datasets import read_nsynth, select_nsynth_training
+from coala.evaluation.report import PAPER_RESULTS, markdown_table, paper_name
 
 SEPARABLE = "embeddings_dual_ae_c_200"
 RANDOM = "mfcc"
@@ -106,6 +107,14 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]
     return out, json.loads(out.read_text()), root
 
 
+def the_error(capsys) -> str:
+    """The run's one ``error:`` line (other messages may precede it on stderr), with no traceback."""
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    return errors[0]
+
+
 def test_results_have_the_papers_shape_with_one_score_per_run(full_run):
     _, results, _ = full_run
     assert set(results) == {"US8K", "GTZAN", "NSynth", "meta"}
@@ -188,24 +197,23 @@ def test_missing_embeddings_are_counted_and_the_rest_evaluated(tmp_path, capsys)
     assert (gtzan[RANDOM]["missing"], gtzan[RANDOM]["unreadable"]) == (0, 0)
     assert gtzan[SEPARABLE]["counts"]["test"] == {"train": 12 - 2, "test": 12 - 1}
     assert len(results["GTZAN"][SEPARABLE]) == 1
-    assert "GTZAN embeddings_dual_ae_c_200: 2 of 24 listed embeddings missing, 1 unreadable" in capsys.readouterr().out
+    assert "GTZAN embeddings_dual_ae_c_200: 2 of 24 listed embeddings missing, 1 unreadable" in capsys.readouterr().err
 
 
 def test_absent_tasks_are_skipped_with_a_message(tmp_path, capsys):
     data = _small_gtzan(tmp_path)
     out = tmp_path / "r.json"
     assert _run(data, out) == 0
-    stdout = capsys.readouterr().out
-    assert "US8K: skipped, data absent" in stdout and "NSynth: skipped" in stdout
+    messages = capsys.readouterr().err
+    assert "US8K: skipped, data absent" in messages and "NSynth: skipped" in messages
     results = json.loads(out.read_text())
     assert set(results) == {"GTZAN", "meta"}
     assert set(results["meta"]["skipped"]) == {"US8K", "NSynth"}
 
 
 def test_no_data_at_all_is_a_one_line_error(tmp_path, capsys):
-    assert _run(tmp_path / "nothing", tmp_path / "r.json") == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: no task could be evaluated") and err.count("\n") == 1
+    assert _run(tmp_path / "nothing", tmp_path / "r.json") == 2
+    assert the_error(capsys).startswith("error: no task could be evaluated")
     assert not (tmp_path / "r.json").exists()
 
 
@@ -213,18 +221,17 @@ def test_mismatched_widths_stop_with_an_error_naming_the_file(tmp_path, capsys):
     data = _small_gtzan(tmp_path)
     bad = data / "embeddings" / "gtzan" / RANDOM / "metal.00005.npy"
     np.save(bad, np.zeros(MFCC_WIDTH + 1, np.float32))
-    assert _run(data, tmp_path / "r.json") == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and str(bad) in err and "width 13 differs from 12" in err
-    assert "Traceback" not in err
+    assert _run(data, tmp_path / "r.json") == 2
+    err = the_error(capsys)
+    assert str(bad) in err and "width 13 differs from 12" in err
 
 
 def test_malformed_list_line_is_a_one_line_error(tmp_path, capsys):
     data = _small_gtzan(tmp_path)
     (data / "GTZAN" / "test_filtered.txt").write_text("blues.00000.wav\n")
-    assert _run(data, tmp_path / "r.json") == 1
-    err = capsys.readouterr().err
-    assert "test_filtered.txt" in err and "'blues.00000.wav'" in err and err.count("\n") == 1
+    assert _run(data, tmp_path / "r.json") == 2
+    err = the_error(capsys)
+    assert "test_filtered.txt" in err and "'blues.00000.wav'" in err
 
 
 def test_later_task_runs_keep_earlier_results_and_seeds_repeat(tmp_path):
@@ -265,10 +272,8 @@ def test_malformed_us8k_row_is_a_one_line_error(tmp_path, capsys):
     lines = csv_path.read_text().splitlines()
     lines[1] = lines[1].replace(",1,0,air_conditioner", ",one,0,air_conditioner")
     csv_path.write_text("\n".join(lines) + "\n")
-    assert _run(data, tmp_path / "r.json", "--tasks", "us8k") == 1
-    err = capsys.readouterr().err
-    assert f"{csv_path} line 2: classID and fold must be integers, got '0' and 'one'" in err
-    assert err.count("\n") == 1
+    assert _run(data, tmp_path / "r.json", "--tasks", "us8k") == 2
+    assert f"{csv_path} line 2: classID and fold must be integers, got '0' and 'one'" in the_error(capsys)
 
 
 def test_embedding_set_without_test_clips_is_skipped_and_the_others_evaluated(tmp_path, capsys):
@@ -280,4 +285,4 @@ def test_embedding_set_without_test_clips_is_skipped_and_the_others_evaluated(tm
     results = json.loads(out.read_text())
     assert set(results["GTZAN"]) == {SEPARABLE}
     assert results["meta"]["tasks"]["GTZAN"]["embeddings"][RANDOM]["missing"] == 12
-    assert "GTZAN mfcc: skipped, a split has no test clip" in capsys.readouterr().out
+    assert "warning: GTZAN mfcc: skipped, a split has no test clip" in capsys.readouterr().err

@@ -14,10 +14,12 @@ import soundfile as sf
 import torch
 
 import create_dataset
-from coala.audio import N_MELS, PATCH_FRAMES, SAMPLE_RATE, compute_spectrogram, max_energy_patch
-from coala.dataset_builder import (BuildOptions, DatasetError, build_dataset, cache_file, compute_patches,
+from coala.audio.frontend import N_MELS, PATCH_FRAMES, SAMPLE_RATE, compute_spectrogram
+from coala.audio.patches import max_energy_patch
+from coala.errors import DatasetError
+from coala.data.builder import (BuildOptions, build_dataset, cache_file, compute_patches,
                                   load_patches, split_train_validation)
-from coala.scaler import MinMaxScaler, load_scaler
+from coala.audio.scaler import MinMaxScaler, load_scaler
 from conftest import ROOT
 
 N_CLIPS = 300

@@ -13,11 +13,12 @@ import pytest
 import soundfile as sf
 
 import make_demo_data
-from coala import downstream_sets as ds
-from coala import tagged_corpus as tc
-from coala.audio import load_audio, log_mel
-from coala.checkpoints import load_model
-from coala.demo_data import MANIFEST, UNTRAINED_ENCODER, DemoDataError, DemoDataSpec, write_demo_data
+from coala.audio.frontend import load_audio, log_mel
+from coala.demo import corpus as tc
+from coala.demo import downstream as ds
+from coala.demo.data import MANIFEST, UNTRAINED_ENCODER, DemoDataSpec, write_demo_data
+from coala.errors import DemoDataError
+from coala.models.checkpoints import load_checkpoint
 from models_t1000 import AudioEncoder
 
 US8K_COLUMNS = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
@@ -193,13 +194,13 @@ def test_demo_data_is_reused_and_other_parameters_refused(tmp_path: Path, capsys
     assert write_demo_data(tmp_path, spec, show_progress=False)
     before = _files(tmp_path)
     assert json.loads((tmp_path / MANIFEST).read_text())["n_clips"] == 6
-    untrained = load_model(AudioEncoder, tmp_path / UNTRAINED_ENCODER)
+    untrained = load_checkpoint(tmp_path / UNTRAINED_ENCODER, AudioEncoder)
     assert float(untrained.state_dict()["audio_encoder.0.weight"].abs().sum()) > 0
     assert not write_demo_data(tmp_path, spec, show_progress=False)
     assert _files(tmp_path) == before
     with pytest.raises(DemoDataError, match="seed 0 \\(asked 1\\)"):
         write_demo_data(tmp_path, DemoDataSpec(**{**spec.__dict__, "seed": 1}), show_progress=False)
-    assert make_demo_data.main(["--out", str(tmp_path), "--seed", "2", "--quiet"]) == 1
+    assert make_demo_data.main(["--out", str(tmp_path), "--seed", "2", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {tmp_path / MANIFEST}") and "\n" not in err
     assert _files(tmp_path) == before

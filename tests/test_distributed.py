@@ -12,8 +12,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
-from coala.checkpoints import load_model
-from coala.training import DualAE, Objective, all_gather_with_grad, train_step
+from coala.models.checkpoints import load_checkpoint
+from coala.train.step import DualAE, Objective, all_gather_with_grad, train_step
 from models_t1000 import AudioEncoder, TagDecoder
 from tiny_release import paper_config, write_config, write_corpus
 
@@ -68,7 +68,7 @@ def test_torchrun_two_cpu_processes_train_and_checkpoint(tmp_path: Path) -> None
                             env=env, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "2 process(es) on cpu" in result.stderr
-    load_model(AudioEncoder, tmp_path / "ckpt" / "ddp" / "audio_encoder_epoch_1.pt")
-    assert load_model(TagDecoder, tmp_path / "ckpt" / "ddp" / "tag_decoder_epoch_1.pt").tag_decoder[7].out_features == N_TAGS
+    load_checkpoint(tmp_path / "ckpt" / "ddp" / "audio_encoder_epoch_1.pt", AudioEncoder)
+    assert load_checkpoint(tmp_path / "ckpt" / "ddp" / "tag_decoder_epoch_1.pt", TagDecoder).tag_decoder[7].out_features == N_TAGS
     metrics = [json.loads(line) for line in (tmp_path / "runs" / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1]

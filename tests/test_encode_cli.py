@@ -9,9 +9,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from coala.audio import AudioError, LATENT_DIM, N_MELS, PATCH_FRAMES, SAMPLE_RATE
-from coala.mfcc import MFCC_DIM
-from coala.scaler import MinMaxScaler
+from coala.audio.frontend import N_MELS, PATCH_FRAMES, SAMPLE_RATE
+from coala.audio.mfcc import MFCC_DIM
+from coala.audio.scaler import MinMaxScaler
+from coala.errors import AudioError
+from coala.models.networks import LATENT_DIM
 from conftest import CLIPS
 from encode import encode_files, extract_audio_embedding_chunks, main, return_loaded_model
 from models_t1000 import CNN, AudioEncoder, TagEncoder
@@ -224,29 +226,29 @@ def test_missing_dataset_folders(capsys, tmp_path, data_dir, encoder_ckpt, scale
     assert len(notes) == 3 and all(line.startswith("note: ") and line.endswith("skipped") for line in notes)
 
 
-@pytest.mark.parametrize("case", ["missing checkpoint", "tag encoder checkpoint", "cnn as ae", "no audio files",
+@pytest.mark.parametrize("case", ["missing checkpoint", "tag encoder checkpoint", "cnn as audio_encoder", "no audio files",
                                   "no model"])
 def test_bad_command_lines_get_one_line_errors(capsys, tmp_path, clip_folder, encoder_ckpt, scaler_file, case):
     models = {"missing checkpoint": tmp_path / "nope.pt",
               "tag encoder checkpoint": save_random(TagEncoder, tmp_path / "tag_encoder_epoch_1.pt"),
-              "cnn as ae": save_random(CNN, tmp_path / "cnn.pt")}
+              "cnn as audio_encoder": save_random(CNN, tmp_path / "cnn.pt")}
     inputs = tmp_path / "empty" if case == "no audio files" else clip_folder
     inputs.mkdir(exist_ok=True)
     argv = ["--scaler", scaler_file, "--input", inputs, "--output", tmp_path / "out"]
     if case != "no model":
-        argv = ["--model", models.get(case, encoder_ckpt), "--model-type", "ae" if case == "cnn as ae" else "auto", *argv]
+        argv = ["--model", models.get(case, encoder_ckpt), "--model-type", "audio_encoder" if case == "cnn as audio_encoder" else "auto", *argv]
     code, stdout, err = run_cli(capsys, *argv)
     assert code == 2 and stdout == ""
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     expected_word = {"missing checkpoint": "nope.pt", "tag encoder checkpoint": "tag_encoder",
-                     "cnn as ae": "does not fit", "no audio files": "no audio files", "no model": "--model"}[case]
+                     "cnn as audio_encoder": "does not fit", "no audio files": "no audio files", "no model": "--model"}[case]
     assert expected_word in err
     assert not (tmp_path / "out").exists()
 
 
 def test_an_interrupted_run_leaves_complete_files_and_resumes(tmp_path, clip_folder):
-    from coala.extraction import plan_inputs, run_extraction
-    from coala.mfcc import mfcc_features
+    from coala.audio.mfcc import mfcc_features
+    from coala.encode.batch import plan_inputs, run_extraction
 
     calls = []
 
@@ -268,7 +270,7 @@ def test_an_interrupted_run_leaves_complete_files_and_resumes(tmp_path, clip_fol
 
 
 def test_inference_model_folds_batchnorm_without_changing_outputs():
-    from coala.embedding import inference_model
+    from coala.encode.inference import inference_model
     for model in (AudioEncoder(), CNN()):
         for module in model.modules():  # non-trivial statistics, as a trained model has
             if isinstance(module, torch.nn.BatchNorm2d):

@@ -6,7 +6,8 @@ import copy
 import torch
 from torch import nn
 
-from coala.fast_layers import ByteMaskDropout, FoldConvTranspose2d, UnfoldConv2d, accelerate, sgd
+from coala.models.fast_layers import ByteMaskDropout, FoldConvTranspose2d, UnfoldConv2d, accelerate
+from coala.train.step import sgd
 from models_t1000 import AudioDecoder, AudioEncoder, CNN
 
 

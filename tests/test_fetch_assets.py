@@ -15,8 +15,8 @@ import torch
 from sklearn.preprocessing import MinMaxScaler as SkMinMaxScaler
 
 import fetch_assets
-from coala.assets import PAPER_ASSETS, Asset, fetch_all, part_path
-from coala.scaler import load_scaler
+from coala.audio.scaler import load_scaler
+from coala.fetch import PAPER_ASSETS, Asset, fetch_all, part_path
 from models_t1000 import CNN, AudioEncoder, TagEncoder
 
 N_TAGS = 12
@@ -114,10 +114,10 @@ def _installed(root: Path, manifest, files) -> bool:
 
 def test_fetch_installs_checks_and_converts_then_skips(server, tmp_path: Path) -> None:
     manifest, files = _small_manifest(server)
-    lines: list[str] = []
-    assert fetch_all(manifest, server.url, tmp_path, show_progress=False, report=lines.append) == []
+    report = fetch_all(manifest, server.url, tmp_path, show_progress=False)
+    assert report.errors == [] and report.present == []
     assert _installed(tmp_path, manifest, files)
-    assert lines == [f"fetched: {a.local}" for a in manifest]
+    assert report.fetched == [a.local for a in manifest]
     assert not list(tmp_path.rglob("*.part*"))
     converted = load_scaler(tmp_path / "json" / "scaler.json")
     reference = load_scaler(tmp_path / "json" / "scaler.pkl")
@@ -125,17 +125,16 @@ def test_fetch_installs_checks_and_converts_then_skips(server, tmp_path: Path) -
     np.testing.assert_array_equal(converted.min, reference.min)
 
     n_requests = len(server.requests)
-    lines.clear()
-    assert fetch_all(manifest, server.url, tmp_path, show_progress=False, report=lines.append) == []
+    report = fetch_all(manifest, server.url, tmp_path, show_progress=False)
     assert len(server.requests) == n_requests, "intact files must not be fetched again"
-    assert lines == [f"already there: {a.local}" for a in manifest]
+    assert report.present == [a.local for a in manifest] and report.fetched == report.errors == []
 
 
 def test_interrupted_download_resumes_from_part(server, tmp_path: Path) -> None:
     manifest, files = _small_manifest(server)
     ckpt = manifest[0]
     server.cut_once.add(f"base/{ckpt.remote}")
-    errors = fetch_all(manifest, server.url, tmp_path, show_progress=False, report=lambda _: None)
+    errors = fetch_all(manifest, server.url, tmp_path, show_progress=False).errors
     assert len(errors) == 1 and "rerun to resume" in errors[0] and ckpt.remote in errors[0]
     dest = tmp_path / ckpt.local
     assert not dest.exists()
@@ -143,7 +142,7 @@ def test_interrupted_download_resumes_from_part(server, tmp_path: Path) -> None:
     assert 0 < kept < len(files[ckpt.remote])
     assert all((tmp_path / a.local).is_file() for a in manifest[1:]), "the other assets go on"
 
-    assert fetch_all(manifest, server.url, tmp_path, show_progress=False, report=lambda _: None) == []
+    assert fetch_all(manifest, server.url, tmp_path, show_progress=False).errors == []
     assert server.requests[-1] == (f"base/{ckpt.remote}", f"bytes={kept}-")
     assert dest.read_bytes() == files[ckpt.remote]
     assert not part_path(dest).exists()
@@ -152,7 +151,7 @@ def test_interrupted_download_resumes_from_part(server, tmp_path: Path) -> None:
 def test_wrong_checksum_is_reported_and_not_installed(server, tmp_path: Path) -> None:
     manifest, _ = _small_manifest(server)
     bad = Asset("json/id2token.json", "json/id2token.json", "json", "0" * 64)
-    errors = fetch_all((bad,), server.url, tmp_path, show_progress=False, report=lambda _: None)
+    errors = fetch_all((bad,), server.url, tmp_path, show_progress=False).errors
     assert len(errors) == 1
     assert errors[0].startswith("json/id2token.json: sha256 ") and "not installed" in errors[0]
     assert not (tmp_path / "json" / "id2token.json").exists()
@@ -162,16 +161,16 @@ def test_wrong_checksum_is_reported_and_not_installed(server, tmp_path: Path) ->
 def test_checkpoint_of_the_wrong_model_is_rejected(server, tmp_path: Path) -> None:
     _small_manifest(server)
     wrong = Asset("saved_models/x/tag_encoder_epoch_2.pt", "saved_models/x/audio_encoder_epoch_2.pt", "audio_encoder")
-    errors = fetch_all((wrong,), server.url, tmp_path, show_progress=False, report=lambda _: None)
+    errors = fetch_all((wrong,), server.url, tmp_path, show_progress=False).errors
     assert len(errors) == 1 and "does not fit AudioEncoder" in errors[0]
     assert not (tmp_path / wrong.local).exists()
 
 
 def test_missing_file_is_one_line_and_the_cli_exits_1(server, tmp_path: Path, capsys) -> None:
     assert fetch_assets.main(["--base-url", server.url, "--root", str(tmp_path), "--quiet"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == len(PAPER_ASSETS)
-    assert all(line.startswith("error: ") and "HTTP 404" in line for line in err)
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == len(PAPER_ASSETS)
+    assert all("HTTP 404" in line for line in errors)
 
 
 def test_cli_with_the_papers_manifest(server, tmp_path: Path, reference: Path, capsys) -> None:
@@ -186,4 +185,4 @@ def test_cli_with_the_papers_manifest(server, tmp_path: Path, reference: Path, c
     assert all((tmp_path / a.local).read_bytes() == files[a.remote] for a in PAPER_ASSETS)
     paper = load_scaler(reference / "original" / "scaler_top_1000.pkl")
     np.testing.assert_array_equal(load_scaler(tmp_path / "json" / "scaler_top_1000.json").scale, paper.scale)
-    assert "10 of 10 assets in place" in capsys.readouterr().out
+    assert f"10 of 10 assets in place in {tmp_path}" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from coala.checkpoints import CheckpointError
+from coala.errors import CheckpointError
 from encode import return_loaded_model
 from models_t1000 import CNN, AudioDecoder, AudioEncoder, TagDecoder, TagEncoder
 

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from coala.scaler import MinMaxScaler, load_scaler, main
+from coala.audio.scaler import MinMaxScaler, load_scaler, main
+from coala.errors import ScalerError
 
 
 def test_pickle_converts_to_json_with_the_papers_parameters(reference, tmp_path):
@@ -32,10 +33,10 @@ def test_orientation_is_frames_as_features():
 
 
 def test_bad_scaler_files_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nowhere.json: scaler file not found"):
+    with pytest.raises(ScalerError, match="nowhere.json: scaler file not found"):
         load_scaler(tmp_path / "nowhere.json")
     bad = tmp_path / "bad.json"
     bad.write_text('{"data_min": [1, 2]}')
-    with pytest.raises(ValueError, match="bad.json: not a scaler file"):
+    with pytest.raises(ScalerError, match="bad.json: not a scaler file"):
         load_scaler(bad)
     assert main([str(tmp_path / "absent.pkl"), str(tmp_path / "o.json")]) == 2

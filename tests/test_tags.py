@@ -5,7 +5,7 @@ import json
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from coala.tags import build_vocabulary, preprocess_tags, singular, stop_words
+from coala.data.tags import build_vocabulary, preprocess_tags, singular, stop_words
 
 
 def paper_vocabulary(reference) -> list[str]:

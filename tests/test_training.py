@@ -14,12 +14,14 @@ import pytest
 import torch
 from torch import nn
 
-from coala import config as config_module
-from coala.checkpoints import load_model
-from coala.config import ConfigError, load_config, parse_config, resolve_device
-from coala.fast_layers import accelerate, sgd
-from coala.trainer import train
-from coala.training import DualAE, Objective, paper_step, train_step, validation_inputs
+from coala import device as device_module
+from coala.device import resolve_device
+from coala.errors import ConfigError
+from coala.models.checkpoints import load_checkpoint
+from coala.models.fast_layers import accelerate
+from coala.train.config import load_config, parse_config
+from coala.train.loop import train
+from coala.train.step import DualAE, Objective, paper_step, sgd, train_step, validation_inputs
 from models_t1000 import CNN, AudioDecoder, AudioEncoder, TagDecoder, TagEncoder
 from tiny_release import paper_config, write_config, write_corpus
 
@@ -71,11 +73,11 @@ def test_paper_keys_alone_give_the_defaults(tmp_path: Path) -> None:
 
 
 def test_auto_device_picks_cuda_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config_module.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(device_module.torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu")
     with pytest.raises(ConfigError, match="'cuda': CUDA is not available"):
         resolve_device("cuda")
-    monkeypatch.setattr(config_module.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(device_module.torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == torch.device("cuda")
 
 
@@ -135,7 +137,7 @@ def test_paper_config_trains_checkpoints_load_and_rerun_resumes(tmp_path: Path, 
     folder = tmp_path / "saved_models" / "ae_c"
     for epoch in (1, 2):
         for name, model_class in PARTS.items():
-            load_model(model_class, folder / f"{name}_epoch_{epoch}.pt")  # strict load into the paper's classes
+            load_checkpoint(folder / f"{name}_epoch_{epoch}.pt", model_class)  # strict load into the paper's classes
     runs = tmp_path / "runs" / "ae_c"
     lines = [json.loads(line) for line in (runs / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in lines] == [1, 2]
@@ -166,7 +168,7 @@ def test_cnn_trains_in_bf16_on_a_300_tag_corpus_without_vocabulary(tmp_path: Pat
     (tmp_path / "id2token_tiny.json").unlink()
     train(parse_config(paper_config(tmp_path, "cnn", model="cnn", epochs=1, amp=True, in_memory=True, checkpoint_dir="ckpt", log_dir="logs")))
     assert "tags are shown by index" in capsys.readouterr().err
-    model = load_model(CNN, tmp_path / "ckpt" / "cnn" / "audio_encoder_epoch_1.pt")
+    model = load_checkpoint(tmp_path / "ckpt" / "cnn" / "audio_encoder_epoch_1.pt", CNN)
     assert model.fc[2].out_features == 300
     assert (tmp_path / "logs" / "cnn" / "examples_epoch_1.png").is_file()
     assert model.fc[2].weight.dtype == torch.float32  # autocast leaves the weights in float32
@@ -206,7 +208,7 @@ def test_changed_trajectory_settings_are_refused_on_resume(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path, n_train=8, n_val=4)
     train(parse_config(paper_config(tmp_path, "x", epochs=1, num_workers=2)))  # HDF5 opened in each worker
-    from coala.training_state import StateError
+    from coala.errors import StateError
     with pytest.raises(StateError, match="learning_rate = 0.005 but the config says 0.1"):
         train(parse_config(paper_config(tmp_path, "x", epochs=2, learning_rate=0.1)))
 

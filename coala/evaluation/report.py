@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from coala.atomic import atomic_path, atomic_write_text
+from coala.atomic import atomic_write_text
+from coala.figures import save_figure
 
 TASK_ORDER = ("US8K", "GTZAN", "NSynth")
 META_KEY = "meta"
@@ -87,14 +89,11 @@ def best_result(task_results: dict[str, list[float]]) -> str:
 
 def plot_confusion(path: Path, confusion: np.ndarray, classes: list[str], title: str) -> None:
     """A row-normalized confusion matrix (each true class sums to 1) as a PNG, written atomically."""
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     rows = confusion.sum(axis=1, keepdims=True)
     normalized = confusion / np.maximum(rows, 1)
     size = 2.5 + 0.5 * len(classes)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.add_subplot()
     image = ax.imshow(normalized, vmin=0, vmax=1, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
@@ -105,10 +104,7 @@ def plot_confusion(path: Path, confusion: np.ndarray, classes: list[str], title:
         ax.text(j, i, f"{normalized[i, j]:.2f}", ha="center", va="center", fontsize=7,
                 color="white" if normalized[i, j] > 0.5 else "black")
     fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def write_results(path: Path, results: dict[str, Any]) -> Path:

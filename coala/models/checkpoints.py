@@ -1,7 +1,6 @@
-"""Loading checkpoints in the paper's format: plain ``state_dict``s, legacy (torch < 1.6) or zip."""
+"""Loading checkpoints in the paper's format (plain ``state_dict``s, legacy torch < 1.6 or zip): one loader."""
 from __future__ import annotations
 
-import inspect
 import pickle
 import zipfile
 from pathlib import Path
@@ -10,14 +9,11 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from coala import assets
+from coala.errors import CheckpointError
+from coala.models.registry import Network, detect, network_of
+
 M = TypeVar("M", bound=nn.Module)
-
-# The last Linear of each tag-sized model: its output (or input) width is the vocabulary size.
-_TAG_WIDTH_KEYS = {"tag_encoder.0.weight": 1, "tag_decoder.7.weight": 0, "fc.2.weight": 0}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the model; the message names file and keys."""
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -33,22 +29,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a state_dict of tensors, found {type(state).__name__}")
     return state
-
-
-def infer_n_tags(state: dict[str, torch.Tensor]) -> int | None:
-    """The vocabulary size a tag-sized checkpoint was trained with, or None for audio-only models."""
-    for key, dim in _TAG_WIDTH_KEYS.items():
-        if key in state:
-            return int(state[key].shape[dim])
-    return None
-
-
-def build_model(model_class: type[M], state: dict[str, torch.Tensor]) -> M:
-    """Instantiate ``model_class`` with the vocabulary size the checkpoint implies, when it takes one."""
-    n_tags = infer_n_tags(state)
-    if n_tags is not None and "n_tags" in inspect.signature(model_class).parameters:
-        return model_class(n_tags=n_tags)
-    return model_class()
 
 
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
@@ -67,9 +47,25 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str | Pa
     model.load_state_dict(state, strict=True)
 
 
-def load_model(model_class: type[M], path: str | Path, device: str | torch.device = "cpu") -> M:
-    """A ``model_class`` instance holding the checkpoint's weights, in eval mode, on ``device``."""
+def load_checkpoint(path: str | Path | None, network: type[M] | Network | tuple[str, ...] | None = None,
+                    device: str | torch.device = "cpu") -> M:
+    """The network in a checkpoint, sized from it, strictly loaded, in eval mode on ``device``.
+
+    ``network`` is a class or registry entry to load into, or a tuple of registry names to choose from
+    by the checkpoint's keys (None: any network). A relative ``path`` that does not exist from the
+    current folder is looked up under the asset root; None means the paper's published checkpoint of
+    ``network`` (see ``coala.assets``).
+    """
+    if isinstance(network, type):
+        network = network_of(network)
+    if path is None:
+        if not isinstance(network, Network):
+            raise CheckpointError("no checkpoint named, and no single network to take the default one for")
+        path = assets.default_path(assets.pretrained_checkpoint(network.name))
+    path = assets.locate(path)
     state = read_state_dict(path)
-    model = build_model(model_class, state)
+    if not isinstance(network, Network):
+        network = detect(state, path, network)
+    model = network.build(state)
     load_into(model, state, path)
     return model.to(device).eval()

@@ -13,14 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
+from coala.errors import ConfigError
+from coala.train.step import TRAINABLE
 
-MODELS = ("dual_ae", "cnn")
 _DEVICE_PATTERN = re.compile(r"^(cpu|cuda|cuda:\d+|auto)$")
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; the message names the file and the offending key."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +74,7 @@ _VALUE_RULES = {
     "log_interval": (lambda v: v >= 1, ">= 1"),
     "save_model_every": (lambda v: v >= 1, ">= 1"),
     "num_workers": (lambda v: v >= 0, ">= 0"),
-    "model": (lambda v: v in MODELS, " or ".join(f'"{m}"' for m in MODELS)),
+    "model": (lambda v: v in TRAINABLE, " or ".join(f'"{m}"' for m in TRAINABLE)),
 }
 
 
@@ -124,20 +120,3 @@ def load_config(path: str | Path) -> TrainConfig:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     return parse_config(raw, str(path))
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` is CUDA when present, else CPU; a name torch does not know, or a CUDA device that is not
-    there, is a ``ConfigError`` (training's ``device`` key and encode.py's ``--device`` alike)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device {name!r}: not a device name (auto, cpu, cuda, cuda:N)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f'device {name!r}: CUDA is not available on this machine (use "cpu" or "auto")')
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
-    return device

@@ -8,14 +8,6 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from coala.audio import chunk_spectrogram
-from coala.scaler import MinMaxScaler
-
-
-def scaled_chunks(spec: np.ndarray, scaler: MinMaxScaler) -> np.ndarray:
-    """The spectrogram's 96-frame chunks ``(n, 96, 96)``, scaled in the paper's orientation."""
-    return scaler.transform(chunk_spectrogram(spec))
-
 
 def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device

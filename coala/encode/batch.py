@@ -14,7 +14,7 @@ writes them to ``failures.tsv`` beside its outputs.
 from __future__ import annotations
 
 import contextlib
-import re
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,14 +28,16 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
+from coala import assets
 from coala.atomic import atomic_write, atomic_write_text
-from coala.audio import AUDIO_SUFFIXES, compute_spectrogram
-from coala.checkpoints import CheckpointError, build_model, load_into, read_state_dict
-from coala.embedding import embed_patches, inference_model, scaled_chunks
-from coala.scaler import MinMaxScaler
-from models_t1000 import CNN, AudioEncoder
+from coala.audio.frontend import AUDIO_SUFFIXES, compute_spectrogram
+from coala.audio.patches import scaled_chunks
+from coala.audio.scaler import MinMaxScaler
+from coala.cli import progress_bar
+from coala.encode.inference import embed_patches, inference_model
+from coala.errors import UsageError
+from coala.evaluation.datasets import DOWNSTREAM
 
 # Chunks per forward pass. On the CPU, forwards of at most 16 chunks keep the 48x48 activations in
 # cache: 1.3 ms per chunk on 2 cores against 3.3 ms in forwards of 128 (measured here with the paper's
@@ -43,8 +45,6 @@ from models_t1000 import CNN, AudioEncoder
 CPU_BATCH_SIZE = 16
 GPU_BATCH_SIZE = 256
 FAILURES_FILE = "failures.tsv"
-# Checkpoint key prefixes that tell the two audio models apart (their Sequential attribute names).
-MODEL_PREFIXES = {"ae": ("audio_encoder.", AudioEncoder), "cnn": ("encoder.", CNN)}
 # Workers prefetch this many files each, so a batch of short clips is ready when the model asks.
 PREFETCH_FILES = 8
 # Atomic writes fsync each file (5-10 ms here, as long as computing a short clip): threads do them while
@@ -53,10 +53,11 @@ WRITER_THREADS = 2
 MAX_PENDING_WRITES = 256
 
 Compute = Callable[[Path], np.ndarray]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Task:
+class FileJob:
     """One input file and the ``.npy`` its result goes to."""
 
     source: Path
@@ -190,27 +191,6 @@ def default_batch_size(device: torch.device) -> int:
     return CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE
 
 
-def load_audio_model(path: str | Path, model_type: str = "auto",
-                     device: str | torch.device = "cpu") -> nn.Module:
-    """The audio encoder (``ae``) or the tag-supervised ``cnn`` in a checkpoint, in eval mode.
-
-    ``auto`` tells them apart by their key prefixes (``audio_encoder.*`` vs ``encoder.*``); a checkpoint
-    of another model (decoder, tag encoder) raises ``CheckpointError`` saying what it holds.
-    """
-    state = read_state_dict(path)
-    if model_type == "auto":
-        found = [kind for kind, (prefix, _) in MODEL_PREFIXES.items() if any(k.startswith(prefix) for k in state)]
-        if len(found) != 1:
-            shown = ", ".join(sorted({k.split(".")[0] for k in state})[:4]) or "no keys"
-            raise CheckpointError(f"{path}: neither an audio encoder nor a CNN checkpoint (its modules: {shown})")
-        model_type = found[0]
-    if model_type not in MODEL_PREFIXES:
-        raise ValueError(f"unknown model type {model_type!r} (choose from auto, {', '.join(MODEL_PREFIXES)})")
-    model = build_model(MODEL_PREFIXES[model_type][1], state)
-    load_into(model, state, path)
-    return model.to(device).eval()
-
-
 def embedding_name(checkpoint: str | Path) -> str:
     """The paper's embedding folder name: ``embeddings_<checkpoint folder>_<epoch>``.
 
@@ -218,26 +198,50 @@ def embedding_name(checkpoint: str | Path) -> str:
     named ``*_epoch_<N>.pt`` contributes its stem instead of the epoch.
     """
     path = Path(checkpoint).resolve()
-    match = re.search(r"_epoch_(\d+)$", path.stem)
-    return f"embeddings_{path.parent.name}_{match.group(1) if match else path.stem}"
+    epoch = assets.checkpoint_epoch(path)
+    return f"embeddings_{path.parent.name}_{path.stem if epoch is None else epoch}"
 
 
-def plan_inputs(inputs: Sequence[Path], output_dir: Path) -> list[Task]:
-    """Tasks for files and folders named on the command line; folders are searched recursively.
+def plan_inputs(inputs: Sequence[Path], output_dir: Path) -> list[FileJob]:
+    """Jobs for files and folders named on the command line; folders are searched recursively.
 
     A folder's audio files keep their subfolders under ``output_dir``; a file named directly goes to
-    ``output_dir/<stem>.npy``. Raises ``FileNotFoundError`` for a path that does not exist.
+    ``output_dir/<stem>.npy``. Raises ``UsageError`` for a path that does not exist.
     """
     tasks = []
     for given in inputs:
         if given.is_dir():
             files = sorted(p for p in given.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-            tasks += [Task(p, output_dir / p.relative_to(given).with_suffix(".npy")) for p in files]
+            tasks += [FileJob(p, output_dir / p.relative_to(given).with_suffix(".npy")) for p in files]
         elif given.is_file():
-            tasks.append(Task(given, output_dir / f"{given.stem}.npy"))
+            tasks.append(FileJob(given, output_dir / f"{given.stem}.npy"))
         else:
-            raise FileNotFoundError(f"{given}: no such file or folder")
+            raise UsageError(f"{given}: no such file or folder")
     return tasks
+
+
+def dataset_jobs(datasets: Sequence[str], data_dir: Path, embeddings_dir: Path, name: str,
+                 nsynth_selection: Path | None = None) -> list[tuple[list[FileJob], Path]]:
+    """``(jobs, failures.tsv path)`` per audio folder of the named downstream datasets.
+
+    With one dataset named, a folder without audio is an error; with several, it is skipped with a
+    note (a user rarely has all three).
+    """
+    plans = []
+    for dataset in datasets:
+        for part in DOWNSTREAM[dataset].audio_parts(data_dir, nsynth_selection):
+            files = part.files()
+            if not files:
+                message = f"{part.audio_dir}: no {part.pattern} audio files for {part.key}"
+                if len(datasets) == 1:
+                    raise UsageError(message)
+                log.info(f"note: {message}; skipped")
+                continue
+            out = part.output_dir(embeddings_dir, name)
+            plans.append(([FileJob(f, out / f"{f.stem}.npy") for f in files], out / FAILURES_FILE))
+    if not plans:
+        raise UsageError(f"none of the datasets found under {data_dir}")
+    return plans
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
@@ -252,19 +256,19 @@ def _write_failures(path: Path, failures: list[tuple[Path, str]]) -> None:
         path.unlink(missing_ok=True)
 
 
-def run_extraction(tasks: Sequence[Task], compute: Compute, failures_path: Path, model: nn.Module | None = None,
+def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Path, model: nn.Module | None = None,
                    batch_size: int = CPU_BATCH_SIZE, workers: int = 0, overwrite: bool = False,
                    progress: bool = True) -> RunSummary:
     """Compute, embed (when ``model`` is given) and write every task's ``.npy``; the CLI's whole job.
 
-    Tasks whose output exists are skipped unless ``overwrite``; outputs are written atomically, so an
+    Jobs whose output exists are skipped unless ``overwrite``; outputs are written atomically, so an
     interrupted run leaves only complete files and resumes where it stopped. With a model the file's
     first model output (the embedding ``z``) is saved, as the paper's script did.
     """
     summary = RunSummary()
     failures: list[tuple[Path, str]] = []
     claimed: dict[Path, Path] = {}
-    todo: list[Task] = []
+    todo: list[FileJob] = []
     for task in tasks:
         if task.output in claimed:
             failures.append((task.source, f"same output {task.output} as {claimed[task.output]}"))
@@ -276,7 +280,7 @@ def run_extraction(tasks: Sequence[Task], compute: Compute, failures_path: Path,
             todo.append(task)
     # numpy's BLAS threads and torch's threads fight over the cores (perf notes); torch does the math here.
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(WRITER_THREADS) as writer, \
-            tqdm(total=len(todo), unit="file", disable=not progress, dynamic_ncols=True) as bar:
+            progress_bar(None, progress, total=len(todo), unit="file") as bar:
         results = iter_files([t.source for t in todo], compute, workers)
         if model is not None:
             results = embed_stream(model, results, batch_size)

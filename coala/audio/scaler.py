@@ -5,27 +5,30 @@ code, so the project stores the fitted parameters as JSON and reads a pickle onl
 explicitly. Orientation (the paper's): each patch is transformed with its 96 mel bands as rows and its
 96 frame positions as features, i.e. ``patch * scale[None, :] + min[None, :]``.
 
-Convert the paper's pickle once with::
+Convert the paper's pickle once with (``fetch_assets.py`` does it for the published one)::
 
-    python -m coala.scaler scaler_top_1000.pkl json/scaler_top_1000.json
+    python -m coala.audio.scaler scaler_top_1000.pkl json/scaler_top_1000.json
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import pickle
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from coala.audio import PATCH_FRAMES
+from coala import assets
 from coala.atomic import atomic_write_text
+from coala.audio.frontend import PATCH_FRAMES
+from coala.cli import entry_point
+from coala.errors import ScalerError
 
-DEFAULT_SCALER = Path("json/scaler_top_1000.json")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,29 @@ class MinMaxScaler:
     n_samples_seen: int = 0
 
     def transform(self, patches: np.ndarray) -> np.ndarray:
-        """Scale ``(..., 96 mels, 96 frames)`` patches; float32 out, as the paper's model saw them."""
-        if patches.shape[-1] != self.data_min.shape[0]:
-            raise ValueError(f"scaler has {self.data_min.shape[0]} features, patches have {patches.shape[-1]} frames")
+        """Scale ``(..., 96 mels, 96 frames)`` patches; float32 out, as the paper's model saw them.
+
+        A 2-D ``(rows, 96)`` array is what the paper passed to scikit-learn's ``transform`` (one chunk,
+        mel bands as rows), so code written for its pickle runs on this scaler unchanged.
+        """
+        patches = np.asarray(patches)
+        if patches.ndim < 2 or patches.shape[-1] != self.data_min.shape[0]:
+            raise ValueError(f"scaler has {self.data_min.shape[0]} features; expected an array (..., "
+                             f"{self.data_min.shape[0]}), got shape {patches.shape}")
         return (patches.astype(np.float64) * self.scale + self.min).astype(np.float32)
+
+    def inverse_transform(self, scaled: np.ndarray) -> np.ndarray:
+        """Back from the scaled range to log-mel values (to look at a reconstruction as a spectrogram)."""
+        return ((np.asarray(scaled, dtype=np.float64) - self.min) / self.scale).astype(np.float32)
+
+    # scikit-learn's attribute names, for code written against the paper's pickle.
+    data_min_ = property(lambda self: self.data_min)
+    data_max_ = property(lambda self: self.data_max)
+    data_range_ = property(lambda self: self.data_max - self.data_min)
+    scale_ = property(lambda self: self.scale)
+    min_ = property(lambda self: self.min)
+    n_features_in_ = property(lambda self: int(self.data_min.shape[0]))
+    n_samples_seen_ = property(lambda self: self.n_samples_seen)
 
     @classmethod
     def fit(cls, patches: np.ndarray) -> "MinMaxScaler":
@@ -80,10 +102,10 @@ def _from_json(path: Path) -> MinMaxScaler:
         scaler = MinMaxScaler(*(np.asarray(params[k], dtype=np.float64) for k in ("data_min", "data_max", "scale", "min")),
                               tuple(params.get("feature_range", (0.0, 1.0))), int(params.get("n_samples_seen", 0)))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: not a scaler file of this project ({type(exc).__name__}: {exc})") from None
+        raise ScalerError(f"{path}: not a scaler file of this project ({type(exc).__name__}: {exc})") from None
     shapes = {a.shape for a in (scaler.data_min, scaler.data_max, scaler.scale, scaler.min)}
     if shapes != {(PATCH_FRAMES,)}:
-        raise ValueError(f"{path}: scaler parameters must have {PATCH_FRAMES} features each, found {sorted(shapes)}")
+        raise ScalerError(f"{path}: scaler parameters must have {PATCH_FRAMES} features each, found {sorted(shapes)}")
     return scaler
 
 
@@ -95,11 +117,11 @@ def _from_pickle(path: Path) -> MinMaxScaler:
             with open(path, "rb") as f:
                 sk = pickle.load(f)
         except Exception as exc:
-            raise ValueError(f"{path}: cannot unpickle a scaler ({type(exc).__name__}: {exc})") from None
+            raise ScalerError(f"{path}: cannot unpickle a scaler ({type(exc).__name__}: {exc})") from None
     try:
         return _from_sklearn(sk)
     except AttributeError:
-        raise ValueError(f"{path}: the pickle holds a {type(sk).__name__}, not a fitted MinMaxScaler") from None
+        raise ScalerError(f"{path}: the pickle holds a {type(sk).__name__}, not a fitted MinMaxScaler") from None
 
 
 def _from_sklearn(sk) -> MinMaxScaler:
@@ -109,36 +131,35 @@ def _from_sklearn(sk) -> MinMaxScaler:
 
 
 def load_scaler(scaler: "str | Path | MinMaxScaler | None" = None) -> MinMaxScaler:
-    """A loaded scaler, a path (``.json`` of this project or the paper's ``.pkl``), or None for the default."""
+    """A loaded scaler, a path (``.json`` of this project or the paper's ``.pkl``), or None for the
+    installed default (``json/scaler_top_1000.json`` under the asset root, see ``coala.assets``)."""
     if isinstance(scaler, MinMaxScaler):
         return scaler
     if scaler is not None and not isinstance(scaler, (str, os.PathLike)):
         if hasattr(scaler, "data_min_"):  # an already unpickled scikit-learn MinMaxScaler
             return _from_sklearn(scaler)
         raise TypeError(f"scaler must be a path or a MinMaxScaler, not {type(scaler).__name__}")
-    path = Path(scaler) if scaler is not None else DEFAULT_SCALER
+    path = assets.locate(scaler) if scaler is not None else assets.default_path(assets.SCALER)
     if not path.is_file():
         hint = (" (get the paper's scaler with `python fetch_assets.py`, or convert its pickle with "
-                "`python -m coala.scaler scaler_top_1000.pkl json/scaler_top_1000.json`)") if scaler is None else ""
-        raise FileNotFoundError(f"{path}: scaler file not found{hint}")
+                "`python -m coala.audio.scaler scaler_top_1000.pkl`)") if scaler is None else ""
+        raise ScalerError(f"{path}: scaler file not found{hint}")
     return _from_pickle(path) if path.suffix == ".pkl" else _from_json(path)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
+    default = assets.default_path(assets.SCALER)
     parser = argparse.ArgumentParser(description="Convert the paper's scaler pickle to the project's JSON format.")
     parser.add_argument("pickle", type=Path, help="the paper's scaler_top_1000.pkl")
-    parser.add_argument("output", type=Path, nargs="?", default=DEFAULT_SCALER, help=f"default {DEFAULT_SCALER}")
+    parser.add_argument("output", type=Path, nargs="?", default=default, help=f"default {default}")
     args = parser.parse_args(argv)
-    try:
-        scaler = _from_pickle(args.pickle)
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    scaler.save(args.output)
-    print(f"wrote {args.output}")
+    if not args.pickle.is_file():
+        raise ScalerError(f"{args.pickle}: scaler pickle not found")
+    _from_pickle(args.pickle).save(args.output)
+    log.info(f"wrote {args.output}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

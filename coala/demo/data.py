@@ -19,11 +19,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
-
-from coala import downstream_sets, tagged_corpus
+from coala import assets
 from coala.atomic import atomic_path, atomic_write_text
-from models_t1000 import AudioEncoder
+from coala.cli import progress_bar
+from coala.demo import corpus as tagged_corpus, downstream as downstream_sets
+from coala.errors import DemoDataError
+from coala.evaluation.datasets import GTZAN_GENRES, NSYNTH_FAMILIES, US8K_CLASSES
+from coala.models.networks import AudioEncoder
 
 MANIFEST = "demo_data.json"
 UNTRAINED_ENCODER = Path("untrained") / "audio_encoder_epoch_0.pt"
@@ -42,15 +44,11 @@ class DemoDataSpec:
     version: int = FORMAT_VERSION
 
     def total_clips(self) -> int:
-        n_us8k = self.us8k_per_class * len(downstream_sets.US8K_CLASSES)
-        n_gtzan = self.gtzan_per_genre * len(downstream_sets.GTZAN_GENRES)
-        n_nsynth = (self.nsynth_train_per_family * (len(downstream_sets.NSYNTH_FAMILIES) - 1)
-                    + self.nsynth_test_per_family * len(downstream_sets.NSYNTH_FAMILIES))
+        n_us8k = self.us8k_per_class * len(US8K_CLASSES)
+        n_gtzan = self.gtzan_per_genre * len(GTZAN_GENRES)
+        n_nsynth = (self.nsynth_train_per_family * (len(NSYNTH_FAMILIES) - 1)
+                    + self.nsynth_test_per_family * len(NSYNTH_FAMILIES))
         return self.n_clips + n_us8k + n_gtzan + n_nsynth
-
-
-class DemoDataError(ValueError):
-    """An output folder that holds demo data made with other parameters."""
 
 
 def existing_spec(out: Path) -> DemoDataSpec | None:
@@ -71,11 +69,11 @@ def write_demo_data(out: Path, spec: DemoDataSpec, show_progress: bool = True) -
         differing = ", ".join(f"{k} {old[k]} (asked {new[k]})" for k in new if old[k] != new[k])
         raise DemoDataError(f"{out / MANIFEST}: demo data made with other parameters: {differing}; "
                             "remove the folder or choose another --out")
-    with tqdm(total=spec.total_clips(), desc="synthesizing", unit="clip", disable=not show_progress) as bar:
+    with progress_bar(None, show_progress, total=spec.total_clips(), desc="synthesizing", unit="clip") as bar:
         tagged_corpus.write_corpus(out / "corpus", spec.n_clips, spec.seed, bar.update)
         downstream_sets.write_urbansound8k(out, spec.seed, spec.us8k_per_class, bar.update)
         downstream_sets.write_gtzan(out, spec.seed, spec.gtzan_per_genre, spec.gtzan_seconds, bar.update)
-        downstream_sets.write_nsynth(out, out / "json" / "nsynth_selected_sounds_per_class.json", spec.seed,
+        downstream_sets.write_nsynth(out, out / assets.NSYNTH_SELECTION, spec.seed,
                                      spec.nsynth_train_per_family, spec.nsynth_test_per_family, bar.update)
     write_untrained_encoder(out / UNTRAINED_ENCODER, spec.seed)
     atomic_write_text(out / MANIFEST, json.dumps(asdict(spec), indent=1))

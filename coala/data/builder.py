@@ -28,12 +28,14 @@ import numpy as np
 import torch
 from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
 from coala.atomic import atomic_path, atomic_write, atomic_write_text
-from coala.audio import DEFAULT_RESAMPLER, SAMPLE_RATE, AudioError, PATCH_SHAPE, load_audio, log_mel, max_energy_patch, pad_short_clip
-from coala.scaler import MinMaxScaler
-from coala.tags import build_vocabulary, preprocess_tags
+from coala.audio.frontend import DEFAULT_RESAMPLER, PATCH_SHAPE, SAMPLE_RATE, load_audio, log_mel, pad_short_clip
+from coala.audio.patches import max_energy_patch
+from coala.audio.scaler import MinMaxScaler
+from coala.cli import progress_bar
+from coala.data.tags import build_vocabulary, preprocess_tags
+from coala.errors import AudioError, DatasetError
 
 SILENCE_PEAK = 1e-5
 """A clip whose absolute peak is below this (-100 dBFS) is silent: its patch would be the noise floor only."""
@@ -55,10 +57,6 @@ EMPTY = "empty audio file"
 UNDECODABLE = "undecodable audio"
 SILENT = "silent audio"
 NO_VOCABULARY_TAG = "no tag in vocabulary"
-
-
-class DatasetError(Exception):
-    """The build cannot produce a dataset (unusable options or input files, or nothing usable left)."""
 
 
 class SilentAudio(AudioError):
@@ -308,7 +306,7 @@ def compute_patches(clips: dict[int, Path], cache_dir: Path, workers: int, progr
     chunksize = max(1, min(16, len(jobs) // (4 * workers)))
     with multiprocessing.Pool(workers, initializer=_init_worker) as pool:
         results = pool.imap_unordered(_cache_one, jobs, chunksize=chunksize)
-        for _, skipped in tqdm(results, total=len(jobs), desc="spectrograms", unit="clip", disable=not progress):
+        for _, skipped in progress_bar(results, progress, total=len(jobs), desc="spectrograms", unit="clip"):
             if skipped is not None:
                 failures.append(skipped)
     return failures

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import inflect
 
-STOP_WORDS_FILE = Path(__file__).with_name("data") / "stopwords_en_nltk.txt"
-DEFAULT_ID2TAG = Path("json/id2token_top_1000.json")
+from coala import assets
+from coala.errors import VocabularyError
+
+STOP_WORDS_FILE = Path(__file__).with_name("stopwords_en_nltk.txt")
 
 
 @lru_cache(maxsize=1)
@@ -75,13 +77,22 @@ def build_vocabulary(clip_tags: Mapping[int, Sequence[str]], num_tags: int, min_
 
 
 def load_id2tag(id2tag: "str | Path | dict | None" = None) -> dict[int, str]:
-    """The vocabulary as ``{index: tag}`` from a dict or the paper's ``id2token_*.json``."""
+    """The vocabulary as ``{index: tag}`` from a dict or the paper's ``id2token_*.json`` (None: the
+    installed ``json/id2token_top_1000.json``, see ``coala.assets``)."""
     if isinstance(id2tag, dict):
         return {int(k): str(v) for k, v in id2tag.items()}
-    path = Path(id2tag) if id2tag is not None else DEFAULT_ID2TAG
+    path = assets.locate(id2tag) if id2tag is not None else assets.default_path(assets.ID2TAG)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: vocabulary file not found (get it with `python fetch_assets.py`)")
+        raise VocabularyError(f"{path}: vocabulary file not found (get it with `python fetch_assets.py`)")
     try:
         return {int(k): str(v) for k, v in json.loads(path.read_text()).items()}
-    except (json.JSONDecodeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"{path}: not an id-to-tag JSON object ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+        raise VocabularyError(f"{path}: not an id-to-tag JSON object ({exc})") from None
+
+
+def tag_index(vocabulary: Mapping[int, str], tag: str) -> int:
+    """The index of ``tag`` in an ``{index: tag}`` vocabulary; ``VocabularyError`` naming it when absent."""
+    index = next((i for i, t in vocabulary.items() if t == tag), None)
+    if index is None:
+        raise VocabularyError(f"tag {tag!r} is not in the vocabulary ({len(vocabulary)} tags)")
+    return index

@@ -1,6 +1,6 @@
 """Faster drop-in versions of the paper's slow layers, keeping its parameters and ``state_dict``.
 
-Measured on a 2-core CPU (see bench/train_throughput.py and the README): stock torch runs the
+Measured on a 2-core CPU (see bench/train_throughput.py and docs/performance.md): stock torch runs the
 1->128 input convolution and, above all, the 128->1 output transposed convolution far below the
 machine's matmul speed, and spends more time drawing dropout masks than applying them. Each class
 here subclasses the stock layer and only overrides ``forward``, so parameters, buffers and
@@ -18,6 +18,9 @@ from torch import nn
 # Dropout probabilities that a byte threshold represents exactly (p = k/256; the paper's 0.25 is 64/256).
 _BYTE_LEVELS = 256
 _INT64_MIN = torch.iinfo(torch.int64).min
+# Device types these layers were measured faster on; elsewhere the stock layers run until a benchmark
+# on that device says otherwise.
+MEASURED_FASTER_ON = ("cpu",)
 
 
 def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
@@ -174,10 +177,6 @@ def accelerate(models: nn.Module | Iterable[nn.Module], channels_last: bool = Tr
             model.to(memory_format=torch.channels_last)
 
 
-def sgd(params: Iterable[nn.Parameter], lr: float) -> torch.optim.SGD:
-    """Plain SGD (no momentum, no weight decay, as the paper), fused into one kernel where supported."""
-    params = list(params)
-    try:
-        return torch.optim.SGD(params, lr=lr, fused=True)
-    except (RuntimeError, ValueError):
-        return torch.optim.SGD(params, lr=lr, foreach=True)
+def tuned_for(device: torch.device) -> bool:
+    """Whether ``accelerate`` was measured to pay off on ``device`` (see ``MEASURED_FASTER_ON``)."""
+    return device.type in MEASURED_FASTER_ON

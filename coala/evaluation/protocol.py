@@ -10,8 +10,8 @@ every embedding set and task, so comparisons between embeddings are paired.
 """
 from __future__ import annotations
 
+import logging
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +24,15 @@ from sklearn.metrics import confusion_matrix
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
-
-from coala.downstream import Task, load_embeddings
+from coala.cli import progress_bar
+from coala.evaluation.task import Task, load_embeddings
 
 CLASSIFIERS = ("mlp", "linear")
 MLP_HIDDEN = (256,)          # the paper's MLPClassifier(hidden_layer_sizes=(256,)), defaults otherwise
 LINEAR_MAX_ITER = 1000       # lbfgs on 1152 standardized features needs more than the default 100
 LINEAR_SUFFIX = " (linear)"  # results of the linear probe are stored under "<name> (linear)"
+
+log = logging.getLogger(__name__)
 
 
 def run_seeds(seed: int, runs: int) -> list[int]:
@@ -103,17 +104,18 @@ class Outcome:
     iterations: int
 
 
-def run_jobs(jobs: list[Job], n_classes: int, n_jobs: int, label: str = "fits") -> dict[str, Outcome]:
+def run_jobs(jobs: list[Job], n_classes: int, n_jobs: int, label: str = "fits",
+             progress: bool = True) -> dict[str, Outcome]:
     """Run every fit (in parallel with ``n_jobs`` > 1) and gather one score per run for each result.
 
     A run's score is the mean of its splits' accuracies: for US8K the mean of the 10 fold accuracies,
-    as the paper computed it. A progress bar goes to stderr when it is a terminal.
+    as the paper computed it.
     """
     blas_threads = 1 if n_jobs != 1 else None
     fits = Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(fit_and_score)(j.x, j.y, j.train, j.test, j.kind, j.seed, n_classes, blas_threads)
         for j in jobs)
-    fits = tqdm(fits, total=len(jobs), desc=label, unit="fit", disable=None)
+    fits = progress_bar(fits, progress, total=len(jobs), desc=label, unit="fit")
     by_run: dict[str, dict[int, list[float]]] = {}
     outcomes: dict[str, Outcome] = {}
     for job, fit in zip(jobs, fits):
@@ -137,7 +139,7 @@ class TaskEvaluation:
 
 
 def evaluate_task(task: Task, embeddings_dir: Path, names: list[str], classifiers: list[str],
-                  seeds: list[int], n_jobs: int, log: Callable[[str], None]) -> TaskEvaluation:
+                  seeds: list[int], n_jobs: int, progress: bool = True) -> TaskEvaluation:
     """Evaluate each embedding set in ``names`` on ``task`` with each classifier and run seed.
 
     An embedding set with missing files is evaluated on the items present, and the count is reported;
@@ -154,12 +156,12 @@ def evaluate_task(task: Task, embeddings_dir: Path, names: list[str], classifier
                       "unreadable": len(emb.unreadable), "missing_examples": emb.missing[:5],
                       "unreadable_examples": emb.unreadable[:5], "counts": counts}
         if emb.missing or emb.unreadable:
-            log(f"{task.key} {name}: {len(emb.missing)} of {len(task.stems)} listed embeddings missing, "
-                f"{len(emb.unreadable)} unreadable (e.g. {(emb.missing + emb.unreadable)[0]}); "
-                "evaluating the rest")
+            log.warning(f"{task.key} {name}: {len(emb.missing)} of {len(task.stems)} listed embeddings missing, "
+                        f"{len(emb.unreadable)} unreadable (e.g. {(emb.missing + emb.unreadable)[0]}); "
+                        "evaluating the rest")
         y = task.labels[emb.present]
         if any(len(np.unique(y[train])) < 2 or len(test) == 0 for _, train, test in splits):
-            log(f"{task.key} {name}: skipped, a split has no test clip or fewer than 2 training classes left")
+            log.warning(f"{task.key} {name}: skipped, a split has no test clip or fewer than 2 training classes left")
             sets[name]["skipped"] = "a split has no test clip or fewer than 2 training classes"
             continue
         for kind in classifiers:
@@ -167,8 +169,8 @@ def evaluate_task(task: Task, embeddings_dir: Path, names: list[str], classifier
             for run, seed in enumerate(seeds[:classifier_runs(kind, len(seeds))]):
                 jobs += [Job(result, run, split, kind, seed, emb.vectors, y, train, test)
                          for split, train, test in splits]
-    log(f"{task.key}: {len(jobs)} fits ({len(task.stems)} clips listed, {len(task.classes)} classes)")
-    outcomes = run_jobs(jobs, len(task.classes), n_jobs, task.key) if jobs else {}
+    log.info(f"{task.key}: {len(jobs)} fits ({len(task.stems)} clips listed, {len(task.classes)} classes)")
+    outcomes = run_jobs(jobs, len(task.classes), n_jobs, task.key, progress) if jobs else {}
     meta = {"classes": task.classes, "listed": len(task.stems), **task.info, "embeddings": sets,
             "fits": {r: {"total": o.fits, "not_converged": o.not_converged,
                          "mean_iterations": round(o.iterations / o.fits, 1)} for r, o in outcomes.items()}}

@@ -23,21 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from coala import synth
 from coala.atomic import atomic_write_text
-from coala.tagged_corpus import clip_rng
+from coala.demo import synth
+from coala.demo.corpus import clip_rng
+from coala.evaluation.datasets import (GTZAN_AUDIO, GTZAN_GENRES, GTZAN_LISTS, NSYNTH_FAMILIES, NSYNTH_LEFT_OUT,
+                                       NSYNTH_SELECTED_AUDIO, NSYNTH_SOURCES, NSYNTH_TEST_AUDIO, US8K_AUDIO, US8K_CLASSES,
+                                       US8K_CSV, US8K_FOLDS)
 
-US8K_CLASSES = ("air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling", "engine_idling",
-                "gun_shot", "jackhammer", "siren", "street_music")
-GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
-NSYNTH_FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string",
-                   "synth_lead", "vocal")
-NSYNTH_LEFT_OUT = "synth_lead"  # in nsynth-test, never in the paper's training selection
-NSYNTH_SOURCES = ("acoustic", "electronic", "synthetic")
 NSYNTH_VELOCITIES = (25, 50, 75, 100, 127)
 NSYNTH_SR = 16000
 NSYNTH_SECONDS = 4.0
-N_FOLDS = 10
 US8K_STREAM, GTZAN_STREAM, NSYNTH_STREAM = 2, 3, 4
 Progress = Callable[[int], object] | None
 
@@ -123,11 +118,11 @@ def write_urbansound8k(root: Path, seed: int, per_class: int = 20, progress: Pro
             sr, seconds = int(rng.choice([22050, 44100, 48000])), float(rng.uniform(1.0, 4.0))
             y = urban_event(cls, seconds, sr, rng)
             y = synth.normalize(synth.mix_at_snr(y, _background(len(y), rng), rng.uniform(3, 20)), rng.uniform(0.3, 0.95))
-            fs_id, fold = 200000 + class_id * 1000 + k, k % N_FOLDS + 1
+            fs_id, fold = 200000 + class_id * 1000 + k, k % US8K_FOLDS + 1
             start = round(float(rng.uniform(0, 30)), 6)
             name = f"{fs_id}-{class_id}-0-{k % 3}.wav"
             stereo = rng.random() < 0.5
-            synth.write_audio(root / "UrbanSound8K" / "audio" / f"fold{fold}" / name,
+            synth.write_audio(root / US8K_AUDIO / f"fold{fold}" / name,
                               synth.to_stereo(y, sr, rng) if stereo else y, sr)
             rows.append({"slice_file_name": name, "fsID": fs_id, "start": start, "end": round(start + seconds, 6),
                          "salience": int(rng.integers(1, 3)), "fold": fold, "classID": class_id, "class": cls})
@@ -137,7 +132,7 @@ def write_urbansound8k(root: Path, seed: int, per_class: int = 20, progress: Pro
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(root / "UrbanSound8K" / "metadata" / "UrbanSound8K.csv", buffer.getvalue())
+    atomic_write_text(root / US8K_CSV, buffer.getvalue())
     return rows
 
 
@@ -211,13 +206,13 @@ def write_gtzan(root: Path, seed: int, per_genre: int = 10, seconds: float = 4.0
         for k in range(per_genre):
             rng = clip_rng(seed, GTZAN_STREAM, g * 10000 + k)
             rel = f"{genre}/{genre}.{k:05d}.wav"
-            synth.write_audio(root / "GTZAN" / "genres" / rel, synth.normalize(genre_clip(genre, seconds, 22050, rng)), 22050)
+            synth.write_audio(root / GTZAN_AUDIO / rel, synth.normalize(genre_clip(genre, seconds, 22050, rng)), 22050)
             if k < per_genre - 1:
                 lists["test" if k < n_test else "train"].append(rel)
             if progress is not None:
                 progress(1)
     for part, names in lists.items():
-        atomic_write_text(root / "GTZAN" / f"{part}_filtered.txt", "".join(f"{r}\n" for r in names))
+        atomic_write_text(root / GTZAN_LISTS[part], "".join(f"{r}\n" for r in names))
     return lists
 
 
@@ -303,8 +298,8 @@ def write_nsynth(root: Path, selection_json: Path, seed: int, train_per_family: 
     """``root/nsynth``: the selected training notes (no synth_lead, as the paper's selection) and a test
     set with all 11 families; the selection JSON maps each family to its training stems."""
     selected = [f for f in NSYNTH_FAMILIES if f != NSYNTH_LEFT_OUT]
-    selection = _nsynth_part(root / "nsynth" / "nsynth-train" / "audio_selected", seed, tuple(selected),
+    selection = _nsynth_part(root / NSYNTH_SELECTED_AUDIO, seed, tuple(selected),
                              train_per_family, 0, progress)
-    _nsynth_part(root / "nsynth" / "nsynth-test" / "audio", seed, NSYNTH_FAMILIES, test_per_family, 1, progress)
+    _nsynth_part(root / NSYNTH_TEST_AUDIO, seed, NSYNTH_FAMILIES, test_per_family, 1, progress)
     atomic_write_text(selection_json, json.dumps(selection, indent=1))
     return selection

@@ -20,8 +20,8 @@ from pathlib import Path
 import inflect
 import numpy as np
 
-from coala import synth
 from coala.atomic import atomic_write_text
+from coala.demo import synth
 
 SOURCES = ("tone", "noise", "chirp", "click", "pluck", "drum")
 CORPUS_STREAM = 1  # the generator stream of the corpus; the downstream sets use others

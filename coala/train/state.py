@@ -13,9 +13,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from coala import assets
 from coala.atomic import atomic_path
-from coala.checkpoints import load_into, read_state_dict
-from coala.config import TrainConfig
+from coala.errors import StateError
+from coala.models.checkpoints import load_into, read_state_dict
+from coala.train.config import TrainConfig
 
 STATE_FILE = "training_state.pt"
 # Settings that change what the saved optimisation trajectory means; resuming across a change is refused.
@@ -23,12 +25,8 @@ TRAJECTORY_KEYS = ("model", "train_dataset_file", "audio_loss_weight", "tag_loss
                    "contrastive_temperature", "batch_size", "learning_rate", "seed")
 
 
-class StateError(ValueError):
-    """A training state that cannot be resumed under this config; the message names file and key."""
-
-
 def checkpoint_path(folder: Path, part: str, epoch: int) -> Path:
-    return folder / f"{part}_epoch_{epoch}.pt"
+    return folder / assets.checkpoint_name(part, epoch)
 
 
 def _plain(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -96,8 +94,7 @@ def restore(state: dict[str, Any], parts: dict[str, nn.Module], optimizers: list
 
 def latest_checkpoint_epoch(folder: Path, part_names: list[str]) -> int | None:
     """The last epoch with a checkpoint for every part (how the paper's own code resumed), or None."""
-    epochs = {int(p.stem.rsplit("_", 1)[1]) for p in folder.glob(f"{part_names[0]}_epoch_*.pt")
-              if p.stem.rsplit("_", 1)[1].isdigit()}
+    epochs = {assets.checkpoint_epoch(p, part_names[0]) for p in folder.glob(f"{part_names[0]}_epoch_*.pt")} - {None}
     complete = [e for e in epochs if all(checkpoint_path(folder, name, e).is_file() for name in part_names)]
     return max(complete, default=None)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,23 +22,21 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
-from coala import training_plots, training_state
 from coala.atomic import atomic_write_text
-from coala.config import TrainConfig, resolve_device
-from coala.tags import load_id2tag
-from coala.fast_layers import accelerate, sgd
-from coala.training import (CNN_LOSSES, DUAL_AE_LOSSES, DualOutputs, Objective, all_gather_with_grad, as_patches,
-                            build_model, forward, losses_of, model_parts, parameter_groups, train_step,
-                            validation_inputs)
-from data_loader import DatasetError, open_dataset
+from coala.cli import progress_bar
+from coala.data.hdf5 import open_dataset
+from coala.data.tags import load_id2tag
+from coala.device import resolve_device
+from coala.errors import DatasetError, VocabularyError
+from coala.models.fast_layers import accelerate, tuned_for
+from coala.train import plots, state as training_state
+from coala.train.config import TrainConfig
+from coala.train.step import (TRAINABLE, Objective, all_gather_with_grad, as_patches, forward_losses, sgd, train_step,
+                              validation_inputs)
 
 METRICS_FILE = "metrics.jsonl"
-
-
-class TrainingError(ValueError):
-    """A run that cannot start (data too small, vocabularies differ...); the message says which."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,19 +67,15 @@ def start_runtime(device_name: str) -> Runtime:
     return Runtime(dist.get_rank(), world_size, device)
 
 
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
-
-
 def load_vocabulary(path: str, n_tags: int) -> dict[int, str]:
     """id -> tag for the example plots; a missing or short vocabulary only costs names, not the run."""
     try:
         vocabulary = load_id2tag(path)
-    except (FileNotFoundError, ValueError) as exc:
-        warn(f"{exc}; tags are shown by index")
+    except VocabularyError as exc:
+        log.warning(f"{exc}; tags are shown by index")
         return {}
     if len(vocabulary) != n_tags:
-        warn(f"{path}: {len(vocabulary)} tags but the data has {n_tags}; unnamed tags are shown by index")
+        log.warning(f"{path}: {len(vocabulary)} tags but the data has {n_tags}; unnamed tags are shown by index")
     return vocabulary
 
 
@@ -100,19 +94,17 @@ def validate(model: nn.Module, loader: DataLoader, objective: Objective, names: 
     sums = torch.zeros(len(names), dtype=torch.float64, device=runtime.device)
     count = torch.zeros((), dtype=torch.float64, device=runtime.device)
     example: dict[str, Any] = {}
-    for sound_ids, data, tags in loader:
+    for data, tags, sound_ids in loader:
         x, tags = validation_inputs(data, tags, runtime.device, channels_last)
-        out = forward(model, x, tags, autocast)
-        losses = losses_of(objective, out, x, tags)
+        out, losses = forward_losses(model, objective, x, tags, autocast)
         sums += torch.stack([losses[k] for k in names]).double() * len(x)
         count += len(x)
         if not example:
-            n = training_plots.N_EXAMPLES
-            dual = isinstance(out, DualOutputs)
-            example = {"ids": sound_ids[:n].tolist(), "patches": x[:n].float().cpu().numpy(),
-                       "reconstructions": out.x_recon[:n].float().cpu().numpy() if dual else None,
-                       "tags": tags[:n].cpu().numpy(),
-                       "scores": (out.tags_recon if dual else out[1])[:n].float().cpu().numpy()}
+            n = plots.N_EXAMPLES
+            reconstructions, scores = model.examples(out, n)
+            example = {"ids": sound_ids.reshape(-1)[:n].tolist(), "patches": x[:n].float().cpu().numpy(),
+                       "reconstructions": None if reconstructions is None else reconstructions.float().cpu().numpy(),
+                       "tags": tags[:n].cpu().numpy(), "scores": scores.float().cpu().numpy()}
     model.train()
     return _reduce_mean(sums, count, runtime), example
 
@@ -150,14 +142,14 @@ def write_metrics(folder: Path, metrics: list[dict[str, float]]) -> None:
 
 def train_epoch(step_model: nn.Module, batches, optimizers: list[torch.optim.Optimizer], objective: Objective,
                 names: tuple[str, ...], runtime: Runtime, autocast: contextlib.AbstractContextManager,
-                gather, log_interval: int) -> list[float]:
+                gather, log_interval: int, channels_last: bool) -> list[float]:
     """One pass over the shuffled training batches; mean losses over all processes' steps."""
     sums = torch.zeros(len(names), dtype=torch.float64, device=runtime.device)
     steps = 0
-    for steps, (_, data, tags) in enumerate(batches, 1):
-        x = as_patches(data, runtime.device, channels_last=True)
-        losses = train_step(step_model, optimizers, objective, x, tags.to(runtime.device, non_blocking=True),
-                            autocast, gather)
+    for steps, (data, tags, _) in enumerate(batches, 1):
+        x = as_patches(data, runtime.device, channels_last)
+        losses = train_step(step_model, optimizers, objective, x,
+                            tags.to(runtime.device, torch.float32, non_blocking=True), autocast, gather)
         sums += torch.stack([losses[k] for k in names]).double()  # stays on the device: no sync per step
         if steps % log_interval == 0 and runtime.main:
             batches.set_postfix({k: f"{v:.4f}" for k, v in zip(names, (sums / steps).tolist())})
@@ -177,11 +169,10 @@ def _log_epoch(cfg: TrainConfig, metrics: list[dict[str, float]], example: dict[
                 split, term = key.split("_", 1)
                 tensorboard.add_scalar(f"{term}/{split}", value, epoch)
         tensorboard.flush()
-    training_plots.save_examples(cfg.log_folder / f"examples_epoch_{epoch}.png", example["patches"],
+    plots.save_examples(cfg.log_folder / f"examples_epoch_{epoch}.png", example["patches"],
                                  example["reconstructions"], example["ids"], example["tags"], example["scores"],
                                  vocabulary)
-    tqdm.write(f"epoch {epoch}/{cfg.epochs} " + " ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"),
-               file=sys.stderr)
+    log.info(f"epoch {epoch}/{cfg.epochs} " + " ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"))
 
 
 def train(cfg: TrainConfig) -> None:
@@ -201,18 +192,20 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
         raise DatasetError(f"{cfg.validation_dataset_file}: {val_set.n_tags} tags, but the training file has {train_set.n_tags}")
     global_batch = cfg.batch_size * runtime.world_size
     if len(train_set) < global_batch:
-        raise TrainingError(f"{cfg.train_dataset_file}: {len(train_set)} patches, fewer than one batch of {global_batch}")
+        raise DatasetError(f"{cfg.train_dataset_file}: {len(train_set)} patches, fewer than one batch of {global_batch}")
     vocabulary = load_vocabulary(cfg.id2tag_file, train_set.n_tags) if runtime.main else {}
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, train_set.n_tags)
-    accelerate(model, channels_last=True)
+    model = TRAINABLE[cfg.model](train_set.n_tags)
+    tuned = tuned_for(runtime.device)  # the CPU-tuned layers where they were measured faster, stock elsewhere
+    if tuned:
+        accelerate(model, channels_last=True)
     model.to(runtime.device)
     torch.manual_seed(cfg.seed + 1 + runtime.rank)  # a distinct dropout stream per process
-    parts = model_parts(model)
-    optimizers = [sgd(group, cfg.learning_rate) for group in parameter_groups(model)]
+    parts = model.parts()
+    optimizers = [sgd(group, cfg.learning_rate) for group in model.parameter_groups()]
     objective = Objective(cfg.audio_loss_weight, cfg.tag_loss_weight, cfg.contrastive_loss_weight, cfg.contrastive_temperature)
-    names = DUAL_AE_LOSSES if cfg.model == "dual_ae" else CNN_LOSSES
+    names = model.loss_names
 
     state = training_state.load_state(cfg.checkpoint_folder, cfg)
     start_epoch, metrics = 0, []
@@ -223,7 +216,7 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
         if start_epoch:
             training_state.load_checkpoints(cfg.checkpoint_folder, parts, start_epoch)
             if runtime.main:
-                warn(f"{cfg.checkpoint_folder}: no {training_state.STATE_FILE}; continuing from the epoch-{start_epoch} "
+                log.warning(f"{cfg.checkpoint_folder}: no {training_state.STATE_FILE}; continuing from the epoch-{start_epoch} "
                      "checkpoints with fresh random streams (earlier metrics unknown)")
     else:
         training_state.restore(state, parts, optimizers)
@@ -231,14 +224,14 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
         if len(state["rng"]) == runtime.world_size:
             training_state.set_rng_state(state["rng"][runtime.rank])
         elif runtime.main:
-            warn(f"state saved by {len(state['rng'])} processes, resumed by {runtime.world_size}: new random streams")
+            log.warning(f"state saved by {len(state['rng'])} processes, resumed by {runtime.world_size}: new random streams")
     if runtime.main:
-        print(f"{cfg.experiment_name}: {cfg.model}, {len(train_set)} training / {len(val_set)} validation patches, "
-              f"{train_set.n_tags} tags, {runtime.world_size} process(es) on {runtime.device}"
-              + (f", resuming after epoch {start_epoch}" if start_epoch else ""), file=sys.stderr)
+        log.info(f"{cfg.experiment_name}: {cfg.model}, {len(train_set)} training / {len(val_set)} validation patches, "
+                 f"{train_set.n_tags} tags, {runtime.world_size} process(es) on {runtime.device}"
+                 + (f", resuming after epoch {start_epoch}" if start_epoch else ""))
     if start_epoch >= cfg.epochs:
         if runtime.main:
-            print(f"{cfg.experiment_name}: already trained {start_epoch} epochs; nothing to do", file=sys.stderr)
+            log.info(f"{cfg.experiment_name}: already trained {start_epoch} epochs; nothing to do")
         return
 
     step_model: nn.Module = model
@@ -246,7 +239,7 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
         step_model = DistributedDataParallel(model, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
     if cfg.compile:
         step_model = torch.compile(step_model)
-    gather = all_gather_with_grad if runtime.distributed and cfg.model == "dual_ae" else None
+    gather = all_gather_with_grad if runtime.distributed else None
     autocast = torch.autocast(runtime.device.type, dtype=torch.bfloat16) if cfg.amp else contextlib.nullcontext()
     train_loader, train_sampler = _loader(train_set, cfg, runtime, train=True)
     val_loader, _ = _loader(val_set, cfg, runtime, train=False)
@@ -257,10 +250,10 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         started = time.perf_counter()
         train_sampler.set_epoch(epoch)
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not runtime.main, leave=False,
-                   dynamic_ncols=True, file=sys.stderr)
-        train_means = train_epoch(step_model, bar, optimizers, objective, names, runtime, autocast, gather, cfg.log_interval)
-        val_means, example = validate(model, val_loader, objective, names, runtime, autocast, channels_last=True)
+        bar = progress_bar(train_loader, runtime.main, desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
+        train_means = train_epoch(step_model, bar, optimizers, objective, names, runtime, autocast, gather,
+                                  cfg.log_interval, tuned)
+        val_means, example = validate(model, val_loader, objective, names, runtime, autocast, tuned)
         seconds = time.perf_counter() - started
         record = {"epoch": epoch, **{f"train_{k}": v for k, v in zip(names, train_means)},
                   **{f"val_{k}": v for k, v in zip(names, val_means)}, "seconds": round(seconds, 3),
@@ -273,6 +266,6 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
             training_state.save_state(cfg.checkpoint_folder, cfg, parts, optimizers, epoch, metrics, rng)
             _log_epoch(cfg, metrics, example, vocabulary, tensorboard)
     if runtime.main:
-        training_plots.save_loss_curves(cfg.log_folder / "loss_curves.png", metrics)
+        plots.save_loss_curves(cfg.log_folder / "loss_curves.png", metrics)
         if tensorboard is not None:
             tensorboard.close()

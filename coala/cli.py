@@ -1,0 +1,81 @@
+"""What every entry point shares: logging to stderr, progress bars, and one way to report a user's error.
+
+Exit statuses: 0 when everything was done; 1 when the run finished but some items failed (listed in
+its output); 2 when the command or its config cannot run (a :class:`~coala.errors.CoalaError`, or an
+``OSError`` such as a folder that cannot be written, reported as one ``error:`` line); 130 on Ctrl-C.
+Any other exception is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from tqdm import tqdm
+
+from coala.errors import CoalaError
+
+EXIT_OK, EXIT_FAILURES, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# A progress bar redraws this often (seconds) on a terminal, and this rarely when stderr is a log file,
+# where every redraw is another line.
+TERMINAL_REFRESH_S = 0.1
+LOG_REFRESH_S = 60.0
+
+log = logging.getLogger("coala")
+
+
+class _StderrHandler(logging.Handler):
+    """Writes through ``tqdm.write`` to the current ``sys.stderr``, so messages do not break a live bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+class _LevelPrefix(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Send the ``coala`` loggers' messages to stderr: plain at INFO, prefixed ``warning:`` / ``error:``."""
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(_LevelPrefix("%(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(level)
+
+
+def entry_point(main: Callable[..., int]) -> Callable[..., int]:
+    """Wrap a script's ``main(argv) -> exit status``: logging set up, a user's error as one line, status 2."""
+
+    @functools.wraps(main)
+    def run(*args: Any, **kwargs: Any) -> int:
+        setup_logging()
+        try:
+            return main(*args, **kwargs)
+        except CoalaError as exc:
+            log.error(str(exc))
+            return EXIT_UNUSABLE
+        except OSError as exc:  # a folder that cannot be written, a full disk: the environment, not a bug
+            log.error(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
+            return EXIT_UNUSABLE
+        except KeyboardInterrupt:
+            log.error("interrupted")
+            return EXIT_INTERRUPTED
+
+    return run
+
+
+def progress_bar(iterable: Iterable | None = None, enabled: bool = True, **kwargs: Any) -> tqdm:
+    """A tqdm bar on stderr that redraws rarely when stderr is not a terminal (a log keeps few lines)."""
+    terminal = sys.stderr.isatty()
+    kwargs.setdefault("mininterval", TERMINAL_REFRESH_S if terminal else LOG_REFRESH_S)
+    kwargs.setdefault("maxinterval", max(kwargs["mininterval"], 10.0))
+    return tqdm(iterable, disable=not enabled, dynamic_ncols=terminal, file=sys.stderr, **kwargs)

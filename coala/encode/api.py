@@ -1,0 +1,96 @@
+"""The paper's notebook functions, with its names and return types, and their batched counterpart.
+
+    from encode import return_loaded_model, extract_audio_embedding_chunks
+    from models_t1000 import AudioEncoder
+    model = return_loaded_model(AudioEncoder, "saved_models/dual_ae_c/audio_encoder_epoch_200.pt")
+    embedding, embedding_d = extract_audio_embedding_chunks(model, "clip.wav")   # (n_chunks, 1152) each
+
+Unlike the paper's, these raise an error naming the file when it cannot be used (the paper's printed
+the exception and returned None), and default paths resolve under the asset root (``coala.assets``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from coala.audio.frontend import PATCH_FRAMES, compute_spectrogram
+from coala.audio.patches import scaled_chunks
+from coala.audio.scaler import MinMaxScaler, load_scaler
+from coala.data.tags import load_id2tag, tag_index
+from coala.encode.batch import chunk_computer, default_batch_size, embed_stream, iter_files
+from coala.encode.inference import embed_patches, model_device
+from coala.errors import AudioError
+from coala.models.checkpoints import load_checkpoint
+from coala.models.registry import AUDIO_NETWORKS, NETWORKS
+
+M = TypeVar("M", bound=nn.Module)
+ScalerArg = "str | Path | MinMaxScaler | None"
+
+
+def return_loaded_model(Model: type[M], checkpoint: str | Path | None = None,
+                        device: str | torch.device = "cpu") -> M:
+    """Load a checkpoint in the paper's format (legacy or zip) into ``Model``, in eval mode.
+
+    The vocabulary size of tag-sized models is read from the checkpoint; a checkpoint that does not fit
+    raises ``CheckpointError`` naming the mismatching keys. Without ``checkpoint``, the paper's
+    published one for ``Model`` (``dual_ae_c`` for the encoders, epoch 20 for the CNN).
+    """
+    return load_checkpoint(checkpoint, Model, device)
+
+
+def load_audio_model(checkpoint: str | Path, model_type: str = "auto", device: str | torch.device = "cpu") -> nn.Module:
+    """The audio encoder or the tag-supervised CNN in a checkpoint (``auto``: told apart by its keys)."""
+    return load_checkpoint(checkpoint, AUDIO_NETWORKS if model_type == "auto" else NETWORKS[model_type], device)
+
+
+def extract_audio_embedding_chunks(model: nn.Module, filename: str | Path,
+                                   scaler: ScalerArg = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings of every non-overlapping 96-frame chunk of a file: ``(embedding, embedding_d)``.
+
+    Both are ``(n_chunks, 1152)`` float32 tensors (for the CNN: ``(z, tag_probabilities)``). Raises
+    ``AudioError`` naming the file when it cannot be decoded or holds no audio.
+    """
+    return embed_patches(model, scaled_chunks(compute_spectrogram(filename), load_scaler(scaler)))
+
+
+def extract_audio_embedding(model: nn.Module, filename: str | Path,
+                            scaler: ScalerArg = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's single-patch embedding: the file's first 96 frames, ``(1, 1152)`` each."""
+    spec = compute_spectrogram(filename)[:, :PATCH_FRAMES]
+    return embed_patches(model, load_scaler(scaler).transform(spec[None]))
+
+
+@torch.inference_mode()
+def extract_tag_embedding(model: nn.Module, tag: str, id2tag: "str | Path | dict | None" = None) -> torch.Tensor:
+    """The paper's tag embedding: ``z`` of the tag encoder for the tag as a one-hot vector, ``(1, 1152)``.
+
+    ``VocabularyError`` when the tag is not in the vocabulary (default: the paper's 1000 tags).
+    """
+    index = tag_index(load_id2tag(id2tag), tag)
+    one_hot = torch.zeros(1, model.tag_encoder[0].in_features, device=model_device(model))
+    one_hot[0, index] = 1.0
+    z, _ = model(one_hot)
+    return z.float().cpu()
+
+
+def encode_files(model: nn.Module, paths: "list[str | Path]", scaler: ScalerArg = None,
+                 batch_size: int | None = None, workers: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``extract_audio_embedding_chunks`` for many files at once: one ``(embedding, embedding_d)`` per path.
+
+    The chunks of consecutive files share forward passes of at most ``batch_size`` chunks (default: 16
+    on the CPU, 256 on a GPU), on the model's device; ``workers`` DataLoader processes decode and
+    compute spectrograms (0: in this process, the fastest on a 2-core CPU). Raises ``AudioError`` for
+    the first file that fails.
+    """
+    paths = [Path(p) for p in paths]
+    results = embed_stream(model, iter_files(paths, chunk_computer(load_scaler(scaler)), workers),
+                           batch_size or default_batch_size(model_device(model)))
+    embeddings = []
+    for result in results:
+        if result.error is not None:
+            raise AudioError(paths[result.index], result.error)
+        embeddings.append(result.value)
+    return embeddings

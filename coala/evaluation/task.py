@@ -1,0 +1,113 @@
+"""A downstream task (its clips, classes and the protocol's splits) and the embeddings encode.py wrote for it.
+
+Embeddings live at ``<embeddings-dir>/<us8k | gtzan | nsynth/train | nsynth/test>/<NAME>/<stem>.npy``
+(``coala.evaluation.datasets`` says which subfolder each clip's embedding is in). Reading the dataset's
+own lists, rather than whatever embeddings happen to exist, is what lets missing embeddings be counted
+instead of silently shrinking the evaluation, which is what the paper's script did.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coala.errors import DownstreamError
+
+
+@dataclass
+class Task:
+    """One downstream task: its items, their classes, and the protocol's splits over them.
+
+    With ``folds`` set, ``groups`` holds each item's fold and every fold is tested in turn against a
+    model trained on all the others (US8K); otherwise ``groups`` is "train" or "test" and there is a
+    single split (GTZAN, NSynth).
+    """
+    key: str
+    classes: list[str]
+    subdirs: list[str]
+    stems: list[str]
+    labels: np.ndarray
+    groups: np.ndarray
+    folds: list[int] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def splits(self, keep: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(name, train indices, test indices) of each split, over the items where ``keep`` is true."""
+        groups = self.groups[keep]
+        if self.folds is None:
+            return [("test", np.flatnonzero(groups == "train"), np.flatnonzero(groups == "test"))]
+        return [(f"fold {k}", np.flatnonzero(groups != k), np.flatnonzero(groups == k)) for k in self.folds]
+
+
+@dataclass
+class Embeddings:
+    """One embedding set's clip vectors for a task's items, and what could not be used."""
+    name: str
+    vectors: np.ndarray            # (n_present, width) float32
+    present: np.ndarray            # bool per task item
+    missing: list[str]             # relative paths of listed items with no .npy
+    unreadable: list[str]          # "<path>: <reason>" of .npy files that could not be used
+
+
+def embedding_names(embeddings_dir: Path, subdir: str) -> set[str]:
+    """The embedding sets (folder names) written for one embeddings subfolder."""
+    folder = embeddings_dir / subdir
+    if not folder.is_dir():
+        return set()
+    return {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
+
+
+def stems_on_disk(folders: list[Path], suffix: str) -> set[str]:
+    return {p.stem for folder in folders if folder.is_dir() for p in folder.glob(f"*{suffix}")}
+
+
+def task_embedding_names(task: Task, embeddings_dir: Path) -> list[str]:
+    """Every embedding set written for any of the task's subfolders."""
+    return sorted(set().union(*(embedding_names(embeddings_dir, s) for s in set(task.subdirs))))
+
+
+def clip_vector(path: Path) -> np.ndarray:
+    """A clip's vector: (n_chunks, d) chunk embeddings averaged over chunks, a (d,) vector as it is."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DownstreamError(f"{path}: cannot read ({exc})") from None
+    if array.ndim == 2 and array.shape[0] > 0:
+        array = array.mean(axis=0, dtype=np.float64)
+    if array.ndim != 1 or array.size == 0 or not np.issubdtype(array.dtype, np.number):
+        raise DownstreamError(f"{path}: expected a (n_chunks, d) or (d,) numeric array, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise DownstreamError(f"{path}: holds non-finite values")
+    return array.astype(np.float32)
+
+
+def load_embeddings(task: Task, embeddings_dir: Path, name: str) -> Embeddings:
+    """Load embedding set ``name`` for every item of ``task``.
+
+    Missing and unreadable files are recorded and left out (the evaluation goes on with what is
+    present); vectors of differing widths within one set stop with a DownstreamError naming the file,
+    since they mean two different extractions were mixed in one folder.
+    """
+    vectors, present, missing, unreadable = [], np.zeros(len(task.stems), bool), [], []
+    first: Path | None = None
+    for i, (subdir, stem) in enumerate(zip(task.subdirs, task.stems)):
+        path = embeddings_dir / subdir / name / f"{stem}.npy"
+        if not path.is_file():
+            missing.append(f"{subdir}/{name}/{stem}.npy")
+            continue
+        try:
+            vector = clip_vector(path)
+        except DownstreamError as exc:
+            unreadable.append(str(exc))
+            continue
+        if first is None:
+            first = path
+        elif vector.size != vectors[0].size:
+            raise DownstreamError(f"{path}: embedding width {vector.size} differs from {vectors[0].size} "
+                                  f"of {first} in the same set")
+        vectors.append(vector)
+        present[i] = True
+    matrix = np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
+    return Embeddings(name, matrix, present, missing, unreadable)
