@@ -1,4 +1,4 @@
-# `make test`: create .venv when missing, install the pinned requirements, run the test suite.
+# `make test`: create .venv when missing, install the pinned requirements and the package (editable), run the tests.
 # `make demo`: the whole pipeline on a generated corpus (see README).
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,16 +7,17 @@ STAMP := $(VENV)/.requirements-installed
 
 .PHONY: test demo
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# ---- make demo: the paper's pipeline end to end on a generated corpus (README, "Demo") ----------
+# ---- make demo: the paper's pipeline end to end on a generated corpus (docs/demo.md) ------------
 # Each step is a file target, so a rerun reuses what is done (delete demo/ and the *demo* outputs to
 # start again). The number of epochs is read from the config, its one home.
 DEMO := demo

@@ -13,6 +13,20 @@ CLIPS = ["groove_22050.wav", "pluck_16k.wav", "plucks_22000.flac", "tone_stereo_
 PADDED_CLIPS = {"pluck_16k.wav"}  # at most 10 s: zero-padded, noise added
 
 
+@pytest.fixture(autouse=True, scope="session")
+def empty_asset_root(tmp_path_factory) -> Path:
+    """Tests never read assets a developer installed: the asset root is an empty folder unless a test
+    sets its own (``COALA_HOME``, see coala/assets.py)."""
+    root = tmp_path_factory.mktemp("asset_root")
+    previous = os.environ.get("COALA_HOME")
+    os.environ["COALA_HOME"] = str(root)
+    yield root
+    if previous is None:
+        os.environ.pop("COALA_HOME", None)
+    else:
+        os.environ["COALA_HOME"] = previous
+
+
 @pytest.fixture(scope="session")
 def reference() -> Path:
     """The reference folder, or a skip that says why (a user's fresh clone has none)."""

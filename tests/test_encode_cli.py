@@ -1,6 +1,7 @@
 """encode.py's command line and batch function: outputs, resumption, failures, dataset layouts, MFCC."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import librosa
@@ -192,6 +193,27 @@ def test_dataset_mode_writes_where_classify_looks(capsys, data_dir, encoder_ckpt
     expected, _ = extract_audio_embedding_chunks(model, data_dir / "UrbanSound8K" / "audio" / "fold5" / "100032-3-0-0.wav",
                                                  scaler_file)
     np.testing.assert_allclose(saved, expected.numpy(), rtol=0, atol=1e-5)
+
+
+def test_nsynth_training_notes_are_read_through_the_selection_without_audio_selected(capsys, tmp_path, encoder_ckpt,
+                                                                                      scaler_file):
+    """Without nsynth-train/audio_selected/ the selected notes come from nsynth-train/audio/ via the JSON;
+    a selected note that is not there is a reported failure, not a silent gap."""
+    data = tmp_path / "data"
+    train_audio = data / "nsynth" / "nsynth-train" / "audio"
+    for seed, name in enumerate(["guitar_electronic_000-076-025", "bass_synthetic_033-050-100", "reed_acoustic_011-060-050"]):
+        write_clip(train_audio / f"{name}.wav", 16000, 1, 1.0, seed=30 + seed)
+    write_clip(data / "nsynth" / "nsynth-test" / "audio" / "flute_acoustic_002-077-100.wav", 16000, 1, 1.0, seed=40)
+    selection = tmp_path / "selection.json"
+    selection.write_text(json.dumps({"guitar": ["guitar_electronic_000-076-025.wav"],
+                                     "bass": ["bass_synthetic_033-050-100.wav", "bass_electronic_018-022-100.wav"]}))
+    code, stdout, err = run_cli(capsys, "--model", encoder_ckpt, "--scaler", scaler_file, "--dataset", "nsynth",
+                                "--data-dir", data, "--nsynth-selection", selection)
+    assert code == 1 and stdout.startswith("done 3, skipped 0, failed 1"), (stdout, err)
+    train = data / "embeddings" / "nsynth" / "train" / "embeddings_dual_ae_c_200"
+    assert sorted(p.stem for p in train.glob("*.npy")) == ["bass_synthetic_033-050-100", "guitar_electronic_000-076-025"]
+    assert "bass_electronic_018-022-100.wav\tno such file" in (train / "failures.tsv").read_text()
+    assert (data / "embeddings" / "nsynth" / "test" / "embeddings_dual_ae_c_200" / "flute_acoustic_002-077-100.npy").is_file()
 
 
 def paper_mfcc(path: Path) -> np.ndarray:
