@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -38,8 +39,14 @@ def test_no_package_module_imports_a_top_level_script() -> None:
 
 
 def test_wheel_installs_and_every_module_imports_without_the_repository(tmp_path: Path) -> None:
+    source = tmp_path / "source"  # a copy of the tracked files: building leaves build/ beside the sources
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in tracked + [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*") if p.is_file()]:
+        if (ROOT / name).is_file() and "__pycache__" not in name:
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                    "-w", str(tmp_path / "wheel"), str(ROOT)], check=True, timeout=300, cwd=tmp_path,
+                    "-w", str(tmp_path / "wheel"), str(source)], check=True, timeout=300, cwd=tmp_path,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     (wheel,) = (tmp_path / "wheel").glob("coala-*.whl")
     site = tmp_path / "site"

@@ -198,10 +198,6 @@ def noisy_tags(spec: ClipSpec, rng: np.random.Generator, plural: Callable[[str],
     return [words[i] for i in rng.permutation(len(words))]
 
 
-def corpus_specs(n_clips: int, seed: int) -> list[ClipSpec]:
-    return [draw_spec(i, clip_rng(seed, CORPUS_STREAM, i)) for i in range(n_clips)]
-
-
 def write_corpus(out_dir: Path, n_clips: int, seed: int,
                  progress: Callable[[int], object] | None = None) -> list[ClipSpec]:
     """Write ``out_dir/audio/<id>.wav`` and ``out_dir/tags.csv`` (written last: its presence means done)."""
