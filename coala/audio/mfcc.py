@@ -23,7 +23,6 @@ from coala.audio.frontend import SAMPLE_RATE, load_audio
 N_MFCC = 20
 DELTA_WIDTH = 5
 MFCC_RESAMPLER = "kaiser_fast"
-MFCC_DIM = 3 * 2 * N_MFCC  # MFCCs, deltas, second deltas; mean and variance of each
 
 
 def mfcc_features(path: str | Path) -> np.ndarray:
