@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> RunSummary:
         raise UsageError("--output is required with --input")
     if (args.batch_size is not None and args.batch_size < 1) or (args.workers is not None and args.workers < 0):
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")
+    if args.nsynth_selection is not None and not args.nsynth_selection.is_file():
+        raise UsageError(f"--nsynth-selection: no such file {args.nsynth_selection}")
     model, device = None, torch.device("cpu")
     if args.features == "mfcc":
         compute, name = mfcc_features, args.name or "mfcc"

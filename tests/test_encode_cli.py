@@ -215,6 +215,12 @@ def test_nsynth_training_notes_are_read_through_the_selection_without_audio_sele
     assert (data / "embeddings" / "nsynth" / "test" / "embeddings_dual_ae_c_200" / "flute_acoustic_002-077-100.npy").is_file()
 
 
+def test_a_named_selection_that_is_not_there_stops_before_any_work(capsys, tmp_path, encoder_ckpt, scaler_file):
+    code, stdout, err = run_cli(capsys, "--model", encoder_ckpt, "--scaler", scaler_file, "--dataset", "nsynth",
+                                "--data-dir", tmp_path, "--nsynth-selection", tmp_path / "nope.json")
+    assert code == 2 and stdout == "" and err == f"error: --nsynth-selection: no such file {tmp_path / 'nope.json'}\n"
+
+
 def paper_mfcc(path: Path) -> np.ndarray:
     """The paper's extract_mfcc recipe, written out with librosa calls (reflect STFT padding of librosa 0.7.2)."""
     y, sr = librosa.load(path, sr=SAMPLE_RATE, res_type="kaiser_fast")

@@ -81,7 +81,7 @@ def pad(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     Like the paper's, it raises ``ValueError`` for a signal longer than 10 s (its callers use such
     signals as they are).
     """
-    n = PAD_SECONDS * sr
+    n = int(round(PAD_SECONDS * sr))
     y = np.asarray(y).reshape(-1)
     if y.size > n:
         raise ValueError(f"{y.size} samples are longer than the {PAD_SECONDS} s ({n} samples at {sr} Hz) that pad fills")

@@ -15,9 +15,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from coala.atomic import atomic_write_text
+from coala.evaluation.datasets import DOWNSTREAM
 from coala.figures import save_figure
 
-TASK_ORDER = ("US8K", "GTZAN", "NSynth")
+TASK_ORDER = tuple(dataset.key for dataset in DOWNSTREAM.values())
 META_KEY = "meta"
 
 # The paper's results (its results/performances.json): mean and std over 10 runs, accuracy in %.

@@ -152,7 +152,7 @@ def train_epoch(step_model: nn.Module, batches, optimizers: list[torch.optim.Opt
                             tags.to(runtime.device, torch.float32, non_blocking=True), autocast, gather)
         sums += torch.stack([losses[k] for k in names]).double()  # stays on the device: no sync per step
         if steps % log_interval == 0 and runtime.main:
-            batches.set_postfix({k: f"{v:.4f}" for k, v in zip(names, (sums / steps).tolist())})
+            batches.set_postfix({k: f"{v:.4f}" for k, v in zip(names, (sums / steps).tolist())}, refresh=False)
     return _reduce_mean(sums, torch.tensor(float(steps * runtime.world_size), dtype=torch.float64,
                                            device=runtime.device), runtime)
 
@@ -169,9 +169,8 @@ def _log_epoch(cfg: TrainConfig, metrics: list[dict[str, float]], example: dict[
                 split, term = key.split("_", 1)
                 tensorboard.add_scalar(f"{term}/{split}", value, epoch)
         tensorboard.flush()
-    plots.save_examples(cfg.log_folder / f"examples_epoch_{epoch}.png", example["patches"],
-                                 example["reconstructions"], example["ids"], example["tags"], example["scores"],
-                                 vocabulary)
+    plots.save_examples(cfg.log_folder / f"examples_epoch_{epoch}.png", example["patches"], example["reconstructions"],
+                        example["ids"], example["tags"], example["scores"], vocabulary)
     log.info(f"epoch {epoch}/{cfg.epochs} " + " ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"))
 
 
@@ -216,8 +215,8 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
         if start_epoch:
             training_state.load_checkpoints(cfg.checkpoint_folder, parts, start_epoch)
             if runtime.main:
-                log.warning(f"{cfg.checkpoint_folder}: no {training_state.STATE_FILE}; continuing from the epoch-{start_epoch} "
-                     "checkpoints with fresh random streams (earlier metrics unknown)")
+                log.warning(f"{cfg.checkpoint_folder}: no {training_state.STATE_FILE}; continuing from the "
+                            f"epoch-{start_epoch} checkpoints with fresh random streams (earlier metrics unknown)")
     else:
         training_state.restore(state, parts, optimizers)
         start_epoch, metrics = state["epoch"], state["metrics"]
