@@ -83,7 +83,7 @@ def compare_fits(data: Path, reps: int, jobs: int) -> None:
     thread, as each of classify.py's workers runs it), interleaved; medians of seconds per epoch, since
     the two dtypes may stop after slightly different numbers of epochs. A float64 fit held to one BLAS
     thread is timed too: on a loaded machine default threads oversubscribe, which flatters the ratio."""
-    task = read_us8k(data)
+    task = read_us8k(data, data / "embeddings", None, 0)
     emb = load_embeddings(task, data / "embeddings", NAME)
     _, train, test = task.splits(emb.present)[0]
     y = task.labels[emb.present]
