@@ -232,7 +232,7 @@ def dataset_jobs(datasets: Sequence[str], data_dir: Path, embeddings_dir: Path, 
         for part in DOWNSTREAM[dataset].audio_parts(data_dir, nsynth_selection):
             files = part.files()
             if not files:
-                message = f"{part.audio_dir}: no {part.pattern} audio files for {part.key}"
+                message = f"{part.audio_dir}: no {part.pattern} audio files for {part.key}{part.when_absent}"
                 if len(datasets) == 1:
                     raise UsageError(message)
                 log.info(f"note: {message}; skipped")

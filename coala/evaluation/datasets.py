@@ -60,6 +60,7 @@ class AudioPart:
     audio_dir: Path
     pattern: str = "*"
     listed: tuple[str, ...] | None = None
+    when_absent: str = ""  # what else would have given this part its files, for the message when it has none
 
     def files(self) -> list[Path]:
         """The part's audio files; listed files are returned whether or not they exist, so that a missing
@@ -106,8 +107,9 @@ def gtzan_audio(data_dir: Path, selection: Path | None) -> list[AudioPart]:
 def nsynth_audio(data_dir: Path, selection: Path | None) -> list[AudioPart]:
     """nsynth-test's notes, and the training selection: ``audio_selected/`` when it exists, else the
     selection JSON's notes read from ``nsynth-train/audio/``."""
-    train = AudioPart("nsynth/train", data_dir / NSYNTH_SELECTED_AUDIO)
     selection = selection or assets.default_path(assets.NSYNTH_SELECTION)
+    train = AudioPart("nsynth/train", data_dir / NSYNTH_SELECTED_AUDIO,
+                      when_absent=f" (nor {data_dir / NSYNTH_TRAIN_AUDIO} with the selection {selection})")
     if not train.audio_dir.is_dir() and (data_dir / NSYNTH_TRAIN_AUDIO).is_dir() and selection.is_file():
         train = AudioPart("nsynth/train", data_dir / NSYNTH_TRAIN_AUDIO,
                           listed=tuple(f"{name}.wav" for name in read_selection(selection)))
