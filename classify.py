@@ -20,7 +20,7 @@ import numpy as np
 import sklearn
 
 from coala import assets
-from coala.cli import EXIT_OK, entry_point
+from coala.cli import EXIT_OK, entry_point, require_file
 from coala.errors import DataAbsentError, UsageError
 from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
 from coala.evaluation.protocol import CLASSIFIERS, LINEAR_MAX_ITER, LINEAR_SUFFIX, MLP_HIDDEN, evaluate_task, run_seeds
@@ -58,8 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise UsageError(f"--runs must be at least 1, got {args.runs}")
     if args.jobs == 0 or args.jobs < -1:
         raise UsageError(f"--jobs must be a positive number or -1, got {args.jobs}")
-    if args.nsynth_selection is not None and not args.nsynth_selection.is_file():
-        raise UsageError(f"--nsynth-selection: no such file {args.nsynth_selection}")
+    require_file(args.nsynth_selection, "--nsynth-selection")
     args.embeddings_dir = args.embeddings_dir or args.data_dir / EMBEDDINGS_FOLDER
     return args
 

@@ -25,7 +25,7 @@ import torch
 
 from coala.audio.mfcc import mfcc_features
 from coala.audio.scaler import load_scaler
-from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point
+from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, require_file
 from coala.data.tags import load_id2tag
 from coala.device import resolve_device
 from coala.encode.api import (encode_files, extract_audio_embedding, extract_audio_embedding_chunks,
@@ -99,8 +99,7 @@ def run(args: argparse.Namespace) -> RunSummary:
         raise UsageError("--output is required with --input")
     if (args.batch_size is not None and args.batch_size < 1) or (args.workers is not None and args.workers < 0):
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")
-    if args.nsynth_selection is not None and not args.nsynth_selection.is_file():
-        raise UsageError(f"--nsynth-selection: no such file {args.nsynth_selection}")
+    require_file(args.nsynth_selection, "--nsynth-selection")
     model, device = None, torch.device("cpu")
     if args.features == "mfcc":
         compute, name = mfcc_features, args.name or "mfcc"

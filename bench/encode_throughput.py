@@ -15,7 +15,7 @@ scaler fitted on random patches, then times, in one process with interleaved rep
 Prints medians, the speedups, the agreement of our outputs with the paper procedure's (smallest
 per-chunk cosine), and as its last line ``speedup_vs_paper: X.XX`` for the 4 s clips.
 
-    python bench/encode_throughput.py                              # the README's figures
+    python bench/encode_throughput.py                              # the figures in docs/performance.md
     python bench/encode_throughput.py --short 20 --long 2 --reps 1 # a quick look
 """
 from __future__ import annotations

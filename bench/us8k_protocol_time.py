@@ -10,7 +10,7 @@ so the bench also prints the mean epochs it saw and the time projected to the wo
 running to ``max_iter`` (200). First it times one fold's fit side by side the paper's way (float64,
 BLAS's default threads) and ours (float32, one BLAS thread per worker).
 
-    python bench/us8k_protocol_time.py                 # the full protocol (the figure in the README)
+    python bench/us8k_protocol_time.py                 # the full protocol (the figure in docs/performance.md)
     python bench/us8k_protocol_time.py --runs 2        # a quick sanity run; minutes scale with runs
 """
 from __future__ import annotations

@@ -11,11 +11,12 @@ import functools
 import logging
 import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from coala.errors import CoalaError
+from coala.errors import CoalaError, UsageError
 
 EXIT_OK, EXIT_FAILURES, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # A progress bar redraws this often (seconds) on a terminal, and this rarely when stderr is a log file,
@@ -71,6 +72,12 @@ def entry_point(main: Callable[..., int]) -> Callable[..., int]:
             return EXIT_INTERRUPTED
 
     return run
+
+
+def require_file(path: Path | None, option: str) -> None:
+    """A file named on the command line must be there before any work starts (None: not given)."""
+    if path is not None and not path.is_file():
+        raise UsageError(f"{option}: no such file {path}")
 
 
 def progress_bar(iterable: Iterable | None = None, enabled: bool = True, **kwargs: Any) -> tqdm:

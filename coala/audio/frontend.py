@@ -68,8 +68,13 @@ def load_audio(path: str | Path, res_type: str = DEFAULT_RESAMPLER, sr: int = SA
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
+def padded_length(sr: int) -> int:
+    """Samples in 10 s at ``sr``: what short clips are padded to, and the longest clip that is padded."""
+    return int(round(PAD_SECONDS * sr))
+
+
 @lru_cache(maxsize=4)
-def padding_noise(n: int = PAD_SAMPLES) -> np.ndarray:
+def padding_noise(n: int) -> np.ndarray:
     """The noise floor added to padded clips: one seeded draw (what the paper's unseeded ``np.random.rand``
     gives after ``np.random.seed(0)``), the same for every file, so embeddings are repeatable."""
     return (NOISE_AMPLITUDE * np.random.RandomState(NOISE_SEED).rand(n)).astype(np.float32)
@@ -81,7 +86,7 @@ def pad(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     Like the paper's, it raises ``ValueError`` for a signal longer than 10 s (its callers use such
     signals as they are).
     """
-    n = int(round(PAD_SECONDS * sr))
+    n = padded_length(sr)
     y = np.asarray(y).reshape(-1)
     if y.size > n:
         raise ValueError(f"{y.size} samples are longer than the {PAD_SECONDS} s ({n} samples at {sr} Hz) that pad fills")
@@ -92,7 +97,7 @@ def pad(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
 
 def pad_short_clip(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Clips of at most 10 s are padded (``pad``); longer ones are used as they are, without noise."""
-    return y if y.shape[-1] > PAD_SECONDS * sr else pad(y, sr)
+    return y if y.shape[-1] > padded_length(sr) else pad(y, sr)
 
 
 @lru_cache(maxsize=4)

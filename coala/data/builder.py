@@ -1,7 +1,7 @@
 """Building the training files from a folder of audio and its tag CSV, as the paper built its Freesound set.
 
 Stages, in order: read the ``id,tags`` CSV row by row (a bad row is reported, never fatal); leave out
-excluded ids; preprocess tags (``coala.tags``); pair each row with its ``<id>.<ext>`` audio file; compute
+excluded ids; preprocess tags (``coala.data.tags``); pair each row with its ``<id>.<ext>`` audio file; compute
 every clip's max-energy 96x96 log-mel patch in worker processes, cached per clip so an interrupted build
 resumes; choose the vocabulary on the clips whose audio is usable; drop clips left with no tag; split
 train/validation with seeded iterative stratification; fit the MinMax scaler on training patches only;

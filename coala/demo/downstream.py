@@ -7,7 +7,7 @@ family an envelope, partial structure and modulation. No class is one corpus tag
 overlap between classes and are randomized within them, with background noise, so the tasks are
 learnable from spectrogram patches but not trivial.
 
-Layouts (contracts, "Downstream data layout"), under one data folder:
+Layouts (those of coala/evaluation/datasets.py), under one data folder:
 ``UrbanSound8K/metadata/UrbanSound8K.csv`` and ``UrbanSound8K/audio/fold<k>/<fsID>-<classID>-<occ>-<slice>.wav``;
 ``GTZAN/genres/<genre>/<genre>.<NNNNN>.wav`` with ``GTZAN/{train,test}_filtered.txt``;
 ``nsynth/nsynth-train/audio_selected/`` and ``nsynth/nsynth-test/audio/`` holding

@@ -94,6 +94,11 @@ def read_selection(path: Path) -> list[str]:
         raise DownstreamError(f"{path}: not a JSON object of family -> list of note names") from None
 
 
+def nsynth_selection_file(selection: Path | None) -> Path:
+    """The NSynth training selection a user named, or the installed paper's (``coala.assets``)."""
+    return selection or assets.default_path(assets.NSYNTH_SELECTION)
+
+
 # --- audio folders, for encode.py --dataset -----------------------------------------------------------
 
 def us8k_audio(data_dir: Path, selection: Path | None) -> list[AudioPart]:
@@ -107,7 +112,7 @@ def gtzan_audio(data_dir: Path, selection: Path | None) -> list[AudioPart]:
 def nsynth_audio(data_dir: Path, selection: Path | None) -> list[AudioPart]:
     """nsynth-test's notes, and the training selection: ``audio_selected/`` when it exists, else the
     selection JSON's notes read from ``nsynth-train/audio/``."""
-    selection = selection or assets.default_path(assets.NSYNTH_SELECTION)
+    selection = nsynth_selection_file(selection)
     train = AudioPart("nsynth/train", data_dir / NSYNTH_SELECTED_AUDIO,
                       when_absent=f" (nor {data_dir / NSYNTH_TRAIN_AUDIO} with the selection {selection})")
     if not train.audio_dir.is_dir() and (data_dir / NSYNTH_TRAIN_AUDIO).is_dir() and selection.is_file():
@@ -196,7 +201,7 @@ def read_nsynth(data_dir: Path, embeddings_dir: Path, selection: Path | None, se
     a seeded draw among the training embeddings present. The test notes are nsynth-test's audio files
     when that folder exists, else every test embedding present (the audio need not be kept once encoded).
     """
-    selection = selection or assets.default_path(assets.NSYNTH_SELECTION)
+    selection = nsynth_selection_file(selection)
     if selection.is_file():
         train = read_selection(selection)
         train_source: dict[str, Any] = {"source": "file", "path": str(selection)}
