@@ -2,15 +2,47 @@
 
 A write goes to a temporary name in the destination folder, is flushed to disk, then renamed over the
 target (``os.replace`` is atomic on POSIX), so a crash or ``kill -9`` never leaves a half-written file.
+
+The temporary is created as an ordinary ``open`` would create the file (mode 0666 less the umask), so
+a shared machine's users can read checkpoints and embeddings exactly as they could any other file.
+Its name records the host and process that write it: a run that starts sweeps the temporaries a killed
+run of this host left behind (``remove_stale_temporaries``), never those of a process still writing.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-import tempfile
+import re
+import secrets
+import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+_SUFFIX = ".tmp"
+# .<target name>.<host>.<pid>.<random>.tmp
+_TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<host>[^.]*)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+# A temporary from another host may belong to a live process we cannot see; only a day-old one is stale.
+FOREIGN_STALE_SECONDS = 24 * 3600
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _create_temporary(folder: Path, name: str) -> Path:
+    """A new empty file beside the target, made with the umask's permissions like any ``open(..., "w")``."""
+    while True:
+        tmp = folder / f".{name}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}{_SUFFIX}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
 
 
 @contextlib.contextmanager
@@ -18,9 +50,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_temporary(path.parent, path.name)
     try:
         yield tmp_path
         with open(tmp_path, "rb") as f:
@@ -38,3 +68,42 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def is_stale_temporary(path: Path) -> bool:
+    """True for a temporary of ours whose writer is gone (dead on this host, or a day old from another)."""
+    match = _TEMPORARY.match(path.name)
+    if match is None:
+        return False
+    if match["host"] == _host():
+        return int(match["pid"]) != os.getpid() and not _process_alive(int(match["pid"]))
+    try:
+        return time.time() - path.stat().st_mtime > FOREIGN_STALE_SECONDS
+    except FileNotFoundError:
+        return False
+
+
+def remove_stale_temporaries(folder: str | Path, recursive: bool = False) -> int:
+    """Delete the temporaries killed writers left in ``folder``; returns how many were removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    pattern = f"**/.*{_SUFFIX}" if recursive else f".*{_SUFFIX}"
+    removed = 0
+    for path in folder.glob(pattern):
+        if is_stale_temporary(path):
+            path.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info(f"{folder}: removed {removed} temporary file(s) left by an interrupted run")
+    return removed

@@ -29,7 +29,7 @@ import torch
 from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 from threadpoolctl import threadpool_limits
 
-from coala.atomic import atomic_path, atomic_write, atomic_write_text
+from coala.atomic import atomic_path, atomic_write, atomic_write_text, remove_stale_temporaries
 from coala.audio.frontend import DEFAULT_RESAMPLER, PATCH_SHAPE, SAMPLE_RATE, load_audio, log_mel, pad_short_clip
 from coala.audio.patches import max_energy_patch
 from coala.audio.scaler import MinMaxScaler
@@ -296,8 +296,7 @@ def _init_worker() -> None:
 def compute_patches(clips: dict[int, Path], cache_dir: Path, workers: int, progress: bool = True) -> list[Skipped]:
     """Cache the patch of every clip not cached yet, in ``workers`` processes; return the bad clips."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    for stale in cache_dir.glob(".*.tmp"):  # left by a build killed mid-write
-        stale.unlink()
+    remove_stale_temporaries(cache_dir)  # left by a build killed mid-write
     jobs = [(clip_id, audio, cache_dir) for clip_id, audio in clips.items() if not is_cached(cache_dir, clip_id, audio)]
     if not jobs:
         return []
