@@ -11,13 +11,14 @@ run of this host left behind (``remove_stale_temporaries``), never those of a pr
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -58,6 +59,40 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_paths(paths: Sequence[Path], journal: Path) -> Iterator[list[Path]]:
+    """Temporaries for files that only make sense together (a dataset's train, validation, vocabulary).
+
+    Nothing is renamed until every file is written. The renames are then listed in ``journal`` before
+    the first one, so a kill between two renames (a window of milliseconds) is completed by
+    ``finish_interrupted_commit`` when the next run starts: the set is never left mixed for good.
+    """
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    temporaries = [_create_temporary(path.parent, path.name) for path in paths]
+    try:
+        yield temporaries
+        for tmp in temporaries:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        atomic_write_text(journal, json.dumps([[str(t), str(p)] for t, p in zip(temporaries, paths)]))
+        finish_interrupted_commit(journal)
+    finally:
+        for tmp in temporaries:
+            tmp.unlink(missing_ok=True)
+
+
+def finish_interrupted_commit(journal: Path) -> bool:
+    """Complete the renames ``journal`` lists (those not yet done); False when there was nothing to do."""
+    if not journal.is_file():
+        return False
+    for tmp, path in json.loads(journal.read_text()):
+        if Path(tmp).exists():
+            os.replace(tmp, path)
+    journal.unlink()
+    return True
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:

@@ -58,3 +58,33 @@ def test_sweep_removes_a_dead_writers_temporary_and_keeps_live_ones(tmp_path):
     assert remove_stale_temporaries(tmp_path) == 2
     assert not dead_tmp.exists() and not foreign_old.exists()
     assert live_tmp.exists() and foreign_fresh.exists() and unrelated.exists()
+
+
+def test_a_set_killed_between_renames_is_completed_by_the_next_run(tmp_path):
+    """kill -9 after the first of three renames: the journal lets the next run finish the set."""
+    paths = [tmp_path / name for name in ("train.h5", "val.h5", "vocab.json")]
+    for path in paths:
+        path.write_text("old")
+    journal = tmp_path / ".commit.json"
+    code = f"""
+import os, pathlib, coala.atomic as atomic
+real_replace, done = os.replace, []
+def replace_then_die(src, dst):
+    real_replace(src, dst)
+    if str(dst).endswith(".h5"):
+        done.append(dst)
+        if len(done) == 1:
+            os._exit(9)
+atomic.os.replace = replace_then_die
+paths = [pathlib.Path(p) for p in {[str(p) for p in paths]!r}]
+with atomic.atomic_paths(paths, pathlib.Path({str(journal)!r})) as tmps:
+    for tmp in tmps:
+        tmp.write_text("new")
+"""
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 9
+    assert [p.read_text() for p in paths] == ["new", "old", "old"] and journal.exists()
+    from coala.atomic import finish_interrupted_commit
+    assert finish_interrupted_commit(journal)
+    assert not finish_interrupted_commit(journal)
+    assert [p.read_text() for p in paths] == ["new", "new", "new"] and not journal.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)

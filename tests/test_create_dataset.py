@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -220,6 +221,41 @@ def test_bad_options_and_files_are_one_line_errors(corpus, tmp_path, capsys):
                                     "--json-dir", str(tmp_path / "j"), *extra])
         err = capsys.readouterr().err.strip().splitlines()
         assert code != 0 and len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
+
+
+def test_an_unwritable_output_folder_stops_before_any_spectrogram(corpus, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    for option in ("--json-dir", "--out-dir"):
+        out = {"--out-dir": str(tmp_path / "h"), "--json-dir": str(tmp_path / "j"), option: str(tmp_path / "a_file" / "x")}
+        code = create_dataset.main(["--audio-dir", str(corpus[0]), "--tags-csv", str(corpus[1]), "--name", "x",
+                                    "--workers", "1", *[item for pair in out.items() for item in pair]])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {option}: cannot write into"), err
+        assert not list(tmp_path.rglob("*.npy"))
+
+
+def test_a_failed_rebuild_leaves_the_earlier_set_whole(built, monkeypatch):
+    """The five outputs change together: a rebuild failing at its second file changes none of them."""
+    options, _ = built
+    outputs = [options.train_file, options.validation_file, options.vocabulary_file, options.scaler_file,
+               options.report_file]
+    before = {path: path.read_bytes() for path in outputs}
+    from coala.data import builder
+    real_write, calls = builder.write_hdf5, []
+
+    def write_then_fail(path, *args):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", str(path))
+        real_write(path, *args)
+
+    monkeypatch.setattr(builder, "write_hdf5", write_then_fail)
+    with pytest.raises(OSError):
+        build_dataset(replace(options, seed=1))  # another split: every file would differ
+    assert {path: path.read_bytes() for path in outputs} == before
+    leftovers = [p.name for folder in (options.out_dir, options.json_dir) for p in folder.iterdir() if p.name.startswith(".")
+                 and p != options.cache_dir]
+    assert leftovers == []
 
 
 def test_split_needs_a_clip_on_each_side():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -29,16 +30,20 @@ import torch
 from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 from threadpoolctl import threadpool_limits
 
-from coala.atomic import atomic_path, atomic_write, atomic_write_text, remove_stale_temporaries
+from coala.atomic import atomic_paths, atomic_write, atomic_write_text, finish_interrupted_commit, remove_stale_temporaries
 from coala.audio.frontend import DEFAULT_RESAMPLER, PATCH_SHAPE, SAMPLE_RATE, load_audio, log_mel, pad_short_clip
 from coala.audio.patches import max_energy_patch
 from coala.audio.scaler import MinMaxScaler
-from coala.cli import progress_bar
+from coala.cli import progress_bar, require_writable_folder
 from coala.data.tags import build_vocabulary, preprocess_tags
 from coala.errors import AudioError, DatasetError
 
+log = logging.getLogger(__name__)
+
 SILENCE_PEAK = 1e-5
 """A clip whose absolute peak is below this (-100 dBFS) is silent: its patch would be the noise floor only."""
+
+COMMIT_PREFIX = "commit_"
 
 BLOCK = 1024
 """Patches read from the cache at a time when fitting the scaler and writing HDF5 (bounded memory)."""
@@ -131,6 +136,11 @@ class BuildOptions:
     @property
     def cache_dir(self) -> Path:
         return self.out_dir / f".cache_{self.name}"
+
+    @property
+    def commit_journal(self) -> Path:
+        """Lists the renames of the output set while they happen (see ``coala.atomic.atomic_paths``)."""
+        return self.out_dir / f".{COMMIT_PREFIX}{self.name}.json"
 
 
 # --- input files -------------------------------------------------------------------------------------
@@ -370,8 +380,8 @@ def fit_scaler(cache_dir: Path, ids: Sequence[int]) -> MinMaxScaler:
 
 def write_hdf5(path: Path, ids: Sequence[int], labels: np.ndarray, cache_dir: Path, scaler: MinMaxScaler) -> None:
     """The release layout: group ``dataset`` with ``id`` (N,1) int32, scaled ``data`` (N,96,96) float32,
-    ``label`` (N,n_tags) int16."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    ``label`` (N,n_tags) int16. ``path`` is a temporary the caller renames (``atomic_paths``)."""
+    with h5py.File(path, "w") as f:
         group = f.create_group("dataset")
         group.create_dataset("id", data=np.asarray(ids, dtype=np.int32).reshape(-1, 1))
         data = group.create_dataset("data", shape=(len(ids), *PATCH_SHAPE), dtype=np.float32)
@@ -387,6 +397,14 @@ def _write_json(path: Path, value: object) -> None:
 def build_dataset(options: BuildOptions) -> dict:
     """Run every stage and write every file; return the report (also written as JSON)."""
     options.validate()
+    require_writable_folder(options.out_dir, "--out-dir")
+    require_writable_folder(options.json_dir, "--json-dir")
+    # Every build's interrupted renames are finished before any sweep, which would take their temporaries.
+    for journal in options.out_dir.glob(f".{COMMIT_PREFIX}*.json"):
+        finish_interrupted_commit(journal)
+        log.info(f"{journal}: finished the renames of a build interrupted while replacing its output files")
+    for folder in {options.out_dir, options.json_dir}:
+        remove_stale_temporaries(folder)
     excluded = read_exclude_ids(options.exclude_ids) if options.exclude_ids else set()
     rows, n_rows, skipped = read_tags_csv(options.tags_csv)
     audio_files = find_audio_files(options.audio_dir)
@@ -429,12 +447,17 @@ def build_dataset(options: BuildOptions) -> dict:
     train_ids, val_ids = [ids[i] for i in train_rows], [ids[i] for i in val_rows]
     scaler = fit_scaler(options.cache_dir, train_ids)
 
-    write_hdf5(options.train_file, train_ids, labels[train_rows], options.cache_dir, scaler)
-    write_hdf5(options.validation_file, val_ids, labels[val_rows], options.cache_dir, scaler)
-    _write_json(options.vocabulary_file, {str(i): word for i, word in enumerate(vocabulary)})
-    scaler.save(options.scaler_file)
     report = _report(options, n_rows, vocabulary, train_ids, val_ids, skipped, without_row)
-    _write_json(options.report_file, report)
+    # The five files replace an earlier build's together or not at all: a training run must never
+    # meet a new training file beside an old vocabulary.
+    outputs = [options.train_file, options.validation_file, options.vocabulary_file, options.scaler_file,
+               options.report_file]
+    with atomic_paths(outputs, options.commit_journal) as (train_tmp, val_tmp, vocabulary_tmp, scaler_tmp, report_tmp):
+        write_hdf5(train_tmp, train_ids, labels[train_rows], options.cache_dir, scaler)
+        write_hdf5(val_tmp, val_ids, labels[val_rows], options.cache_dir, scaler)
+        _write_json(vocabulary_tmp, {str(i): word for i, word in enumerate(vocabulary)})
+        scaler.save(scaler_tmp)
+        _write_json(report_tmp, report)
     return report
 
 
