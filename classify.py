@@ -20,7 +20,7 @@ import numpy as np
 import sklearn
 
 from coala import assets
-from coala.cli import EXIT_OK, entry_point, require_file
+from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, require_file, require_writable_folder
 from coala.errors import DataAbsentError, UsageError
 from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
 from coala.evaluation.protocol import CLASSIFIERS, LINEAR_MAX_ITER, LINEAR_SUFFIX, MLP_HIDDEN, evaluate_task, run_seeds
@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.jobs == 0 or args.jobs < -1:
         raise UsageError(f"--jobs must be a positive number or -1, got {args.jobs}")
     require_file(args.nsynth_selection, "--nsynth-selection")
+    if args.out.is_dir():
+        raise UsageError(f"--out: {args.out} is a folder; give the results JSON file's path")
+    require_writable_folder(args.out.parent, "--out")
     args.embeddings_dir = args.embeddings_dir or args.data_dir / EMBEDDINGS_FOLDER
     return args
 
@@ -73,7 +76,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "classifiers": {"mlp": f"MLPClassifier(hidden_layer_sizes={MLP_HIDDEN}), defaults otherwise",
                         "linear": f"LogisticRegression(max_iter={LINEAR_MAX_ITER}), one deterministic run"},
         "classifier": args.classifier, "data_dir": str(args.data_dir),
-        "embeddings_dir": str(args.embeddings_dir), "tasks": {}, "skipped": {},
+        "embeddings_dir": str(args.embeddings_dir), "tasks": {}, "skipped": {}, "failed": {},
     }
     results: dict[str, Any] = {META_KEY: meta}
     started = time.perf_counter()
@@ -99,6 +102,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         if "training_selection" in task.info:
             log.info(f"{key}: training notes from {_describe_selection(task.info['training_selection'])}")
         evaluation = evaluate_task(task, args.embeddings_dir, names, args.classifier, seeds, args.jobs)
+        if not evaluation.scores:
+            reason = f"none of the embedding sets {', '.join(names)} could be evaluated (see the warnings above)"
+            log.error(f"{key}: {reason}; its earlier results in {args.out}, if any, are kept")
+            meta["failed"][key] = reason
+            continue
         results[key] = evaluation.scores
         meta["tasks"][key] = evaluation.meta
         if evaluation.scores:
@@ -124,14 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results = evaluate(args)
     if not any(d.key in results for d in DOWNSTREAM.values()):
+        if results[META_KEY]["failed"]:
+            log.error(f"nothing was evaluated; {args.out} is left as it was")
+            return EXIT_FAILURES
         raise DataAbsentError("no task could be evaluated (see the messages above)")
-    for key in merge_previous(args.out, results):
-        log.info(f"{key}: kept the results already in {args.out}")
+    for kept in merge_previous(args.out, results):
+        log.info(f"kept from {args.out}: {kept}")
     table_path = write_results(args.out, results)
     print()
     print(table_path.read_text(encoding="utf-8"), end="")
     log.info(f"wrote {args.out} and {table_path}")
-    return EXIT_OK
+    return EXIT_FAILURES if results[META_KEY]["failed"] else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -248,6 +248,41 @@ def test_later_task_runs_keep_earlier_results_and_seeds_repeat(tmp_path):
     assert json.loads(out.read_text())["GTZAN"] == first["GTZAN"]  # same seed, parallel or not
 
 
+def test_later_runs_of_other_embedding_sets_keep_the_earlier_sets(tmp_path):
+    data = _small_gtzan(tmp_path)
+    out = tmp_path / "r.json"
+    assert _run(data, out, "--tasks", "gtzan", "--embedding", SEPARABLE) == 0
+    first = json.loads(out.read_text())
+    assert _run(data, out, "--tasks", "gtzan", "--embedding", RANDOM) == 0
+    merged = json.loads(out.read_text())
+    assert set(merged["GTZAN"]) == {SEPARABLE, RANDOM} and merged["GTZAN"][SEPARABLE] == first["GTZAN"][SEPARABLE]
+    assert set(merged["meta"]["tasks"]["GTZAN"]["embeddings"]) == {SEPARABLE, RANDOM}
+
+
+def test_a_task_with_nothing_readable_keeps_its_earlier_results_and_exits_1(tmp_path, capsys):
+    data = _small_gtzan(tmp_path)
+    out = tmp_path / "r.json"
+    assert _run(data, out, "--tasks", "gtzan") == 0
+    before = out.read_bytes()
+    for npy in (data / "embeddings" / "gtzan").rglob("*.npy"):
+        npy.write_bytes(b"not numpy")
+    capsys.readouterr()
+    assert _run(data, out, "--tasks", "gtzan") == 1
+    assert out.read_bytes() == before
+    err = capsys.readouterr().err
+    assert "error: GTZAN: none of the embedding sets" in err and "Traceback" not in err
+
+
+def test_an_unwritable_out_stops_before_any_fit(tmp_path, capsys):
+    data = _small_gtzan(tmp_path)
+    (tmp_path / "a_file").write_text("")
+    assert _run(data, tmp_path / "a_file" / "r.json") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --out: cannot write into"), err
+    assert _run(data, tmp_path) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
 def test_nsynth_without_selection_file_draws_a_seeded_selection(tmp_path, capsys):
     data = tmp_path / "data"
     make_nsynth(data, Writer(data / "embeddings", n_classes=len(FAMILIES), seed=3), tmp_path / "unused.json",

@@ -43,20 +43,36 @@ def paper_name(result_name: str) -> str | None:
 
 
 def merge_previous(path: Path, results: dict[str, Any]) -> list[str]:
-    """Keep the tasks of an earlier results file at ``path`` that this evaluation did not run.
+    """Keep the results of an earlier file at ``path`` that this evaluation did not produce again.
 
-    Evaluating one task at a time must not erase the others' results. Returns the tasks kept.
+    Evaluating one task, or one embedding set, at a time must not erase the others' results: an
+    earlier score is replaced only by a new score of the same task and embedding set. Returns what
+    was kept, as "<task>: <set>, <set>" lines.
     """
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return []
     if not isinstance(previous, dict):
         return []
-    kept = [task for task in TASK_ORDER if task in previous and task not in results]
-    for task in kept:
-        results[task] = previous[task]
-        results[META_KEY]["tasks"][task] = previous.get(META_KEY, {}).get("tasks", {}).get(task, {})
+    previous_meta = previous.get(META_KEY, {}).get("tasks", {}) if isinstance(previous.get(META_KEY), dict) else {}
+    kept = []
+    for task in TASK_ORDER:
+        earlier = previous.get(task)
+        if not isinstance(earlier, dict):
+            continue
+        current = results.setdefault(task, {})
+        names = [name for name in earlier if name not in current]
+        if not names:
+            continue
+        current.update({name: earlier[name] for name in names})
+        earlier_meta = previous_meta.get(task, {}) if isinstance(previous_meta.get(task), dict) else {}
+        task_meta = results[META_KEY]["tasks"].setdefault(task, earlier_meta)
+        if task_meta is not earlier_meta:
+            for part in ("embeddings", "fits"):
+                for name, value in earlier_meta.get(part, {}).items():
+                    task_meta.setdefault(part, {}).setdefault(name, value)
+        kept.append(f"{task}: {', '.join(names)}")
     return kept
 
 
