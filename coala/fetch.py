@@ -201,7 +201,8 @@ def check(asset: Asset, path: Path) -> None:
 
     The pins come first: a file that is not the published one is refused before anything reads it.
     """
-    for label, expected, digest_of in (("git blob id", asset.git_blob, git_blob_of), ("sha256", asset.sha256, sha256_of)):
+    pins = (("git blob id", asset.git_blob, git_blob_of), ("sha256", asset.sha256, sha256_of))
+    for label, expected, digest_of in pins:
         if expected is not None:
             found = digest_of(path)
             if found != expected:

@@ -91,11 +91,19 @@ UNREADABLE = {
                                 r"truncated legacy checkpoint \(2 bytes, shorter than its header\)"),
     "directory": (lambda tmp, ref: _mkdir(tmp / "model.pt"), r"is a directory, not a checkpoint file"),
     "empty file": (lambda tmp, ref: _write(tmp / "empty.pt", b""), r"empty file, not a checkpoint"),
+    "whole pickled model": (lambda tmp, ref: _saved(AudioEncoder(), tmp / "model.pt"),
+                            r"a zip checkpoint holding objects other than tensors \(a whole pickled model\? "
+                            r"save its state_dict\(\) instead\)"),
 }
 
 
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
+    return path
+
+
+def _saved(obj: object, path: Path) -> Path:
+    torch.save(obj, path)
     return path
 
 

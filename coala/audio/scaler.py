@@ -2,8 +2,9 @@
 
 The paper pickled a scikit-learn 0.22 ``MinMaxScaler``; pickles are fragile across versions and can run
 code, so the project stores the fitted parameters as JSON and reads a pickle only when a user names one
-explicitly, and then with an unpickler that admits only a MinMaxScaler's state (``_ScalerUnpickler``). Orientation (the paper's): each patch is transformed with its 96 mel bands as rows and its
-96 frame positions as features, i.e. ``patch * scale[None, :] + min[None, :]``.
+explicitly, and then with an unpickler that admits only a MinMaxScaler's state (``_ScalerUnpickler``).
+Orientation (the paper's): each patch is transformed with its 96 mel bands as rows and its 96 frame
+positions as features, i.e. ``patch * scale[None, :] + min[None, :]``.
 
 Convert the paper's pickle once with (``fetch_assets.py`` does it for the published one)::
 

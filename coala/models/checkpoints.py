@@ -61,7 +61,8 @@ def _check_format(path: Path) -> str:
                 archive.infolist()
         except (zipfile.BadZipFile, OSError) as exc:
             # zipfile's "File is not a zip file" here means the directory a zip ends with is missing.
-            reason = "its zip directory is missing: cut short?" if "not a zip file" in str(exc) else _first_sentence(exc)
+            cut = "not a zip file" in str(exc)
+            reason = "its zip directory is missing: cut short?" if cut else _first_sentence(exc)
             raise CheckpointError(f"{path}: truncated zip checkpoint ({reason})") from None
         return "zip"
     if head.startswith(_LEGACY_MAGIC):
@@ -91,6 +92,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError,
             KeyError, IndexError, OSError) as exc:
+        if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+            raise CheckpointError(f"{path}: a {kind} checkpoint holding objects other than tensors (a whole "
+                                  "pickled model? save its state_dict() instead)") from None
         cut = isinstance(exc, EOFError) or "unexpected EOF" in str(exc)
         what = f"truncated {kind} checkpoint" if cut else f"damaged {kind} checkpoint"
         raise CheckpointError(f"{path}: {what} ({_first_sentence(exc)})") from None
