@@ -1,13 +1,14 @@
 """Download the paper's pretrained checkpoints, JSON files and scaler to where the package looks for them.
 
-    python fetch_assets.py [--base-url URL] [--root DIR]
+    python fetch_assets.py [--base-url URL] [--root DIR] [--deadline SECONDS]
 
 From the paper's repository (xavierfav/coala at a fixed commit): saved_models/{dual_ae_c,dual_e_c}/
 {audio,tag}_encoder_epoch_200.pt, saved_models/cnn/audio_encoder_epoch_20.pt, json/*.json and the
 scaler (kept as json/scaler_top_1000.pkl and converted to json/scaler_top_1000.json). The default root
 is the asset root (this project folder, or $COALA_HOME; docs/assets.md). Interrupted downloads resume
-from their .part file on the next run; files are checked (sha256, strict checkpoint load) before they
-are put in place; files already in place and intact are not fetched again.
+from their .part file on the next run; files are checked (the git blob id the paper's repository
+records for each, sha256, strict checkpoint load) before they are put in place; files already in place
+and intact are not fetched again. No file may exceed 64 MiB, and the run stops at its deadline.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from coala.assets import HOME_VARIABLE, asset_root
 from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point
-from coala.fetch import PAPER_ASSETS, PAPER_BASE_URL, fetch_all
+from coala.fetch import DEADLINE_S, PAPER_ASSETS, PAPER_BASE_URL, fetch_all
 
 log = logging.getLogger("coala.fetch")
 
@@ -29,10 +30,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the repository's files are served (default: the paper's repository on GitHub)")
     parser.add_argument("--root", type=Path, default=None,
                         help=f"folder to install into (default: {asset_root()}, set by ${HOME_VARIABLE} when given)")
+    parser.add_argument("--deadline", type=float, default=DEADLINE_S, metavar="SECONDS",
+                        help=f"stop downloading after this long (default {DEADLINE_S:g}); a rerun resumes")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     root = args.root or asset_root()
-    report = fetch_all(PAPER_ASSETS, args.base_url, root, show_progress=not args.quiet)
+    report = fetch_all(PAPER_ASSETS, args.base_url, root, show_progress=not args.quiet, deadline_s=args.deadline)
     for status, names in (("fetched", report.fetched), ("already there", report.present)):
         for name in names:
             log.info(f"{status}: {root / name}")

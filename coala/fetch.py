@@ -1,22 +1,30 @@
 """Downloading the paper's published assets (checkpoints, JSON files, scaler) into the project's places.
 
 What to fetch is data (``PAPER_ASSETS``, a tuple of ``Asset``), so a test or a mirror can supply its own
-list. Each file is streamed into ``<file>.part``; an interrupted download is resumed from there with an
-HTTP ``Range`` request, and the file is renamed into place only after its checks pass: the sha256 where
-one is known, a strict load into its model class for checkpoints. The scaler pickle is then converted
-to the project's JSON format. Only the standard library's urllib is used.
+list. Every file is pinned: by the git blob id the paper's repository records for it (what
+``git ls-tree`` prints at ``PAPER_COMMIT``, public and checkable by anyone) and, where known, its sha256,
+so a server or mirror cannot install other weights of the right shapes.
+
+Each file is streamed into ``<file>.part``; an interrupted download is resumed from there with an
+HTTP ``Range`` request, and the file is put in place (``coala.atomic``) only after its checks pass: its
+pins, then a strict load into its model class for checkpoints. The scaler pickle is then converted to
+the project's JSON format. A file may not exceed ``MAX_FILE_BYTES`` and the whole run ends by its
+deadline (``DEADLINE_S``), so a server that streams without end or trickles bytes cannot fill the disk
+or hang the command. Only the standard library's urllib is used.
 """
 from __future__ import annotations
 
 import hashlib
 import http.client
 import os
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from coala import assets
+from coala.atomic import atomic_path
 from coala.audio.scaler import load_scaler
 from coala.cli import progress_bar
 from coala.errors import AssetError, CheckpointError, ScalerError
@@ -26,16 +34,22 @@ from coala.models.registry import NETWORKS
 PAPER_COMMIT = "b791ad6bb5c4f7b8f8f8fa8e0c5bd5b89b0ecbc3"
 PAPER_BASE_URL = f"https://raw.githubusercontent.com/xavierfav/coala/{PAPER_COMMIT}"
 CHUNK_BYTES = 1 << 16
+# Seconds one network operation may wait; a stalled connection fails after this.
 TIMEOUT_S = 60.0
-
+# The largest file accepted (the paper's largest, the CNN checkpoint, is about 14 MB).
+MAX_FILE_BYTES = 64 << 20
+# Seconds a whole fetch may take (about 60 MB in all: 30 minutes is 35 kB/s).
+DEADLINE_S = 1800.0
 
 
 @dataclass(frozen=True)
 class Asset:
     """One file of the paper's repository and where the project keeps it.
 
-    ``kind`` says how it is checked after download: ``json`` (nothing more), ``scaler`` (converted to
-    ``converted``), or a network name of ``coala.models.registry.NETWORKS`` (loaded strictly into it).
+    ``kind`` says how it is checked after download besides its pins: ``json`` (nothing more),
+    ``scaler`` (converted to ``converted``), or a network name of ``coala.models.registry.NETWORKS``
+    (loaded strictly into it). ``git_blob`` and ``sha256`` pin the content; an asset with neither is
+    installed on its other checks alone (only lists a test or a mirror supplies).
     """
 
     remote: str
@@ -43,48 +57,106 @@ class Asset:
     kind: str = "json"
     sha256: str | None = None
     converted: str | None = None
+    git_blob: str | None = None
 
 
-def _json(path: Path, sha256: str) -> Asset:
-    return Asset(path.as_posix(), path.as_posix(), "json", sha256)
+# The git blob ids of the paper's checkpoints in its repository at PAPER_COMMIT.
+_CHECKPOINT_BLOBS = {
+    ("dual_ae_c", "audio_encoder", 200): "3035f977feb330cdfdb0502733bce415509937ce",
+    ("dual_ae_c", "tag_encoder", 200): "6ab320ab6674baf17f60246648222292db5866bd",
+    ("dual_e_c", "audio_encoder", 200): "78373af4ed143276ed163c06ace774d22a903693",
+    ("dual_e_c", "tag_encoder", 200): "36f26bf200f86f73e521194057d158c65d4a1885",
+    ("cnn", "audio_encoder", 20): "ba73ad84bcd080ab85cc4190ab373caaef6306f5",
+}
+
+
+def _json(path: Path, git_blob: str, sha256: str) -> Asset:
+    return Asset(path.as_posix(), path.as_posix(), "json", sha256, git_blob=git_blob)
 
 
 PAPER_ASSETS: tuple[Asset, ...] = (
-    *(Asset(path.as_posix(), path.as_posix(), network) for path, network in
-      ((assets.checkpoint_file(*key), network) for key, network in assets.PRETRAINED.items())),
-    _json(assets.ID2TAG, "e3f9c0f73af2fc19762b52764138fa76822ca437e2856313193a6a1ee9680771"),
-    _json(assets.NSYNTH_SELECTION, "97acc26e18aed1f82476d36738847137386344135a4c590e3d32636afc8ed163"),
-    _json(assets.TARGET_TASK_IDS, "13bca9a0920d480001e6c86f40026d100146e3eafedfa020593a7e75b76786a7"),
-    _json(assets.VALIDATION_IDS, "dd96a29b7f8378d65da8c92878de744003f2c2a4050770869404d2cc68a83af2"),
+    *(Asset(assets.checkpoint_file(*key).as_posix(), assets.checkpoint_file(*key).as_posix(), network,
+            git_blob=_CHECKPOINT_BLOBS[key]) for key, network in assets.PRETRAINED.items()),
+    _json(assets.ID2TAG, "0a230d7564d5f10632d5cbd6d032899d26662506",
+          "e3f9c0f73af2fc19762b52764138fa76822ca437e2856313193a6a1ee9680771"),
+    _json(assets.NSYNTH_SELECTION, "52857ecac01f31453c5f5dfaa57d0cfc62e258c2",
+          "97acc26e18aed1f82476d36738847137386344135a4c590e3d32636afc8ed163"),
+    _json(assets.TARGET_TASK_IDS, "77a5b52c2af64b51f20cb8ecab86d096d9d6e637",
+          "13bca9a0920d480001e6c86f40026d100146e3eafedfa020593a7e75b76786a7"),
+    _json(assets.VALIDATION_IDS, "f8a6cf4f74ca0665408395ff23423ae840fca6a1",
+          "dd96a29b7f8378d65da8c92878de744003f2c2a4050770869404d2cc68a83af2"),
     Asset("scaler_top_1000.pkl", assets.SCALER_PICKLE.as_posix(), "scaler",
-          "a19797fdf2fcff78d2198707d485160470367d4aae41f227a51705454eb6cc29", assets.SCALER.as_posix()),
+          "a19797fdf2fcff78d2198707d485160470367d4aae41f227a51705454eb6cc29", assets.SCALER.as_posix(),
+          git_blob="9e824ea64e1b0753aa9455fdcb37a07f47223a22"),
 )
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+def _digest(path: Path, digest: "hashlib._Hash") -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
+def sha256_of(path: Path) -> str:
+    return _digest(path, hashlib.sha256())
+
+
+def git_blob_of(path: Path) -> str:
+    """The id git gives the file's content: SHA-1 of ``blob <size>\\0`` and the bytes (``git hash-object``)."""
+    digest = hashlib.sha1()
+    digest.update(f"blob {path.stat().st_size}\0".encode())
+    return _digest(path, digest)
+
+
 def part_path(path: Path) -> Path:
     return path.with_name(path.name + ".part")
 
 
-def download(url: str, dest: Path, show_progress: bool = True, timeout: float = TIMEOUT_S) -> None:
+@dataclass(frozen=True)
+class Deadline:
+    """When a whole fetch must be over: every download checks it between reads and refuses to start
+    after it, so a server that trickles bytes slower than any read timeout still cannot hang the run."""
+
+    seconds: float
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> "Deadline":
+        return cls(seconds, time.monotonic() + seconds)
+
+    def left(self, url: str, received: int, part: Path) -> float:
+        """Seconds left; ``AssetError`` once there are none (the ``.part`` is kept to resume from)."""
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise AssetError(f"{url}: not complete within the fetch's deadline of {self.seconds:g} s "
+                             f"({received} bytes received); rerun to resume from {part}")
+        return left
+
+
+class _TooLarge(Exception):
+    """A response that outgrew the size limit for one file."""
+
+
+def download(url: str, dest: Path, show_progress: bool = True, timeout: float = TIMEOUT_S,
+             max_bytes: int = MAX_FILE_BYTES, deadline: Deadline | None = None) -> None:
     """Stream ``url`` into ``dest.part``, resuming from the bytes already there.
 
-    A server that ignores ``Range`` (status 200) restarts the file from zero. A short read raises
-    ``AssetError`` and keeps the partial file for the next run.
+    A server that ignores ``Range`` (status 200) restarts the file from zero. A short read or the
+    deadline raises ``AssetError`` and keeps the partial file for the next run; a file larger than
+    ``max_bytes`` (announced, or streamed without a length) raises it and deletes the partial file.
+    Each network wait is at most ``timeout`` and never past the deadline.
     """
+    deadline = deadline or Deadline.after(DEADLINE_S)
     part = part_path(dest)
     part.parent.mkdir(parents=True, exist_ok=True)
     have = part.stat().st_size if part.exists() else 0
+    if have > max_bytes:  # left by a run with a larger limit
+        part.unlink()
+        have = 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.urlopen(request, timeout=min(timeout, deadline.left(url, have, part)))
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # nothing left after the bytes we have: the .part is complete
             return
@@ -96,16 +168,27 @@ def download(url: str, dest: Path, show_progress: bool = True, timeout: float = 
         if not resumed:
             have = 0
         length = response.headers.get("Content-Length")
-        total = have + int(length) if length is not None else None
+        total = have + int(length) if length is not None and length.isdigit() else None
+        if total is not None and total > max_bytes:
+            part.unlink(missing_ok=True)
+            raise AssetError(f"{url}: {total} bytes announced, over the limit of {max_bytes} bytes for one file; "
+                             "not downloaded")
         received = have
         try:
             with open(part, "ab" if resumed else "wb") as f, progress_bar(
                     None, show_progress, total=total, initial=have, unit="B", unit_scale=True, desc=dest.name,
                     leave=False) as bar:
-                while block := response.read(CHUNK_BYTES):
-                    f.write(block)
+                # read1: one socket read per call, so a trickle returns here to meet the deadline check.
+                while deadline.left(url, received, part) and (block := response.read1(CHUNK_BYTES)):
                     received += len(block)
+                    if received > max_bytes:
+                        raise _TooLarge
+                    f.write(block)
                     bar.update(len(block))
+        except _TooLarge:
+            part.unlink()
+            raise AssetError(f"{url}: more than {max_bytes} bytes sent, over the limit for one file; "
+                             "not installed") from None
         except (http.client.IncompleteRead, OSError) as exc:
             raise AssetError(f"{url}: connection lost after {received} bytes ({type(exc).__name__}); "
                              f"rerun to resume from {part}") from None
@@ -114,11 +197,17 @@ def download(url: str, dest: Path, show_progress: bool = True, timeout: float = 
 
 
 def check(asset: Asset, path: Path) -> None:
-    """The asset's checks on the downloaded bytes at ``path``; ``AssetError`` when one fails."""
-    if asset.sha256 is not None:
-        found = sha256_of(path)
-        if found != asset.sha256:
-            raise AssetError(f"{asset.local}: sha256 {found} does not match the expected {asset.sha256}; not installed")
+    """The asset's checks on the downloaded bytes at ``path``; ``AssetError`` when one fails.
+
+    The pins come first: a file that is not the published one is refused before anything reads it.
+    """
+    pins = (("git blob id", asset.git_blob, git_blob_of), ("sha256", asset.sha256, sha256_of))
+    for label, expected, digest_of in pins:
+        if expected is not None:
+            found = digest_of(path)
+            if found != expected:
+                raise AssetError(f"{asset.local}: {label} {found} does not match the expected {expected}; "
+                                 "not installed")
     if asset.kind in NETWORKS:
         try:
             load_checkpoint(path, NETWORKS[asset.kind])
@@ -131,10 +220,12 @@ def check(asset: Asset, path: Path) -> None:
             raise AssetError(f"{asset.local}: {exc}; not installed") from None
 
 
-def fetch(asset: Asset, base_url: str, root: Path, show_progress: bool = True) -> bool:
+def fetch(asset: Asset, base_url: str, root: Path, show_progress: bool = True, max_bytes: int = MAX_FILE_BYTES,
+          deadline: Deadline | None = None) -> bool:
     """Make ``root/asset.local`` present and checked; True when it was downloaded, False when already there.
 
-    A file already in place that fails its checks (corrupted, replaced) is fetched again.
+    A file already in place that fails its checks (corrupted, replaced) is fetched again; it stays as it
+    was unless the new download passes them.
     """
     dest = root / asset.local
     if dest.is_file():
@@ -146,7 +237,7 @@ def fetch(asset: Asset, base_url: str, root: Path, show_progress: bool = True) -
     else:
         fresh = True
     if fresh:
-        download(f"{base_url.rstrip('/')}/{asset.remote}", dest, show_progress)
+        download(f"{base_url.rstrip('/')}/{asset.remote}", dest, show_progress, max_bytes=max_bytes, deadline=deadline)
         part = part_path(dest)
         staged = part.with_name(part.name + dest.suffix)  # keeps the suffix the loaders look at
         os.replace(part, staged)
@@ -155,7 +246,8 @@ def fetch(asset: Asset, base_url: str, root: Path, show_progress: bool = True) -
         except AssetError:
             staged.unlink()
             raise
-        os.replace(staged, dest)
+        with atomic_path(dest) as installed:
+            os.replace(staged, installed)
     if asset.converted is not None and (fresh or not (root / asset.converted).is_file()):
         load_scaler(dest).save(root / asset.converted)
     return fresh
@@ -171,13 +263,17 @@ class FetchReport:
 
 
 def fetch_all(wanted: tuple[Asset, ...] = PAPER_ASSETS, base_url: str = PAPER_BASE_URL, root: Path | None = None,
-              show_progress: bool = True) -> FetchReport:
-    """Fetch every asset into ``root`` (default: the asset root), going on past failures."""
+              show_progress: bool = True, max_bytes: int = MAX_FILE_BYTES,
+              deadline_s: float = DEADLINE_S) -> FetchReport:
+    """Fetch every asset into ``root`` (default: the asset root), going on past failures, all within
+    ``deadline_s`` seconds and none larger than ``max_bytes``."""
     root = assets.asset_root() if root is None else root
+    deadline = Deadline.after(deadline_s)
     report = FetchReport()
     for asset in progress_bar(wanted, show_progress, desc="assets", unit="file"):
         try:
-            (report.fetched if fetch(asset, base_url, root, show_progress) else report.present).append(asset.local)
+            fetched = fetch(asset, base_url, root, show_progress, max_bytes, deadline)
+            (report.fetched if fetched else report.present).append(asset.local)
         except AssetError as exc:
             report.errors.append(str(exc))
     return report

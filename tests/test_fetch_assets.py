@@ -1,11 +1,14 @@
-"""fetch_assets against a local HTTP server with Range support: install, checks, resume, bad checksum."""
+"""fetch_assets against a local HTTP server with Range support: install, pins, resume, and servers that
+misbehave (trickling bytes, streaming without end, sending other content)."""
 from __future__ import annotations
 
 import hashlib
 import io
 import pickle
 import socket
+import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,7 +19,8 @@ from sklearn.preprocessing import MinMaxScaler as SkMinMaxScaler
 
 import fetch_assets
 from coala.audio.scaler import load_scaler
-from coala.fetch import PAPER_ASSETS, Asset, fetch_all, part_path
+from coala.fetch import PAPER_ASSETS, Asset, fetch_all, git_blob_of, part_path
+from coala.models.registry import NETWORKS
 from models_t1000 import CNN, AudioEncoder, TagEncoder
 
 N_TAGS = 12
@@ -29,6 +33,9 @@ class _RangeHandler(BaseHTTPRequestHandler):
         name = self.path.lstrip("/")
         range_header = self.headers.get("Range")
         self.server.requests.append((name, range_header))
+        if name in self.server.misbehave:
+            self.server.misbehave[name](self)
+            return
         body = self.server.files.get(name)
         if body is None:
             self.send_error(404)
@@ -61,7 +68,7 @@ class _RangeHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
-    httpd.files, httpd.requests, httpd.cut_once = {}, [], set()
+    httpd.files, httpd.requests, httpd.cut_once, httpd.misbehave = {}, [], set(), {}
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/base"
@@ -106,6 +113,11 @@ def _small_manifest(server) -> tuple[tuple[Asset, ...], dict[str, bytes]]:
         Asset("scaler.pkl", "json/scaler.pkl", "scaler", sha["scaler.pkl"], "json/scaler.json"),
     )
     return manifest, files
+
+
+def git_blob_of_bytes(body: bytes) -> str:
+    """What ``git hash-object`` prints for a file holding ``body``."""
+    return hashlib.sha1(b"blob %d\0" % len(body) + body).hexdigest()
 
 
 def _installed(root: Path, manifest, files) -> bool:
@@ -174,15 +186,141 @@ def test_missing_file_is_one_line_and_the_cli_exits_1(server, tmp_path: Path, ca
 
 
 def test_cli_with_the_papers_manifest(server, tmp_path: Path, reference: Path, capsys) -> None:
-    """The real manifest (real sha256 sums) against the paper's files served locally."""
+    """The real manifest against the paper's files served locally: its JSON files and scaler pass their
+    pins; checkpoints of the right shapes but other weights are refused by theirs and not installed."""
     torch.manual_seed(0)
+    checkpoints = [a for a in PAPER_ASSETS if a.kind in NETWORKS]
     files = {a.remote: (reference / "original" / Path(a.remote).name).read_bytes()
-             for a in PAPER_ASSETS if a.sha256 is not None}
+             for a in PAPER_ASSETS if a not in checkpoints}
     models = {"audio_encoder": AudioEncoder(), "tag_encoder": TagEncoder(), "cnn": CNN()}
-    files.update({a.remote: _checkpoint_bytes(models[a.kind]) for a in PAPER_ASSETS if a.sha256 is None})
+    files.update({a.remote: _checkpoint_bytes(models[a.kind]) for a in checkpoints})
     _serve(server, files)
-    assert fetch_assets.main(["--base-url", server.url, "--root", str(tmp_path), "--quiet"]) == 0
-    assert all((tmp_path / a.local).read_bytes() == files[a.remote] for a in PAPER_ASSETS)
+    assert fetch_assets.main(["--base-url", server.url, "--root", str(tmp_path), "--quiet"]) == 1
+    assert all((tmp_path / a.local).read_bytes() == files[a.remote] for a in PAPER_ASSETS if a not in checkpoints)
     paper = load_scaler(reference / "original" / "scaler_top_1000.pkl")
     np.testing.assert_array_equal(load_scaler(tmp_path / "json" / "scaler_top_1000.json").scale, paper.scale)
-    assert f"10 of 10 assets in place in {tmp_path}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    for asset in checkpoints:
+        assert (f"error: {asset.local}: git blob id {git_blob_of_bytes(files[asset.remote])} "
+                f"does not match the expected {asset.git_blob}; not installed") in err
+        assert not (tmp_path / asset.local).exists()
+    assert f"5 of 10 assets in place in {tmp_path}" in err
+
+
+def test_every_paper_asset_is_pinned_by_its_git_blob_id(reference: Path) -> None:
+    """The ids are those of the paper's repository at b791ad6; the reference copies of its JSON files and
+    scaler have them (its checkpoints are not in the reference folder)."""
+    assert all(a.git_blob is not None and len(a.git_blob) == 40 for a in PAPER_ASSETS)
+    for asset in PAPER_ASSETS:
+        copy = reference / "original" / Path(asset.remote).name
+        if asset.kind not in NETWORKS:
+            assert git_blob_of(copy) == asset.git_blob, asset.remote
+
+
+def test_git_blob_of_is_gits_object_id(tmp_path: Path) -> None:
+    path = tmp_path / "weights.pt"
+    path.write_bytes(bytes(range(256)) * 300)
+    expected = subprocess.run(["git", "hash-object", str(path)], capture_output=True, text=True, check=True).stdout
+    assert git_blob_of(path) == expected.strip()
+
+
+def _pinned(remote: str, body: bytes, kind: str = "json") -> Asset:
+    return Asset(remote, remote, kind, git_blob=git_blob_of_bytes(body))
+
+
+def test_other_content_of_the_right_shapes_is_refused_by_the_pin(server, tmp_path: Path) -> None:
+    _, files = _small_manifest(server)
+    published = files["saved_models/x/audio_encoder_epoch_2.pt"]
+    pinned = _pinned("saved_models/x/audio_encoder_epoch_2.pt", published + b"other", "audio_encoder")
+    errors = fetch_all((pinned,), server.url, tmp_path, show_progress=False).errors
+    assert errors == [f"{pinned.local}: git blob id {git_blob_of_bytes(published)} does not match the expected "
+                      f"{pinned.git_blob}; not installed"]
+    assert not (tmp_path / pinned.local).exists() and not list(tmp_path.rglob("*.part*"))
+
+
+def _trickle(handler: BaseHTTPRequestHandler) -> None:
+    """Announces 10 kB and sends one byte every 20 ms: each read succeeds long before any timeout."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", "10000")
+    handler.end_headers()
+    try:
+        for _ in range(10000):
+            handler.wfile.write(b"x")
+            handler.wfile.flush()
+            time.sleep(0.02)
+    except OSError:  # the client gave up
+        pass
+
+
+def _endless(handler: BaseHTTPRequestHandler) -> None:
+    """Streams without a Content-Length (closing the connection would end it), forever."""
+    handler.send_response(200)
+    handler.end_headers()
+    try:
+        while True:
+            handler.wfile.write(b"\0" * 4096)
+    except OSError:
+        pass
+
+
+def _announces_too_much(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(10 ** 12))
+    handler.end_headers()
+
+
+def _first_installed_then(server, tmp_path: Path, misbehaviour, **limits) -> tuple[list[str], float, Asset]:
+    """A good file, then one from a misbehaving server: the errors, the seconds it took, the good asset."""
+    good_body = b'{"0": "kick"}'
+    good = _pinned("json/good.json", good_body)
+    _serve(server, {good.remote: good_body})
+    server.misbehave["base/saved_models/bad.pt"] = misbehaviour
+    bad = Asset("saved_models/bad.pt", "saved_models/bad.pt", "audio_encoder", git_blob="0" * 40)
+    start = time.monotonic()
+    errors = fetch_all((good, bad), server.url, tmp_path, show_progress=False, **limits).errors
+    elapsed = time.monotonic() - start
+    assert (tmp_path / good.local).read_bytes() == good_body, "the file fetched before stays installed"
+    assert not (tmp_path / bad.local).exists()
+    return errors, elapsed, bad
+
+
+def test_a_trickling_server_is_cut_at_the_deadline(server, tmp_path: Path) -> None:
+    errors, elapsed, bad = _first_installed_then(server, tmp_path, _trickle, deadline_s=0.5)
+    assert elapsed < 3
+    assert len(errors) == 1 and errors[0].startswith(f"{server.url}/{bad.remote}: not complete within the fetch's "
+                                                     "deadline of 0.5 s (")
+    assert part_path(tmp_path / bad.local).stat().st_size < 10000  # kept to resume from, never installed
+
+
+def test_an_endless_stream_without_length_is_cut_at_the_size_limit(server, tmp_path: Path) -> None:
+    errors, elapsed, bad = _first_installed_then(server, tmp_path, _endless, max_bytes=64 * 1024)
+    assert elapsed < 3
+    assert errors == [f"{server.url}/{bad.remote}: more than 65536 bytes sent, over the limit for one file; "
+                      "not installed"]
+    assert not list(tmp_path.rglob("*.part*")), "nothing half-written is left"
+
+
+def test_a_file_announced_over_the_size_limit_is_not_downloaded(server, tmp_path: Path) -> None:
+    errors, _, bad = _first_installed_then(server, tmp_path, _announces_too_much)
+    assert errors == [f"{server.url}/{bad.remote}: 1000000000000 bytes announced, over the limit of "
+                      f"{64 << 20} bytes for one file; not downloaded"]
+    assert not list(tmp_path.rglob("*.part*"))
+
+
+def test_a_refused_download_leaves_the_installed_file_as_it_was(server, tmp_path: Path) -> None:
+    """A file in place that fails its pin is fetched again, and kept when the new one fails too."""
+    asset = _pinned("json/vocabulary.json", b'{"0": "kick"}')
+    installed = tmp_path / asset.local
+    installed.parent.mkdir(parents=True)
+    installed.write_bytes(b'{"0": "edited"}')
+    _serve(server, {asset.remote: b'{"0": "other"}'})
+    errors = fetch_all((asset,), server.url, tmp_path, show_progress=False).errors
+    assert len(errors) == 1 and "git blob id" in errors[0]
+    assert installed.read_bytes() == b'{"0": "edited"}' and not list(tmp_path.rglob("*.part*"))
+
+
+def test_cli_deadline_option_stops_every_download(server, tmp_path: Path, capsys) -> None:
+    assert fetch_assets.main(["--base-url", server.url, "--root", str(tmp_path), "--quiet", "--deadline", "0"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == len(PAPER_ASSETS) and all("deadline of 0 s" in line for line in errors)
+    assert server.requests == []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,8 @@ import torch
 import encode
 import utils
 from coala.audio.scaler import load_scaler
-from models_t1000 import AudioEncoder
+from coala.errors import VocabularyError
+from models_t1000 import AudioEncoder, TagEncoder
 from conftest import CLIPS, ROOT
 
 
@@ -131,3 +133,22 @@ def test_module_attributes_load_lazily_from_the_asset_root(reference: Path, tmp_
     model = encode.return_loaded_model(AudioEncoder)  # no checkpoint named: the paper's published one
     installed = torch.load(home / "saved_models" / "dual_ae_c" / "audio_encoder_epoch_200.pt", weights_only=True)
     assert not model.training and torch.equal(model.state_dict()["audio_encoder.0.weight"], installed["audio_encoder.0.weight"])
+
+
+def test_tag_embedding_refuses_a_vocabulary_that_does_not_index_the_model(reference: Path) -> None:
+    model = TagEncoder(n_tags=5).eval()
+    five = {i: f"tag{i}" for i in range(5)}
+    z = encode.extract_tag_embedding(model, "tag3", five)
+    with torch.no_grad():
+        expected, _ = model(torch.eye(5)[3:4])
+    torch.testing.assert_close(z, expected)
+    with pytest.raises(VocabularyError, match=r"^the vocabulary given: a vocabulary of 4 tags does not fit the model, "
+                                              r"whose tag encoder takes 5$"):
+        encode.extract_tag_embedding(model, "tag1", {i: f"tag{i}" for i in range(4)})
+    wraps = {-1: "kick", **{i: f"tag{i}" for i in range(4)}}  # -1 would set the last input, silently
+    with pytest.raises(VocabularyError, match=r"^the vocabulary given: tag index -1 \('kick'\) is outside the model's "
+                                              r"inputs 0\.\.4$"):
+        encode.extract_tag_embedding(model, "kick", wraps)
+    paper_vocabulary = reference / "original" / "id2token_top_1000.json"
+    with pytest.raises(VocabularyError, match=rf"^{re.escape(str(paper_vocabulary))}: a vocabulary of 1000 tags"):
+        encode.extract_tag_embedding(model, "tag1", paper_vocabulary)

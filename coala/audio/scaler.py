@@ -2,8 +2,9 @@
 
 The paper pickled a scikit-learn 0.22 ``MinMaxScaler``; pickles are fragile across versions and can run
 code, so the project stores the fitted parameters as JSON and reads a pickle only when a user names one
-explicitly. Orientation (the paper's): each patch is transformed with its 96 mel bands as rows and its
-96 frame positions as features, i.e. ``patch * scale[None, :] + min[None, :]``.
+explicitly, and then with an unpickler that admits only a MinMaxScaler's state (``_ScalerUnpickler``).
+Orientation (the paper's): each patch is transformed with its 96 mel bands as rows and its 96 frame
+positions as features, i.e. ``patch * scale[None, :] + min[None, :]``.
 
 Convert the paper's pickle once with (``fetch_assets.py`` does it for the published one)::
 
@@ -16,7 +17,6 @@ import json
 import logging
 import os
 import pickle
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,25 +103,70 @@ def _from_json(path: Path) -> MinMaxScaler:
                               tuple(params.get("feature_range", (0.0, 1.0))), int(params.get("n_samples_seen", 0)))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ScalerError(f"{path}: not a scaler file of this project ({type(exc).__name__}: {exc})") from None
+    return _patch_sized(scaler, path)
+
+
+def _patch_sized(scaler: MinMaxScaler, path: Path) -> MinMaxScaler:
+    """The scaler, when it was fitted on 96 frame positions (a scaler of other data would mis-scale patches)."""
     shapes = {a.shape for a in (scaler.data_min, scaler.data_max, scaler.scale, scaler.min)}
     if shapes != {(PATCH_FRAMES,)}:
         raise ScalerError(f"{path}: scaler parameters must have {PATCH_FRAMES} features each, found {sorted(shapes)}")
     return scaler
 
 
+class _PickledMinMaxScaler:
+    """Stands in for scikit-learn's ``MinMaxScaler`` while unpickling: it only receives the pickled
+    attributes, so no scikit-learn code runs and none needs to be installed."""
+
+
+# Every global the paper's pickle (scikit-learn 0.22, numpy 1.x) or one written by a current
+# scikit-learn / numpy 2 names: the scaler class (under its module paths since 0.22 and before) and
+# numpy's array, dtype and scalar reconstructors. Anything else is refused before it is imported.
+_SCALER_CLASS_PATHS = ("sklearn.preprocessing._data", "sklearn.preprocessing.data")
+_NUMPY_RECONSTRUCTORS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+})
+
+
+class _ScalerUnpickler(pickle.Unpickler):
+    """An unpickler that builds a MinMaxScaler's state and nothing else.
+
+    A pickle can name any importable callable and have it called (``os.system``, ``builtins.exec``), so
+    a scaler file from elsewhere could run code on load. ``find_class`` is where every such name is
+    resolved: it hands out only the globals above and refuses the rest before anything is imported.
+    """
+
+    def __init__(self, file, path: Path) -> None:
+        super().__init__(file)
+        self._path = path
+
+    def find_class(self, module: str, name: str) -> object:
+        if name == "MinMaxScaler" and module in _SCALER_CLASS_PATHS:
+            return _PickledMinMaxScaler
+        if (module, name) in _NUMPY_RECONSTRUCTORS:
+            return super().find_class(module, name)
+        raise ScalerError(f"{self._path}: refused to unpickle {module}.{name}: a scaler pickle may hold only "
+                          "scikit-learn's MinMaxScaler and numpy arrays (nothing was run)")
+
+
 def _from_pickle(path: Path) -> MinMaxScaler:
-    """Read the paper's scikit-learn pickle (needs scikit-learn; only for files the user names)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scikit-learn warns about the 0.22 pickle; the parameters are intact
-        try:
-            with open(path, "rb") as f:
-                sk = pickle.load(f)
-        except Exception as exc:
-            raise ScalerError(f"{path}: cannot unpickle a scaler ({type(exc).__name__}: {exc})") from None
+    """Read the paper's scikit-learn pickle with :class:`_ScalerUnpickler` (only for files the user names)."""
     try:
-        return _from_sklearn(sk)
-    except AttributeError:
-        raise ScalerError(f"{path}: the pickle holds a {type(sk).__name__}, not a fitted MinMaxScaler") from None
+        with open(path, "rb") as f:
+            sk = _ScalerUnpickler(f, path).load()
+    except ScalerError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any malformed pickle is the file's fault, reported as one line
+        raise ScalerError(f"{path}: cannot unpickle a scaler ({type(exc).__name__}: {exc})") from None
+    if not isinstance(sk, _PickledMinMaxScaler):
+        raise ScalerError(f"{path}: the pickle holds a {type(sk).__name__}, not a MinMaxScaler")
+    try:
+        scaler = _from_sklearn(sk)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ScalerError(f"{path}: the pickled MinMaxScaler is not fitted ({type(exc).__name__}: {exc})") from None
+    return _patch_sized(scaler, path)
 
 
 def _from_sklearn(sk) -> MinMaxScaler:

@@ -16,13 +16,14 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from coala import assets
 from coala.audio.frontend import PATCH_FRAMES, compute_spectrogram
 from coala.audio.patches import scaled_chunks
 from coala.audio.scaler import MinMaxScaler, load_scaler
 from coala.data.tags import load_id2tag, tag_index
 from coala.encode.batch import chunk_computer, default_batch_size, embed_stream, iter_files
 from coala.encode.inference import embed_patches, model_device
-from coala.errors import AudioError
+from coala.errors import AudioError, VocabularyError
 from coala.models.checkpoints import load_checkpoint
 from coala.models.registry import AUDIO_NETWORKS, NETWORKS
 
@@ -63,14 +64,34 @@ def extract_audio_embedding(model: nn.Module, filename: str | Path,
     return embed_patches(model, load_scaler(scaler).transform(spec[None]))
 
 
+def _fitting_index(vocabulary: dict[int, str], tag: str, width: int, source: object) -> int:
+    """The tag's one-hot position, once the vocabulary is known to index exactly the model's inputs.
+
+    A vocabulary of another size, or one with an index outside ``0 .. width-1``, would put the one-hot
+    at the wrong input, or at the end for -1 (negative indices wrap): a wrong embedding, silently.
+    """
+    if len(vocabulary) != width:
+        raise VocabularyError(f"{source}: a vocabulary of {len(vocabulary)} tags does not fit the model, "
+                              f"whose tag encoder takes {width}")
+    outside = next((i for i in vocabulary if not 0 <= i < width), None)
+    if outside is not None:
+        raise VocabularyError(f"{source}: tag index {outside} ({vocabulary[outside]!r}) is outside the "
+                              f"model's inputs 0..{width - 1}")
+    return tag_index(vocabulary, tag)
+
+
 @torch.inference_mode()
 def extract_tag_embedding(model: nn.Module, tag: str, id2tag: "str | Path | dict | None" = None) -> torch.Tensor:
     """The paper's tag embedding: ``z`` of the tag encoder for the tag as a one-hot vector, ``(1, 1152)``.
 
-    ``VocabularyError`` when the tag is not in the vocabulary (default: the paper's 1000 tags).
+    ``VocabularyError`` when the tag is not in the vocabulary (default: the paper's 1000 tags), or when
+    the vocabulary does not index the model's inputs one to one.
     """
-    index = tag_index(load_id2tag(id2tag), tag)
-    one_hot = torch.zeros(1, model.tag_encoder[0].in_features, device=model_device(model))
+    width = model.tag_encoder[0].in_features
+    source = "the vocabulary given" if isinstance(id2tag, dict) else (
+        assets.locate(id2tag) if id2tag is not None else assets.default_path(assets.ID2TAG))
+    index = _fitting_index(load_id2tag(id2tag), tag, width, source)
+    one_hot = torch.zeros(1, width, device=model_device(model))
     one_hot[0, index] = 1.0
     z, _ = model(one_hot)
     return z.float().cpu()

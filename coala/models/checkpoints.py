@@ -16,18 +16,94 @@ from coala.models.registry import Network, detect, network_of
 M = TypeVar("M", bound=nn.Module)
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """``torch.load(weights_only=True)`` on CPU, with one-line errors for unreadable files."""
-    path = Path(path)
+# How the two checkpoint formats begin: a zip archive (torch >= 1.6), or the legacy format's pickled
+# magic number 0x1950a86a20f9469cfc6c (torch < 1.6, the paper's torch 1.5).
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+# What a file given by mistake often is, told by its first bytes, for the error message.
+_OTHER_FORMATS = ((b"RIFF", "a WAV/RIFF file"), (b"fLaC", "a FLAC file"), (b"OggS", "an Ogg file"),
+                  (b"ID3", "an MP3 file"), (b"\x89HDF", "an HDF5 file"), (b"\x1f\x8b", "a gzip file"))
+
+
+def _describe(head: bytes) -> str:
+    """What a file that is no checkpoint looks like, from its first bytes."""
+    for magic, kind in _OTHER_FORMATS:
+        if head.startswith(magic):
+            return kind
+    if head.startswith(b"\x80"):
+        return "a pickle that is not a torch checkpoint"
+    return f"a binary file beginning {head[:8]!r}" if b"\x00" in head else "a text file"
+
+
+def _first_sentence(exc: BaseException) -> str:
+    """torch's messages run to paragraphs of advice; the first sentence says what failed."""
+    text = str(exc).strip()
+    return text.splitlines()[0].split(". ")[0].rstrip(".") if text else type(exc).__name__
+
+
+def _check_format(path: Path) -> str:
+    """``zip`` or ``legacy``, or a ``CheckpointError`` saying what the file is instead.
+
+    Told before ``torch.load``, whose errors for such files are a ``KeyError``, an ``IndexError`` or an
+    ``OSError`` without a file name rather than a message a user can act on.
+    """
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head:
+        raise CheckpointError(f"{path}: empty file, not a checkpoint")
+    if head.startswith(_ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                archive.infolist()
+        except (zipfile.BadZipFile, OSError) as exc:
+            # zipfile's "File is not a zip file" here means the directory a zip ends with is missing.
+            cut = "not a zip file" in str(exc)
+            reason = "its zip directory is missing: cut short?" if cut else _first_sentence(exc)
+            raise CheckpointError(f"{path}: truncated zip checkpoint ({reason})") from None
+        return "zip"
+    if head.startswith(_LEGACY_MAGIC):
+        return "legacy"
+    if _LEGACY_MAGIC.startswith(head):
+        raise CheckpointError(f"{path}: truncated legacy checkpoint ({len(head)} bytes, shorter than its header)")
+    raise CheckpointError(f"{path}: not a zip or legacy torch checkpoint: {_describe(head)}")
+
+
+def _first_non_finite(state: dict[str, torch.Tensor]) -> str | None:
+    """The first floating-point tensor holding NaN or Inf, which would make every embedding NaN."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return key
+    return None
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """``torch.load(weights_only=True)`` on CPU, with one-line errors for unreadable files.
+
+    Refuses what would otherwise load and then fail later or silently: a file that is no checkpoint,
+    one cut short, and weights holding NaN or Inf (a diverged training run), named by the tensor's key.
+    """
+    path = Path(path)
+    kind = _check_format(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({first_line})") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError,
+            KeyError, IndexError, OSError) as exc:
+        if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+            raise CheckpointError(f"{path}: a {kind} checkpoint holding objects other than tensors (a whole "
+                                  "pickled model? save its state_dict() instead)") from None
+        cut = isinstance(exc, EOFError) or "unexpected EOF" in str(exc)
+        what = f"truncated {kind} checkpoint" if cut else f"damaged {kind} checkpoint"
+        raise CheckpointError(f"{path}: {what} ({_first_sentence(exc)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a state_dict of tensors, found {type(state).__name__}")
+    bad = _first_non_finite(state)
+    if bad is not None:
+        raise CheckpointError(f"{path}: tensor {bad} holds NaN or Inf values (a diverged training run?); "
+                              "its embeddings would be NaN")
     return state
 
 
