@@ -4,18 +4,21 @@ All three run in one process on the same synthetic batches, interleaved over rep
 from the same initial weights:
   paper  stock models, three weighted backward passes with retain_graph, two default SGD optimizers
   ours   fast layers + channels_last, one backward of the weighted sum, fused SGD (the default step)
-  bf16   ours under bf16 autocast (``"amp": true``)
+  bf16   ours under the ``"amp": true`` policy (``Bf16Matmuls``: bf16 convolutions and linear layers)
 It also prints the FLOPs per sample, a large matmul's GFLOP/s on this machine and the fraction of it
-our float32 step reaches, and how close bf16 gradients are to float32 ones. Last line:
-``speedup_vs_paper: X.XX`` (ours float32 / paper).
+our float32 step reaches, and how close bf16 gradients are to float32 ones (the policy's and, for
+reference, plain whole-forward autocast's). Last lines: ``speedup_vs_paper: X.XX`` (ours float32 /
+paper), ``bf16_speedup_vs_paper``, ``bf16_grad_cosine`` and ``bf16_grad_rel_l2`` (the policy's).
 
     python bench/train_throughput.py                  # batch 128, 3 repetitions of 2 steps
     python bench/train_throughput.py --reps 1 --steps 1 --batch-size 32   # quick look
     python bench/train_throughput.py --threads 1      # on a machine shared with other jobs
+    python bench/train_throughput.py --agreement-only --batch-size 8      # bf16 gradients only, no timing
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import statistics
 import sys
@@ -30,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from coala.audio.frontend import PATCH_SHAPE  # noqa: E402
 from coala.models.fast_layers import accelerate  # noqa: E402
 from coala.models.networks import N_TAGS  # noqa: E402
-from coala.train.step import DualAE, Objective, forward_losses, paper_step, sgd, train_step  # noqa: E402
+from coala.train.step import (Bf16Matmuls, DualAE, Objective, forward_losses, paper_step, sgd,  # noqa: E402
+                              train_step)
 
 OBJECTIVE = Objective(5.0, 5.0, 10.0, temperature=0.1)
 LEARNING_RATE = 5e-3
@@ -62,19 +66,41 @@ def flops_per_sample(model: DualAE, batch: tuple[torch.Tensor, torch.Tensor]) ->
     return counter.get_total_flops() / len(x)
 
 
-def gradient_agreement(model: DualAE, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
-    """Cosine and relative L2 distance of bf16-autocast gradients to float32 ones (same dropout masks)."""
+def gradients(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
+              precision: contextlib.AbstractContextManager | None = None) -> torch.Tensor:
+    """All parameter gradients of the objective on ``batch``, flattened; dropout masks from seed 1 each time."""
     x, tags = batch
-    x = x.contiguous(memory_format=torch.channels_last)
-    grads = []
-    for autocast in (None, torch.autocast("cpu", dtype=torch.bfloat16)):
-        model.zero_grad(set_to_none=True)
-        torch.manual_seed(1)
-        forward_losses(model, OBJECTIVE, x, tags, autocast)[1]["loss"].backward()
-        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     model.zero_grad(set_to_none=True)
-    fp32, bf16 = grads
-    return float(torch.nn.functional.cosine_similarity(fp32, bf16, dim=0)), float((bf16 - fp32).norm() / fp32.norm())
+    torch.manual_seed(1)
+    forward_losses(model, OBJECTIVE, x, tags, precision)[1]["loss"].backward()
+    flat = torch.cat([p.grad.flatten() for p in model.parameters()])
+    model.zero_grad(set_to_none=True)
+    return flat
+
+
+def agreement(reference: torch.Tensor, other: torch.Tensor) -> tuple[float, float]:
+    """Cosine and relative L2 distance of ``other`` to ``reference``."""
+    return (float(torch.nn.functional.cosine_similarity(reference, other, dim=0)),
+            float((other - reference).norm() / reference.norm()))
+
+
+def report_agreement(model: DualAE, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
+    """Prints how far bf16 gradients are from float32 ones, plain autocast and the policy; returns the policy's."""
+    x, tags = batch
+    batch = (x.contiguous(memory_format=torch.channels_last), tags)
+    device_type = x.device.type
+    fp32 = gradients(model, batch)
+    plain = agreement(fp32, gradients(model, batch, torch.autocast(device_type, dtype=torch.bfloat16)))
+    policy = agreement(fp32, gradients(model, batch, Bf16Matmuls(device_type)))
+    for name, (cosine, rel_l2) in (("whole-forward bf16 autocast", plain), ("bf16 policy (Bf16Matmuls)", policy)):
+        print(f"{name} vs float32 gradients on one batch of {len(x)}: cosine {cosine:.5f}, relative L2 {rel_l2:.2%}")
+    return policy
+
+
+def print_agreement(figures: tuple[float, float]) -> None:
+    cosine, rel_l2 = figures
+    print(f"bf16_grad_cosine: {cosine:.5f}")
+    print(f"bf16_grad_rel_l2: {rel_l2:.4f}")
 
 
 def main() -> None:
@@ -83,6 +109,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions; medians are reported")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per variant per repetition")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 variant")
+    parser.add_argument("--agreement-only", action="store_true",
+                        help="only the bf16 gradient agreement on one batch of --batch-size (no timing): on a CPU "
+                             "without bf16 instructions the timed bf16 steps take many minutes")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for every variant (default: torch's own choice); on a CPU shared with "
                              "other jobs, 1 avoids the stalls of multi-threaded kernels waiting for a busy core")
@@ -94,6 +123,9 @@ def main() -> None:
     paper_model = DualAE(N_TAGS).train()
     ours_model = copy.deepcopy(paper_model)
     accelerate(ours_model)
+    if args.agreement_only:
+        print_agreement(report_agreement(ours_model, synthetic_batches(1, args.batch_size)[0]))
+        return
     bf16_model = copy.deepcopy(ours_model)
     batches = synthetic_batches(args.steps, args.batch_size)
     variants = {
@@ -102,7 +134,7 @@ def main() -> None:
     }
     if not args.no_bf16:
         variants["bf16"] = (bf16_model, [sgd(g, LEARNING_RATE) for g in bf16_model.parameter_groups()],
-                            torch.autocast("cpu", dtype=torch.bfloat16))
+                            Bf16Matmuls("cpu"))
 
     def run(name: str, steps: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
         model, optimizers, autocast = variants[name]
@@ -134,10 +166,11 @@ def main() -> None:
         print(f"{name:>5}: {rate:7.2f} samples/s  {rate * flops / 1e9:6.1f} GFLOP/s  "
               f"({rate * flops / 1e9 / peak:.0%} of the {'bf16' if name == 'bf16' else 'fp32'} matmul peak)  "
               f"{rate / median['paper']:.2f}x the paper")
-    if not args.no_bf16:
-        cosine, rel_l2 = gradient_agreement(copy.deepcopy(ours_model), batches[0])
-        print(f"bf16 vs float32 gradients on one batch: cosine {cosine:.5f}, relative L2 {rel_l2:.2%}")
+    agreement_figures = None if args.no_bf16 else report_agreement(copy.deepcopy(ours_model), batches[0])
     print(f"speedup_vs_paper: {median['ours'] / median['paper']:.2f}")
+    if agreement_figures is not None:
+        print(f"bf16_speedup_vs_paper: {median['bf16'] / median['paper']:.2f}")
+        print_agreement(agreement_figures)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
-"""Losses: the paper's values, and finite values and gradients where the paper's formula overflows."""
+"""Losses: the paper's values, finite values and gradients where the paper's formula overflows, and the
+``"amp": true`` precision policy (bf16 convolutions and linear layers, BatchNorm and losses in float32)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
+from coala.models.fast_layers import accelerate
+from coala.models.networks import N_TAGS
+from coala.train.step import Bf16Matmuls, DualAE, Objective, forward_losses
 from losses import contrastive_loss, kullback_leibler
 
 
@@ -61,3 +66,58 @@ def test_kl_is_zero_for_a_perfect_reconstruction_and_positive_otherwise():
     y = torch.rand(4, 1, 96, 96)
     assert kullback_leibler(y, y).item() == pytest.approx(0.0, abs=1e-6)
     assert kullback_leibler(torch.rand(4, 1, 96, 96), y).item() > 0
+
+
+def _output_dtypes(model: nn.Module, x: torch.Tensor) -> dict[str, torch.dtype]:
+    """Each layer's output dtype in one forward under ``Bf16Matmuls``."""
+    dtypes: dict[str, torch.dtype] = {}
+
+    def record(layer: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        dtypes[type(layer).__name__] = out.dtype
+
+    handles = [layer.register_forward_hook(record) for layer in model]
+    with Bf16Matmuls("cpu"):
+        model(x)
+    for handle in handles:
+        handle.remove()
+    return dtypes
+
+
+def test_bf16_policy_runs_convolutions_and_linear_layers_in_bf16_and_batchnorm_in_float32() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 4, stride=2, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(64, 8), nn.BatchNorm1d(8), nn.Sigmoid())
+    expected = {"Conv2d": torch.bfloat16, "BatchNorm2d": torch.float32, "ReLU": torch.float32,
+                "Flatten": torch.float32, "Linear": torch.bfloat16, "BatchNorm1d": torch.float32,
+                "Sigmoid": torch.float32}
+    x = torch.rand(6, 1, 8, 8)
+    assert _output_dtypes(model, x) == expected
+    assert _output_dtypes(model, x) == expected  # the loop enters the same object for every batch
+    assert not torch.is_autocast_enabled("cpu")
+    assert model(x).dtype == torch.float32
+
+
+def _gradients(model: DualAE, x: torch.Tensor, tags: torch.Tensor, precision=None) -> torch.Tensor:
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(1)  # the same dropout masks for every precision
+    forward_losses(model, Objective(5.0, 5.0, 10.0, temperature=0.1), x, tags, precision)[1]["loss"].backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def test_bf16_policy_gradients_are_closer_to_float32_than_whole_forward_autocast() -> None:
+    """The paper's model and objective on a fixed batch of 4: relative L2 distance to the float32 gradients
+    (on the 2-core EPYC without bf16 instructions: 12.2% for the policy, 13.1% for plain autocast)."""
+    torch.manual_seed(0)
+    model = DualAE(N_TAGS).train()
+    accelerate(model)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 1, 96, 96, generator=generator).contiguous(memory_format=torch.channels_last)
+    tags = (torch.rand(4, N_TAGS, generator=generator) < 0.01).float()
+    fp32 = _gradients(model, x, tags)
+
+    def distance(precision) -> float:
+        return float((_gradients(model, x, tags, precision) - fp32).norm() / fp32.norm())
+
+    policy, plain = distance(Bf16Matmuls("cpu")), distance(torch.autocast("cpu", dtype=torch.bfloat16))
+    assert policy < plain
+    assert policy < 0.2

@@ -32,8 +32,8 @@ from coala.errors import DatasetError, VocabularyError
 from coala.models.fast_layers import accelerate, tuned_for
 from coala.train import plots, state as training_state
 from coala.train.config import TrainConfig
-from coala.train.step import (TRAINABLE, Objective, all_gather_with_grad, as_patches, forward_losses, sgd, train_step,
-                              validation_inputs)
+from coala.train.step import (TRAINABLE, Objective, all_gather_with_grad, as_patches, forward_losses, precision, sgd,
+                              train_step, validation_inputs)
 
 METRICS_FILE = "metrics.jsonl"
 log = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
     if cfg.compile:
         step_model = torch.compile(step_model)
     gather = all_gather_with_grad if runtime.distributed else None
-    autocast = torch.autocast(runtime.device.type, dtype=torch.bfloat16) if cfg.amp else contextlib.nullcontext()
+    autocast = precision(runtime.device, cfg.amp)
     train_loader, train_sampler = _loader(train_set, cfg, runtime, train=True)
     val_loader, _ = _loader(val_set, cfg, runtime, train=False)
     tensorboard = _open_tensorboard(cfg.log_folder) if runtime.main else None
