@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
+from coala.cli import setup_logging
 from coala.data import checks
 from coala.errors import DatasetError
 from tiny_release import write_release_file
@@ -54,11 +55,12 @@ def test_a_passed_file_is_remembered_until_it_changes(tmp_path: Path, monkeypatc
 
 
 def test_an_unwritable_memo_only_costs_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+                                                  capsys: pytest.CaptureFixture) -> None:
+    setup_logging()  # as the script: warnings to stderr
     (tmp_path / "home").write_text("a file where the asset root should be")
     monkeypatch.setenv("COALA_HOME", str(tmp_path / "home"))
     checks.check_values(write_release_file(tmp_path / "train", n=4, n_tags=10))
-    assert "cannot remember that" in caplog.text
+    assert "cannot remember that" in capsys.readouterr().err
 
 
 def test_fingerprint_tells_other_contents_and_shapes(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from coala import device as device_module
+from coala.cli import setup_logging
 from coala.device import resolve_device
 from coala.errors import ConfigError
 from coala.models.checkpoints import load_checkpoint
@@ -178,6 +179,7 @@ def test_paper_config_trains_checkpoints_load_and_rerun_resumes(tmp_path: Path, 
 
 def test_cnn_trains_in_bf16_on_a_300_tag_corpus_without_vocabulary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture) -> None:
+    setup_logging()  # as the script: warnings to stderr
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path, n_train=8, n_val=4, n_tags=300)
     (tmp_path / "id2token_tiny.json").unlink()
@@ -230,6 +232,7 @@ def test_changed_trajectory_settings_are_refused_on_resume(tmp_path: Path, monke
 
 def test_checkpoints_without_a_state_are_continued_not_overwritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture) -> None:
+    setup_logging()  # as the script: warnings to stderr
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path, n_train=8, n_val=4)
     train(parse_config(paper_config(tmp_path, "paper_run", epochs=1)))

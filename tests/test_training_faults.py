@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from coala.atomic import _host
+from coala.cli import setup_logging
 from coala.errors import CheckpointError, ConfigError, DatasetError, DivergenceError, StateError
 from coala.train import loop, plots
 from coala.train.config import parse_config
@@ -115,14 +116,15 @@ def test_resume_refuses_a_training_file_with_other_contents(corpus: Path) -> Non
         train(_config(corpus, epochs=2))
 
 
-def test_state_without_a_fingerprint_resumes_with_a_warning(corpus: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_state_without_a_fingerprint_resumes_with_a_warning(corpus: Path, capsys: pytest.CaptureFixture) -> None:
+    setup_logging()  # as the script: warnings to stderr
     train(_config(corpus, epochs=1))
     path = corpus / "saved_models" / "x" / "training_state.pt"
     state = torch.load(path, weights_only=True)
     del state["data_fingerprint"]
     torch.save(state, path)
     train(_config(corpus, epochs=2))
-    assert "written before states recorded their data" in caplog.text
+    assert "written before states recorded their data" in capsys.readouterr().err
     assert torch.load(path, weights_only=True)["epoch"] == 2
 
 
