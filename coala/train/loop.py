@@ -163,8 +163,8 @@ def check_output_folders(cfg: TrainConfig) -> None:
 
 
 def on_main(runtime: Runtime, check: Callable[[], None]) -> None:
-    """Run ``check`` on rank 0 only; every process raises the ``CoalaError`` it raised, so none waits
-    for the others forever and the data is read once, not once per process."""
+    """Run ``check`` on rank 0 only, and have every process raise the ``CoalaError`` it raised: no process
+    goes on (and waits forever) while another stopped, and the data is read once, not once per process."""
     error: CoalaError | None = None
     if runtime.main:
         try:
@@ -248,6 +248,7 @@ def train(cfg: TrainConfig) -> None:
 
 
 def _check_data(cfg: TrainConfig) -> None:
+    """Both files, before any model is built: a bad value would otherwise fail mid-epoch or give NaN losses."""
     for path in (cfg.train_dataset_file, cfg.validation_dataset_file):
         check_values(path)
 
