@@ -50,6 +50,10 @@ class StateError(CoalaError):
     """A training state that cannot be resumed under this config; the message names file and key."""
 
 
+class DivergenceError(CoalaError):
+    """Training whose losses became non-finite; the message names the epoch, whose results are not saved."""
+
+
 class DownstreamError(CoalaError):
     """A downstream dataset file or embedding that cannot be used; the message names the file."""
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from coala import device as device_module
+from coala.cli import setup_logging
 from coala.device import resolve_device
 from coala.errors import ConfigError
 from coala.models.checkpoints import load_checkpoint
@@ -51,11 +52,18 @@ def test_shipped_configs_have_the_paper_values() -> None:
     ({"epochs": "200"}, "key 'epochs' must be an integer, got \"200\""),
     ({"epochs": True}, "key 'epochs' must be an integer, got true"),
     ({"batch_size": 12.5}, "key 'batch_size' must be an integer"),
-    ({"learning_rate": "fast"}, "key 'learning_rate' must be a number"),
+    ({"learning_rate": "fast"}, "key 'learning_rate' must be a finite number"),
     ({"amp": 1}, "key 'amp' must be true or false"),
     ({"device": "gpu"}, "key 'device' must be one of"),
     ({"model": "resnet"}, "key 'model' must be \"dual_ae\" or \"cnn\""),
-    ({"contrastive_temperature": 0}, "key 'contrastive_temperature' must be > 0"),
+    ({"contrastive_temperature": 0}, "key 'contrastive_temperature' must be between 0.001 and 100, got 0"),
+    ({"contrastive_temperature": 1e-300}, "key 'contrastive_temperature' must be between 0.001 and 100, got 1e-300"),
+    ({"learning_rate": float("inf")}, "key 'learning_rate' must be a finite number, got Infinity"),
+    ({"learning_rate": float("nan")}, "key 'learning_rate' must be a finite number, got NaN"),
+    ({"learning_rate": 5}, "key 'learning_rate' must be > 0 and <= 1, got 5"),
+    ({"tag_loss_weight": float("-inf")}, "key 'tag_loss_weight' must be a finite number, got -Infinity"),
+    ({"audio_loss_weight": 1e6}, "key 'audio_loss_weight' must be between 0 and 1000, got 1000000.0"),
+    ({"audio_loss_weight": 0, "tag_loss_weight": 0, "contrastive_loss_weight": 0}, "are all 0: nothing would be trained"),
 ])
 def test_bad_configs_are_refused_naming_the_key(tmp_path: Path, change: dict, message: str) -> None:
     raw = paper_config(tmp_path, "x")
@@ -64,6 +72,14 @@ def test_bad_configs_are_refused_naming_the_key(tmp_path: Path, change: dict, me
     with pytest.raises(ConfigError) as info:
         parse_config(raw, "cfg.json")
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_infinity_in_a_config_file_is_refused_naming_the_key(tmp_path: Path) -> None:
+    """Python's json reads ``Infinity`` and ``NaN``; the file must still be refused before any work."""
+    raw = json.dumps(paper_config(tmp_path, "x")).replace('"learning_rate": 0.005', '"learning_rate": Infinity')
+    (tmp_path / "cfg.json").write_text(raw)
+    with pytest.raises(ConfigError, match=r"cfg.json: key 'learning_rate' must be a finite number, got Infinity$"):
+        load_config(tmp_path / "cfg.json")
 
 
 def test_paper_keys_alone_give_the_defaults(tmp_path: Path) -> None:
@@ -163,6 +179,7 @@ def test_paper_config_trains_checkpoints_load_and_rerun_resumes(tmp_path: Path, 
 
 def test_cnn_trains_in_bf16_on_a_300_tag_corpus_without_vocabulary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture) -> None:
+    setup_logging()  # as the script: warnings to stderr
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path, n_train=8, n_val=4, n_tags=300)
     (tmp_path / "id2token_tiny.json").unlink()
@@ -215,6 +232,7 @@ def test_changed_trajectory_settings_are_refused_on_resume(tmp_path: Path, monke
 
 def test_checkpoints_without_a_state_are_continued_not_overwritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture) -> None:
+    setup_logging()  # as the script: warnings to stderr
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path, n_train=8, n_val=4)
     train(parse_config(paper_config(tmp_path, "paper_run", epochs=1)))

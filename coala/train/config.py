@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,16 +61,34 @@ class TrainConfig:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _REQUIRED = [name for name, f in _FIELDS.items() if f.default is dataclasses.MISSING]
+# Loss weights scale their gradients as the learning rate does; the paper uses 5 to 10. Above 1000
+# (100x the paper's largest) a step is that much larger than the paper's and training diverges.
+MAX_LOSS_WEIGHT = 1e3
+# Plain SGD without momentum (paper: 5e-3). Above 1 a step exceeds the gradient itself and these
+# BatchNorm'd networks diverge within a few steps: such a value is a typo (5 for 5e-3).
+MAX_LEARNING_RATE = 1.0
+# The temperature divides cosine similarities in [-1, 1], and the loss's gradient grows as 1/t. Far
+# below the paper's 0.1 the logits overflow (1e-300 is 0 in float32/bf16: cos/t is inf, the loss NaN),
+# and already below 1e-3 a step is over 100x the paper's; above 100 all logits lie within +-0.01 and the
+# loss no longer tells pairs apart.
+TEMPERATURE_RANGE = (1e-3, 1e2)
+
+
+def _weight(v: float) -> bool:
+    return 0 <= v <= MAX_LOSS_WEIGHT
+
+
 # (check, what the value must be) for keys whose type alone does not make them usable.
 _VALUE_RULES = {
     "experiment_name": (lambda v: bool(v) and "/" not in v and v not in (".", ".."), "a non-empty folder name"),
-    "audio_loss_weight": (lambda v: v >= 0, ">= 0"),
-    "tag_loss_weight": (lambda v: v >= 0, ">= 0"),
-    "contrastive_loss_weight": (lambda v: v >= 0, ">= 0"),
-    "contrastive_temperature": (lambda v: v > 0, "> 0"),
+    "audio_loss_weight": (_weight, f"between 0 and {MAX_LOSS_WEIGHT:g}"),
+    "tag_loss_weight": (_weight, f"between 0 and {MAX_LOSS_WEIGHT:g}"),
+    "contrastive_loss_weight": (_weight, f"between 0 and {MAX_LOSS_WEIGHT:g}"),
+    "contrastive_temperature": (lambda v: TEMPERATURE_RANGE[0] <= v <= TEMPERATURE_RANGE[1],
+                                f"between {TEMPERATURE_RANGE[0]:g} and {TEMPERATURE_RANGE[1]:g}"),
     "epochs": (lambda v: v >= 1, ">= 1"),
     "batch_size": (lambda v: v >= 2, ">= 2 (the contrastive loss needs negatives, BatchNorm needs statistics)"),
-    "learning_rate": (lambda v: v > 0, "> 0"),
+    "learning_rate": (lambda v: 0 < v <= MAX_LEARNING_RATE, f"> 0 and <= {MAX_LEARNING_RATE:g}"),
     "device": (lambda v: bool(_DEVICE_PATTERN.match(v)), 'one of "cpu", "cuda", "cuda:N", "auto"'),
     "log_interval": (lambda v: v >= 1, ">= 1"),
     "save_model_every": (lambda v: v >= 1, ">= 1"),
@@ -79,9 +98,10 @@ _VALUE_RULES = {
 
 
 def _type_ok(value: Any, annotation: str) -> bool:
-    # bool is an int subclass in Python: `"epochs": true` must not pass as 1.
+    # bool is an int subclass in Python: `"epochs": true` must not pass as 1. Python's json reads
+    # NaN and Infinity as floats; no setting is usable with them.
     if annotation == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if annotation == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, {"str": str, "bool": bool}[annotation])
@@ -101,13 +121,17 @@ def parse_config(raw: Any, source: str = "config") -> TrainConfig:
     for key, value in raw.items():
         annotation = _FIELDS[key].type
         if not _type_ok(value, annotation):
-            expected = {"float": "a number", "int": "an integer", "str": "a string", "bool": "true or false"}[annotation]
+            expected = {"float": "a finite number", "int": "an integer", "str": "a string", "bool": "true or false"}[annotation]
             raise ConfigError(f"{source}: key {key!r} must be {expected}, got {json.dumps(value)}")
         rule = _VALUE_RULES.get(key)
         if rule is not None and not rule[0](value):
             raise ConfigError(f"{source}: key {key!r} must be {rule[1]}, got {json.dumps(value)}")
         values[key] = float(value) if annotation == "float" else value
-    return TrainConfig(**values)
+    cfg = TrainConfig(**values)
+    if cfg.model == "dual_ae" and not (cfg.audio_loss_weight or cfg.tag_loss_weight or cfg.contrastive_loss_weight):
+        raise ConfigError(f"{source}: audio_loss_weight, tag_loss_weight and contrastive_loss_weight are all 0: "
+                          "nothing would be trained")
+    return cfg
 
 
 def load_config(path: str | Path) -> TrainConfig:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +26,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from coala.atomic import atomic_write_text
+from coala.atomic import atomic_write_text, remove_stale_temporaries
 from coala.cli import progress_bar
+from coala.data.checks import check_values, fingerprint
 from coala.data.hdf5 import open_dataset
 from coala.data.tags import load_id2tag
 from coala.device import resolve_device
-from coala.errors import DatasetError, VocabularyError
+from coala.errors import CheckpointError, CoalaError, ConfigError, DatasetError, DivergenceError, VocabularyError
 from coala.models.fast_layers import accelerate, tuned_for
 from coala.train import plots, state as training_state
 from coala.train.config import TrainConfig
@@ -135,9 +139,66 @@ def _gather_rng(runtime: Runtime) -> list[dict[str, torch.Tensor]]:
     return states
 
 
+def _strict(record: dict[str, float]) -> dict[str, float | None]:
+    """A non-finite number as null: ``NaN`` is no JSON token, and strict readers reject the line."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+
+
 def write_metrics(folder: Path, metrics: list[dict[str, float]]) -> None:
-    """The whole JSONL file from the saved state, so it never holds an epoch the state does not."""
-    atomic_write_text(folder / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
+    """The whole JSONL file from the metrics of the state to be saved, in strict JSON."""
+    atomic_write_text(folder / METRICS_FILE, "".join(json.dumps(_strict(m), allow_nan=False) + "\n" for m in metrics))
+
+
+def check_output_folders(cfg: TrainConfig) -> None:
+    """Every folder a run writes must take a file now, not when the first epoch ends; then the
+    temporaries a killed run left there are removed."""
+    for key, folder in (("checkpoint_dir", cfg.checkpoint_folder), ("log_dir", cfg.log_folder)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot write to {folder} ({exc.strerror or exc})") from None
+        remove_stale_temporaries(folder)
+
+
+def on_main(runtime: Runtime, check: Callable[[], None]) -> None:
+    """Run ``check`` on rank 0 only, and have every process raise the ``CoalaError`` it raised: no process
+    goes on (and waits forever) while another stopped, and the data is read once, not once per process."""
+    error: CoalaError | None = None
+    if runtime.main:
+        try:
+            check()
+        except CoalaError as exc:
+            error = exc
+    if runtime.distributed:
+        outcome = [error]
+        dist.broadcast_object_list(outcome, src=0)
+        error = outcome[0]
+    if error is not None:
+        raise error
+
+
+def _diverged(cfg: TrainConfig, epoch: int, what: str) -> DivergenceError:
+    """The error that stops a diverged run before its epoch is saved: the previous epoch stays the latest."""
+    kept = f"{cfg.checkpoint_folder} keeps epoch {epoch - 1}" if epoch > 1 else "nothing was saved"
+    return DivergenceError(f"{cfg.experiment_name}: epoch {epoch}: {what} became non-finite; "
+                           f"stopped without saving the epoch, {kept}; try a lower learning_rate")
+
+
+def _weights_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _run_epoch(cfg: TrainConfig, epoch: int, model: nn.Module, run: Callable[[], Any]) -> Any:
+    """``run()``, with a failure caused by diverged weights reported as divergence. Non-finite weights make
+    the tag BCE refuse its input mid-epoch; DDP averages gradients, so every process sees the same weights."""
+    try:
+        return run()
+    except RuntimeError:
+        if _weights_finite(model):
+            raise
+        raise _diverged(cfg, epoch, "the weights") from None
 
 
 def train_epoch(step_model: nn.Module, batches, optimizers: list[torch.optim.Optimizer], objective: Objective,
@@ -159,7 +220,8 @@ def train_epoch(step_model: nn.Module, batches, optimizers: list[torch.optim.Opt
 
 def _log_epoch(cfg: TrainConfig, metrics: list[dict[str, float]], example: dict[str, Any],
                vocabulary: dict[int, str], tensorboard) -> None:
-    """Metrics file, TensorBoard scalars, the examples PNG and a summary line for the epoch just saved."""
+    """Metrics file, TensorBoard scalars, the examples PNG (the loss curves after the last epoch): all
+    written before the state, so every epoch the state holds has its files and a kill redoes the rest."""
     record = metrics[-1]
     epoch = record["epoch"]
     write_metrics(cfg.log_folder, metrics)
@@ -171,7 +233,8 @@ def _log_epoch(cfg: TrainConfig, metrics: list[dict[str, float]], example: dict[
         tensorboard.flush()
     plots.save_examples(cfg.log_folder / f"examples_epoch_{epoch}.png", example["patches"], example["reconstructions"],
                         example["ids"], example["tags"], example["scores"], vocabulary)
-    log.info(f"epoch {epoch}/{cfg.epochs} " + " ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"))
+    if epoch == cfg.epochs:
+        plots.save_loss_curves(cfg.log_folder / "loss_curves.png", metrics)
 
 
 def train(cfg: TrainConfig) -> None:
@@ -184,7 +247,16 @@ def train(cfg: TrainConfig) -> None:
             dist.destroy_process_group()
 
 
+def _check_data(cfg: TrainConfig) -> None:
+    """Both files, before any model is built: a bad value would otherwise fail mid-epoch or give NaN losses."""
+    for path in (cfg.train_dataset_file, cfg.validation_dataset_file):
+        check_values(path)
+
+
 def _train(cfg: TrainConfig, runtime: Runtime) -> None:
+    on_main(runtime, lambda: check_output_folders(cfg))
+    on_main(runtime, lambda: _check_data(cfg))
+    data_fingerprint = fingerprint(cfg.train_dataset_file)
     train_set = open_dataset(cfg.train_dataset_file, cfg.in_memory)
     val_set = open_dataset(cfg.validation_dataset_file, cfg.in_memory)
     if val_set.n_tags != train_set.n_tags:
@@ -206,19 +278,23 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
     objective = Objective(cfg.audio_loss_weight, cfg.tag_loss_weight, cfg.contrastive_loss_weight, cfg.contrastive_temperature)
     names = model.loss_names
 
-    state = training_state.load_state(cfg.checkpoint_folder, cfg)
+    state = training_state.load_state(cfg.checkpoint_folder, cfg, data_fingerprint)
     start_epoch, metrics = 0, []
     if state is None:
         # Checkpoints without a state (the paper's own runs, or a deleted state file): continue from
         # them rather than overwrite them. Plain SGD has no optimizer state; only the RNG streams differ.
         start_epoch = training_state.latest_checkpoint_epoch(cfg.checkpoint_folder, list(parts)) or 0
         if start_epoch:
-            training_state.load_checkpoints(cfg.checkpoint_folder, parts, start_epoch)
+            try:
+                training_state.load_checkpoints(cfg.checkpoint_folder, parts, start_epoch)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{exc} (no {training_state.STATE_FILE}: continuing from these checkpoints needs "
+                                      f"data like theirs; {cfg.train_dataset_file} has {train_set.n_tags} tags)") from None
             if runtime.main:
                 log.warning(f"{cfg.checkpoint_folder}: no {training_state.STATE_FILE}; continuing from the "
                             f"epoch-{start_epoch} checkpoints with fresh random streams (earlier metrics unknown)")
     else:
-        training_state.restore(state, parts, optimizers)
+        training_state.restore(cfg.checkpoint_folder / training_state.STATE_FILE, state, parts, optimizers)
         start_epoch, metrics = state["epoch"], state["metrics"]
         if len(state["rng"]) == runtime.world_size:
             training_state.set_rng_state(state["rng"][runtime.rank])
@@ -228,6 +304,8 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
         log.info(f"{cfg.experiment_name}: {cfg.model}, {len(train_set)} training / {len(val_set)} validation patches, "
                  f"{train_set.n_tags} tags, {runtime.world_size} process(es) on {runtime.device}"
                  + (f", resuming after epoch {start_epoch}" if start_epoch else ""))
+    if runtime.main:
+        write_metrics(cfg.log_folder, metrics)  # drops an epoch a kill interrupted before its state was saved
     if start_epoch >= cfg.epochs:
         if runtime.main:
             log.info(f"{cfg.experiment_name}: already trained {start_epoch} epochs; nothing to do")
@@ -243,28 +321,30 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
     train_loader, train_sampler = _loader(train_set, cfg, runtime, train=True)
     val_loader, _ = _loader(val_set, cfg, runtime, train=False)
     tensorboard = _open_tensorboard(cfg.log_folder) if runtime.main else None
-    if runtime.main and metrics:
-        write_metrics(cfg.log_folder, metrics)
 
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         started = time.perf_counter()
         train_sampler.set_epoch(epoch)
         bar = progress_bar(train_loader, runtime.main, desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
-        train_means = train_epoch(step_model, bar, optimizers, objective, names, runtime, autocast, gather,
-                                  cfg.log_interval, tuned)
-        val_means, example = validate(model, val_loader, objective, names, runtime, autocast, tuned)
+        train_means = _run_epoch(cfg, epoch, model, lambda: train_epoch(step_model, bar, optimizers, objective, names,
+                                                                        runtime, autocast, gather, cfg.log_interval, tuned))
+        val_means, example = _run_epoch(cfg, epoch, model, lambda: validate(model, val_loader, objective, names, runtime,
+                                                                            autocast, tuned))
         seconds = time.perf_counter() - started
         record = {"epoch": epoch, **{f"train_{k}": v for k, v in zip(names, train_means)},
                   **{f"val_{k}": v for k, v in zip(names, val_means)}, "seconds": round(seconds, 3),
                   "train_samples_per_second": round(len(train_loader) * global_batch / seconds, 2)}
+        bad = [k for k, v in record.items() if k.startswith(("train_", "val_")) and not math.isfinite(v)]
+        if bad:
+            raise _diverged(cfg, epoch, ", ".join(bad))
         rng = _gather_rng(runtime)
         if runtime.main:
             metrics.append(record)
             if epoch % cfg.save_model_every == 0 or epoch == cfg.epochs:
                 training_state.save_checkpoints(cfg.checkpoint_folder, parts, epoch)
-            training_state.save_state(cfg.checkpoint_folder, cfg, parts, optimizers, epoch, metrics, rng)
             _log_epoch(cfg, metrics, example, vocabulary, tensorboard)
-    if runtime.main:
-        plots.save_loss_curves(cfg.log_folder / "loss_curves.png", metrics)
-        if tensorboard is not None:
-            tensorboard.close()
+            # The commit point: a kill before it redoes this epoch, after it the epoch is finished.
+            training_state.save_state(cfg.checkpoint_folder, cfg, data_fingerprint, parts, optimizers, epoch, metrics, rng)
+            log.info(f"epoch {epoch}/{cfg.epochs} " + " ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"))
+    if runtime.main and tensorboard is not None:
+        tensorboard.close()

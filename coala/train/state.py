@@ -7,6 +7,7 @@ torn one, and a rerun continues from the last finished epoch.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,16 @@ from torch import nn
 
 from coala import assets
 from coala.atomic import atomic_path
-from coala.errors import StateError
+from coala.data.checks import Fingerprint, fingerprint_difference
+from coala.errors import CheckpointError, StateError
 from coala.models.checkpoints import load_into, read_state_dict
 from coala.train.config import TrainConfig
 
+log = logging.getLogger(__name__)
+
 STATE_FILE = "training_state.pt"
+# What a state holds and of which type; anything else is not a state this code wrote.
+_STATE_KEYS = {"epoch": int, "config": dict, "models": dict, "optimizers": list, "metrics": list, "rng": list}
 # Settings that change what the saved optimisation trajectory means; resuming across a change is refused.
 TRAJECTORY_KEYS = ("model", "train_dataset_file", "audio_loss_weight", "tag_loss_weight", "contrastive_loss_weight",
                    "contrastive_temperature", "batch_size", "learning_rate", "seed")
@@ -53,12 +59,15 @@ def set_rng_state(state: dict[str, torch.Tensor]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def save_state(folder: Path, cfg: TrainConfig, parts: dict[str, nn.Module], optimizers: list[torch.optim.Optimizer],
-               epoch: int, metrics: list[dict[str, float]], rng: list[dict[str, torch.Tensor]]) -> None:
-    """Everything needed to continue after ``epoch``; ``rng`` holds one RNG state per process."""
+def save_state(folder: Path, cfg: TrainConfig, data: Fingerprint, parts: dict[str, nn.Module],
+               optimizers: list[torch.optim.Optimizer], epoch: int, metrics: list[dict[str, float]],
+               rng: list[dict[str, torch.Tensor]]) -> None:
+    """Everything needed to continue after ``epoch``; ``data`` identifies the training file's contents,
+    ``rng`` holds one RNG state per process."""
     state = {
         "epoch": epoch,
         "config": cfg.to_dict(),
+        "data_fingerprint": data,
         "models": {name: _plain(module) for name, module in parts.items()},
         "optimizers": [optimizer.state_dict() for optimizer in optimizers],
         "metrics": metrics,
@@ -68,8 +77,20 @@ def save_state(folder: Path, cfg: TrainConfig, parts: dict[str, nn.Module], opti
         torch.save(state, tmp)
 
 
-def load_state(folder: Path, cfg: TrainConfig) -> dict[str, Any] | None:
-    """The saved state of this experiment, or None; refuses one written under other trajectory settings."""
+def _check_layout(path: Path, state: Any) -> None:
+    if not isinstance(state, dict):
+        raise StateError(f"{path}: not a training state (holds {type(state).__name__}); move it away to start afresh")
+    for key, kind in _STATE_KEYS.items():
+        if key not in state:
+            raise StateError(f"{path}: not a training state (no {key!r}); move it away to start afresh")
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            raise StateError(f"{path}: {key!r} is {type(state[key]).__name__}, expected {kind.__name__}; "
+                             "move it away to start afresh")
+
+
+def load_state(folder: Path, cfg: TrainConfig, data: Fingerprint) -> dict[str, Any] | None:
+    """The saved state of this experiment, or None; refuses one written under other trajectory settings
+    or on other training data (``data``: the fingerprint of the training file now)."""
     path = folder / STATE_FILE
     if not path.is_file():
         return None
@@ -77,19 +98,39 @@ def load_state(folder: Path, cfg: TrainConfig) -> dict[str, Any] | None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line report
         raise StateError(f"{path}: unreadable training state ({type(exc).__name__}); move it away to start afresh") from None
+    _check_layout(path, state)
     saved = state["config"]
     for key in TRAJECTORY_KEYS:
         if saved.get(key) != getattr(cfg, key):
             raise StateError(f"{path}: written with {key} = {saved.get(key)!r} but the config says {getattr(cfg, key)!r}; "
                              "use another experiment_name (or checkpoint_dir) for a new run")
+    if "data_fingerprint" not in state:
+        log.warning(f"{path}: written before states recorded their data; cannot tell whether "
+                    f"{cfg.train_dataset_file} still holds the same patches")
+    else:
+        difference = fingerprint_difference(state["data_fingerprint"], data)
+        if difference is not None:
+            raise StateError(f"{path}: the training file {cfg.train_dataset_file} is not the one this run started on "
+                             f"({difference}); use another experiment_name (or checkpoint_dir) for a new run")
     return state
 
 
-def restore(state: dict[str, Any], parts: dict[str, nn.Module], optimizers: list[torch.optim.Optimizer]) -> None:
-    for name, module in parts.items():
-        module.load_state_dict(state["models"][name], strict=True)
-    for optimizer, saved in zip(optimizers, state["optimizers"]):
-        optimizer.load_state_dict(saved)
+def restore(path: Path, state: dict[str, Any], parts: dict[str, nn.Module], optimizers: list[torch.optim.Optimizer]) -> None:
+    """Load a state read from ``path`` into the models and optimizers; a misfit is one ``StateError``."""
+    try:
+        for name, module in parts.items():
+            if name not in state["models"]:
+                raise StateError(f"{path}: no weights for {name!r}")
+            load_into(module, state["models"][name], f"{path} ({name})")
+        if len(state["optimizers"]) != len(optimizers):
+            raise StateError(f"{path}: {len(state['optimizers'])} optimizer states, the model has {len(optimizers)}")
+        for optimizer, saved in zip(optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
+    except CheckpointError as exc:
+        raise StateError(str(exc)) from None
+    except (KeyError, ValueError, TypeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StateError(f"{path}: saved weights or optimizer states do not fit the model ({reason})") from None
 
 
 def latest_checkpoint_epoch(folder: Path, part_names: list[str]) -> int | None:
