@@ -20,7 +20,8 @@ import numpy as np
 import sklearn
 
 from coala import assets
-from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, require_file, require_writable_folder
+from coala.atomic import require_writable_folder
+from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, require_file
 from coala.errors import DataAbsentError, UsageError
 from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
 from coala.evaluation.protocol import CLASSIFIERS, LINEAR_MAX_ITER, LINEAR_SUFFIX, MLP_HIDDEN, evaluate_task, run_seeds

@@ -17,10 +17,13 @@ import os
 import re
 import secrets
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from coala.errors import CoalaError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,21 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def require_writable_folder(folder: Path, name: str, error: type[CoalaError] = UsageError) -> None:
+    """An output folder must take a file before the work whose results go there starts.
+
+    The folder is created if missing and a probe file is written and removed: permissions, a read-only
+    mount or a full quota show up now, as one line naming ``name`` (an option or config key), not
+    after hours of work.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise error(f"{name}: cannot write into {folder} ({exc.strerror or exc})") from None
 
 
 def _process_alive(pid: int) -> bool:

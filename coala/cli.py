@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -79,20 +78,6 @@ def require_file(path: Path | None, option: str) -> None:
     """A file named on the command line must be there before any work starts (None: not given)."""
     if path is not None and not path.is_file():
         raise UsageError(f"{option}: no such file {path}")
-
-
-def require_writable_folder(folder: Path, option: str) -> None:
-    """An output folder must take a file before the work whose results go there starts.
-
-    The folder is created if missing, and a probe file is written and removed: permissions, a
-    read-only mount or a full quota show up now, as one line, not after hours of work.
-    """
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".coala-write-probe."):
-            pass
-    except OSError as exc:
-        raise UsageError(f"{option}: cannot write into {folder} ({exc.strerror or exc})") from None
 
 
 def progress_bar(iterable: Iterable | None = None, enabled: bool = True, **kwargs: Any) -> tqdm:

@@ -99,7 +99,7 @@ def test_unwritable_output_folder_stops_before_data_is_read(tmp_path: Path, monk
     monkeypatch.chdir(tmp_path)
     (tmp_path / "blocker").write_text("a file where a folder should be")
     cfg = _config(tmp_path, train_dataset_file=str(tmp_path / "absent"), **{key: str(tmp_path / "blocker")})
-    with pytest.raises(ConfigError, match=rf"^{key}: cannot write to {tmp_path / 'blocker' / 'x'} \("):
+    with pytest.raises(ConfigError, match=rf"^{key}: cannot write into {tmp_path / 'blocker' / 'x'} \("):
         train(cfg)
 
 

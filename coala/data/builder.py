@@ -30,11 +30,12 @@ import torch
 from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 from threadpoolctl import threadpool_limits
 
-from coala.atomic import atomic_paths, atomic_write, atomic_write_text, finish_interrupted_commit, remove_stale_temporaries
+from coala.atomic import (atomic_paths, atomic_write, atomic_write_text, finish_interrupted_commit,
+                          remove_stale_temporaries, require_writable_folder)
 from coala.audio.frontend import DEFAULT_RESAMPLER, PATCH_SHAPE, SAMPLE_RATE, load_audio, log_mel, pad_short_clip
 from coala.audio.patches import max_energy_patch
 from coala.audio.scaler import MinMaxScaler
-from coala.cli import progress_bar, require_writable_folder
+from coala.cli import progress_bar
 from coala.data.tags import build_vocabulary, preprocess_tags
 from coala.errors import AudioError, DatasetError
 

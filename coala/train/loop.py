@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from coala.atomic import atomic_write_text, remove_stale_temporaries
+from coala.atomic import atomic_write_text, remove_stale_temporaries, require_writable_folder
 from coala.cli import progress_bar
 from coala.data.checks import check_values, fingerprint
 from coala.data.hdf5 import open_dataset
@@ -153,12 +152,7 @@ def check_output_folders(cfg: TrainConfig) -> None:
     """Every folder a run writes must take a file now, not when the first epoch ends; then the
     temporaries a killed run left there are removed."""
     for key, folder in (("checkpoint_dir", cfg.checkpoint_folder), ("log_dir", cfg.log_folder)):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as exc:
-            raise ConfigError(f"{key}: cannot write to {folder} ({exc.strerror or exc})") from None
+        require_writable_folder(folder, key, ConfigError)
         remove_stale_temporaries(folder)
 
 
