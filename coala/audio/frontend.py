@@ -4,6 +4,10 @@ Every fixed number of the pipeline lives here, once. The values are the paper's 
 README): 22000 Hz (not 22050), 1024-point FFT, hop 512, 96 Slaney mel bands on the magnitude, centred
 frames with reflect padding, natural log with float32 epsilon, clips of at most 10 s zero-padded to
 10 s with a small uniform noise floor.
+
+Files are streamed: decoded, resampled and turned into log-mel frames block by block
+(``iter_audio``, ``LogMelStream``, ``iter_spectrogram``), with the numbers of the whole-file computation,
+so a recording's length does not set the memory it takes.
 """
 from __future__ import annotations
 
