@@ -11,6 +11,7 @@ per-chunk cosine between the two. Last lines: ``peak_rss_gb: X`` and ``min_chunk
 
     python bench/encode_memory.py                # one hour, the figure in docs/performance.md
     python bench/encode_memory.py --minutes 5    # a quick look
+    python bench/encode_memory.py --project ../main   # another checkout's encode.py, for a before/after
 """
 from __future__ import annotations
 
@@ -79,6 +80,7 @@ def main() -> None:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--minutes", type=float, default=60.0, help="length of the generated 44.1 kHz recording")
     parser.add_argument("--cli-args", default="", help="extra encode.py options, e.g. '--workers 1'")
+    parser.add_argument("--project", type=Path, default=ROOT, help="the checkout whose encode.py is measured")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="coala_bench_memory_") as tmp_name:
@@ -93,11 +95,11 @@ def main() -> None:
         scaler = MinMaxScaler.fit(np.random.default_rng(0).uniform(-16, 4, size=(20, N_MELS, PATCH_FRAMES)))
         scaler.save(tmp / "scaler.json")
 
-        command = [sys.executable, str(ROOT / "encode.py"), "--model", str(model_path), "--scaler",
+        command = [sys.executable, str(args.project / "encode.py"), "--model", str(model_path), "--scaler",
                    str(tmp / "scaler.json"), "--input", str(clip), "--output", str(tmp / "out"), "--quiet",
                    "--device", "cpu", *args.cli_args.split()]
         start = time.perf_counter()
-        subprocess.run(command, check=True, cwd=ROOT)
+        subprocess.run(command, check=True, cwd=args.project)
         seconds = time.perf_counter() - start
         peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9  # Linux reports KiB
 

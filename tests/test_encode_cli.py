@@ -354,3 +354,20 @@ def test_inference_model_folds_batchnorm_without_changing_outputs():
             for ours, stock in zip(folded(x), model(x)):
                 assert float((ours - stock).norm() / stock.norm()) < 1e-5
         assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+
+
+def test_bf16_option_runs_the_model_in_bfloat16(capsys, tmp_path, clip_folder, encoder_ckpt, scaler_file):
+    """--bf16 autocasts the model only: outputs stay float32 and close to the float32 run's; the MFCC
+    baseline has no model, so the option is refused there."""
+    from test_audio_frontend import cosine
+
+    clip = clip_folder / CLIP_SPECS[0][0]
+    base = ["--model", encoder_ckpt, "--scaler", scaler_file, "--input", clip]
+    assert run_cli(capsys, *base, "--output", tmp_path / "f32")[0] == 0
+    code, _, err = run_cli(capsys, *base, "--output", tmp_path / "bf16", "--bf16")
+    assert code == 0, err
+    f32, bf16 = (np.load(tmp_path / d / f"{clip.stem}.npy") for d in ("f32", "bf16"))
+    assert bf16.dtype == np.float32 and bf16.shape == f32.shape
+    assert cosine(bf16, f32).min() >= 0.999 and not np.array_equal(bf16, f32)
+    code, _, err = run_cli(capsys, "--features", "mfcc", "--bf16", "--input", clip, "--output", tmp_path / "m")
+    assert code == 2 and err.startswith("error: ") and "--bf16" in err
