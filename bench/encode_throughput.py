@@ -10,10 +10,15 @@ scaler fitted on random patches, then times, in one process with interleaved rep
   scikit-learn scaler per chunk, one forward per file, ``np.save``) with the libraries' default thread
   settings, as the paper's script ran;
 - paper, 1-thread BLAS: the same under ``threadpool_limits(1, 'blas')``, which removes the fight
-  between numpy's BLAS threads and torch's on a small machine: the honest lower bound of the gain.
+  between numpy's BLAS threads and torch's on a small machine: the honest lower bound of the gain;
+- ours, bf16: the command line with ``--bf16`` (bfloat16 autocast of the model) on the first
+  ``--bf16-clips`` of the 4 s clips (a CPU without bf16 instructions runs it many times slower: give it
+  fewer clips there).
 
 Prints medians, the speedups, the agreement of our outputs with the paper procedure's (smallest
-per-chunk cosine), and as its last line ``speedup_vs_paper: X.XX`` for the 4 s clips.
+per-chunk cosine), and as its last lines ``speedup_vs_paper: X.XX`` (4 s clips),
+``speedup_vs_paper_30s: X.XX``, ``bf16_speedup_vs_paper: X.XX`` (4 s clips, against the paper's rate on
+all of them) and ``bf16_min_cosine: X`` (per chunk, bf16 against our float32 outputs of the same files).
 
     python bench/encode_throughput.py                              # the figures in docs/performance.md
     python bench/encode_throughput.py --short 20 --long 2 --reps 1 # a quick look
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import shutil
 import statistics
 import sys
 import tempfile
@@ -89,6 +95,7 @@ def ours(model_path: Path, scaler_path: Path, folder: Path, out: Path, extra: li
 
 
 def min_chunk_cosine(ours_dir: Path, paper_dir: Path) -> float:
+    """Smallest per-chunk cosine between the ``.npy`` files of ``paper_dir`` and their namesakes."""
     worst = 1.0
     for path in sorted(paper_dir.glob("*.npy")):
         a, b = np.load(ours_dir / path.name).astype(np.float64), np.load(path).astype(np.float64)
@@ -104,6 +111,8 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=20, help="number of 30 s 22050 Hz clips")
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions (medians reported)")
     parser.add_argument("--cli-args", default="", help="extra encode.py options for our path, e.g. '--workers 2'")
+    parser.add_argument("--bf16-clips", type=int, default=200,
+                        help="4 s clips timed with --bf16 (0: no bf16 run)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="coala_bench_") as tmp_name:
@@ -134,11 +143,22 @@ def main() -> None:
         for name, method in methods.items():
             method(warm, tmp / "warm_out" / name)
 
-        seconds: dict[tuple[str, str], list[float]] = {}
         names = list(methods)
+        jobs = {set_name: [(name, folder) for name in names] for set_name, folder in sets.items()}
+        bf16_name = "ours, bf16"
+        if args.bf16_clips > 0:
+            bf16_folder = tmp / "short_bf16"
+            bf16_folder.mkdir()
+            for clip in sorted(sets["4 s"].glob("*.wav"))[:args.bf16_clips]:
+                shutil.copy(clip, bf16_folder / clip.name)
+            methods[bf16_name] = lambda folder, out: ours(model_path, scaler_path, folder, out, [*extra, "--bf16"])
+            methods[bf16_name](warm, tmp / "warm_out" / bf16_name)
+            jobs["4 s"].append((bf16_name, bf16_folder))
+
+        seconds: dict[tuple[str, str], list[float]] = {}
         for rep in range(args.reps):
-            for set_name, folder in sets.items():
-                for name in names[rep % len(names):] + names[:rep % len(names)]:  # rotate the order
+            for set_name, set_jobs in jobs.items():
+                for name, folder in set_jobs[rep % len(set_jobs):] + set_jobs[:rep % len(set_jobs)]:  # rotate the order
                     start = time.perf_counter()
                     methods[name](folder, tmp / "out" / set_name / name)
                     seconds.setdefault((set_name, name), []).append(time.perf_counter() - start)
@@ -148,7 +168,7 @@ def main() -> None:
         print(f"{'clips':<6} {'method':<22} {'files/s':>8} {'ms/file':>8}")
         rate: dict[tuple[str, str], float] = {}
         for (set_name, name), times in seconds.items():
-            n = len(list(sets[set_name].glob("*.wav")))
+            n = len(list(dict(jobs[set_name])[name].glob("*.wav")))
             rate[set_name, name] = n / statistics.median(times)
             print(f"{set_name:<6} {name:<22} {rate[set_name, name]:>8.1f} {1000 / rate[set_name, name]:>8.1f}")
         for set_name in sets:
@@ -158,6 +178,11 @@ def main() -> None:
                   f"{ours_rate / rate[set_name, 'paper, 1-thread BLAS']:.2f}x the paper with 1-thread BLAS; "
                   f"min per-chunk cosine to the paper's outputs {agreement:.6f}")
         print(f"speedup_vs_paper: {rate['4 s', names[0]] / rate['4 s', 'paper']:.2f}")
+        print(f"speedup_vs_paper_30s: {rate['30 s', names[0]] / rate['30 s', 'paper']:.2f}")
+        if args.bf16_clips > 0:
+            bf16_cosine = min_chunk_cosine(tmp / "out" / "4 s" / names[0], tmp / "out" / "4 s" / bf16_name)
+            print(f"bf16_speedup_vs_paper: {rate['4 s', bf16_name] / rate['4 s', 'paper']:.2f}")
+            print(f"bf16_min_cosine: {bf16_cosine:.6f}")
 
 
 if __name__ == "__main__":

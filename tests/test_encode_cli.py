@@ -104,13 +104,55 @@ def test_folder_outputs_mirror_the_tree_match_the_notebook_and_resume(capsys, tm
     assert code == 1 and stdout.startswith(f"done 0, skipped {len(CLIP_SPECS)}, failed 1")
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")} == mtimes
 
-    (clip_folder / BROKEN).rename(tmp_path / "broken.wav")  # fixed by the user: the next run succeeds
+    broken_bytes = (clip_folder / BROKEN).read_bytes()
+    write_clip(clip_folder / BROKEN, 16000, 1, 1.0)  # fixed by the user: the next run encodes it
     try:
-        code, stdout, _ = run_cli(capsys, *argv, "--overwrite")
+        code, stdout, _ = run_cli(capsys, *argv)
     finally:
-        (tmp_path / "broken.wav").rename(clip_folder / BROKEN)
-    assert code == 0 and stdout.strip() == f"done {len(CLIP_SPECS)}, skipped 0, failed 0"
-    assert not (out / "failures.tsv").exists(), "a stale failure list must not survive a clean run"
+        (clip_folder / BROKEN).write_bytes(broken_bytes)
+    assert code == 0 and stdout.strip() == f"done 1, skipped {len(CLIP_SPECS)}, failed 0"
+    assert not (out / "failures.tsv").exists(), "a failure list must go once its files are encoded"
+
+
+def test_failures_stay_listed_until_their_files_are_encoded(capsys, tmp_path, clip_folder, encoder_ckpt, scaler_file):
+    """Run A fails on a file; run B, on other files into the same folder, keeps A's entry and adds its own;
+    once A's file is fixed and encoded, its entry goes and B's stays."""
+    out, broken = tmp_path / "out", tmp_path / "a" / "broken.wav"
+    broken.parent.mkdir()
+    broken.write_bytes((clip_folder / BROKEN).read_bytes())
+    other_broken = tmp_path / "b" / "also_broken.wav"
+    other_broken.parent.mkdir()
+    other_broken.write_bytes(b"not audio at all")
+    base = ["--model", encoder_ckpt, "--scaler", scaler_file, "--output", out]
+    code, _, _ = run_cli(capsys, *base, "--input", broken)
+    assert code == 1
+    code, _, _ = run_cli(capsys, *base, "--input", clip_folder / CLIP_SPECS[0][0], other_broken)
+    assert code == 1
+    listed = (out / "failures.tsv").read_text().splitlines()
+    assert listed[0] == "path\treason"
+    assert sorted(line.split("\t")[0] for line in listed[1:]) == sorted([str(broken), str(other_broken)])
+    write_clip(broken, 16000, 1, 1.0)
+    code, stdout, _ = run_cli(capsys, *base, "--input", broken)
+    assert code == 0 and stdout.startswith("done 1,")
+    assert [line.split("\t")[0] for line in (out / "failures.tsv").read_text().splitlines()[1:]] == [str(other_broken)]
+
+
+def test_concurrent_failure_updates_lose_no_entry(tmp_path):
+    """Each update reads, merges and rewrites the list under the lock: none overwrites another's entries."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from coala.encode.batch import FileJob, _update_failures
+
+    path = tmp_path / "failures.tsv"
+
+    def fail(i: int) -> None:
+        source = tmp_path / f"clip_{i}.wav"
+        _update_failures(path, [FileJob(source, tmp_path / f"clip_{i}.npy")], [(source, f"reason {i}")])
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(fail, range(40)))
+    rows = path.read_text().splitlines()
+    assert rows[0] == "path\treason"
+    assert sorted(rows[1:]) == sorted(f"{tmp_path / f'clip_{i}.wav'}\treason {i}" for i in range(40))
 
 
 def test_encode_files_equals_the_single_file_function(clip_folder, encoder_ckpt, scaler_file):
@@ -312,3 +354,20 @@ def test_inference_model_folds_batchnorm_without_changing_outputs():
             for ours, stock in zip(folded(x), model(x)):
                 assert float((ours - stock).norm() / stock.norm()) < 1e-5
         assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+
+
+def test_bf16_option_runs_the_model_in_bfloat16(capsys, tmp_path, clip_folder, encoder_ckpt, scaler_file):
+    """--bf16 autocasts the model only: outputs stay float32 and close to the float32 run's; the MFCC
+    baseline has no model, so the option is refused there."""
+    from test_audio_frontend import cosine
+
+    clip = clip_folder / CLIP_SPECS[0][0]
+    base = ["--model", encoder_ckpt, "--scaler", scaler_file, "--input", clip]
+    assert run_cli(capsys, *base, "--output", tmp_path / "f32")[0] == 0
+    code, _, err = run_cli(capsys, *base, "--output", tmp_path / "bf16", "--bf16")
+    assert code == 0, err
+    f32, bf16 = (np.load(tmp_path / d / f"{clip.stem}.npy") for d in ("f32", "bf16"))
+    assert bf16.dtype == np.float32 and bf16.shape == f32.shape
+    assert cosine(bf16, f32).min() >= 0.999 and not np.array_equal(bf16, f32)
+    code, _, err = run_cli(capsys, "--features", "mfcc", "--bf16", "--input", clip, "--output", tmp_path / "m")
+    assert code == 2 and err.startswith("error: ") and "--bf16" in err

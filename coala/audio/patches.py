@@ -1,6 +1,8 @@
 """From a spectrogram to the model's inputs: 96-frame chunks, the max-energy training patch, scaling."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 
 from coala.audio.frontend import MAX_ENERGY_STEP, N_MELS, PATCH_FRAMES
@@ -11,6 +13,18 @@ def chunk_spectrogram(spec: np.ndarray) -> np.ndarray:
     """Non-overlapping 96-frame chunks ``(n, 96, 96)``; a trailing partial chunk is dropped."""
     n = spec.shape[-1] // PATCH_FRAMES
     return np.ascontiguousarray(spec[:, : n * PATCH_FRAMES].reshape(N_MELS, n, PATCH_FRAMES).transpose(1, 0, 2))
+
+
+def iter_chunks(spec_blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """``chunk_spectrogram`` of a spectrogram that arrives as blocks of frames: each block's completed
+    chunks ``(k, 96, 96)`` as soon as they are complete, the same chunks as of the whole spectrogram."""
+    held = np.zeros((N_MELS, 0), dtype=np.float32)
+    for block in spec_blocks:
+        held = np.concatenate([held, block], axis=1)
+        n = held.shape[1] // PATCH_FRAMES
+        if n:
+            yield chunk_spectrogram(held[:, : n * PATCH_FRAMES])
+            held = held[:, n * PATCH_FRAMES :]
 
 
 def max_energy_patch(spec: np.ndarray) -> np.ndarray:

@@ -1,19 +1,20 @@
 """Embedding extraction at scale: many files decoded in a DataLoader, their chunks batched through the model.
 
 The paper's script ran one file at a time: decode, spectrogram, a forward pass of a handful of chunks.
-Here a ``FileDataset`` does the per-file work (decode, pad, log-mel, scale; or the MFCC summary) in
-DataLoader worker processes when ``workers > 0``, the chunks of consecutive files are concatenated into
-batches of about ``batch_size`` and sent through the model in one forward each, and the batch output
-is split back into files at the remembered split points. Every file's numbers are those of
-``encode.extract_audio_embedding_chunks``; only the batch a chunk rides in changes, which moves
-results by float32 rounding at most.
+Here a ``FileStream`` does the per-file work (decode, pad, log-mel, scale; or the MFCC summary) in
+DataLoader worker processes when ``workers > 0``. A file's chunks come out as the streamed front end
+completes them (``coala.audio.frontend.iter_spectrogram``), so a one-hour recording is never held
+whole: the pieces of consecutive files are concatenated into batches of about ``batch_size`` chunks,
+sent through the model in one forward each, and the outputs are gathered back per file. Every file's
+numbers are those of ``encode.extract_audio_embedding_chunks``; only the batch a chunk rides in
+changes, which moves results by float32 rounding at most.
 
 A file that cannot be processed does not stop the run: it is reported with its reason, and the run
 writes them to ``failures.tsv`` beside its outputs.
 """
 from __future__ import annotations
 
-import contextlib
+import fcntl
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,12 +28,12 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from coala import assets
 from coala.atomic import atomic_write, atomic_write_text
-from coala.audio.frontend import AUDIO_SUFFIXES, compute_spectrogram
-from coala.audio.patches import scaled_chunks
+from coala.audio.frontend import AUDIO_SUFFIXES, BLOCK_SAMPLES, iter_spectrogram
+from coala.audio.patches import iter_chunks
 from coala.audio.scaler import MinMaxScaler
 from coala.cli import progress_bar
 from coala.encode.inference import embed_patches, inference_model
@@ -52,7 +53,8 @@ PREFETCH_FILES = 8
 WRITER_THREADS = 2
 MAX_PENDING_WRITES = 256
 
-Compute = Callable[[Path], np.ndarray]
+# A file's whole result, or its pieces in order (chunks as the front end completes them).
+Compute = Callable[[Path], "np.ndarray | Iterator[np.ndarray]"]
 log = logging.getLogger(__name__)
 
 
@@ -66,11 +68,16 @@ class FileJob:
 
 @dataclass(frozen=True)
 class FileResult:
-    """What became of the ``index``-th file: a value (chunks, features or embeddings) or an error reason."""
+    """What became of the ``index``-th file: a value (chunks, features or embeddings) or an error reason.
+
+    A file's value may come in several pieces, in order; ``last`` marks its final one. An error ends
+    the file and voids the pieces before it.
+    """
 
     index: int
     value: Any = None
     error: str | None = None
+    last: bool = True
 
 
 @dataclass
@@ -93,47 +100,53 @@ class RunSummary:
         return f"done {self.done}, skipped {self.skipped}, failed {self.failed}{where}"
 
 
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run a block with ``n`` torch threads, then restore the previous count."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+def file_chunks(path: Path, scaler: MinMaxScaler, block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+    """A file's scaled 96x96 chunks, ``(k, 96, 96)`` at a time as the streamed front end completes them:
+    together exactly what ``extract_audio_embedding_chunks`` feeds."""
+    for chunks in iter_chunks(iter_spectrogram(path, block_samples=block_samples)):
+        yield scaler.transform(chunks)
 
 
-def file_chunks(path: Path, scaler: MinMaxScaler) -> np.ndarray:
-    """A file's scaled 96x96 chunks ``(n, 96, 96)``: exactly what ``extract_audio_embedding_chunks`` feeds."""
-    return scaled_chunks(compute_spectrogram(path), scaler)
-
-
-def chunk_computer(scaler: MinMaxScaler) -> Compute:
+def chunk_computer(scaler: MinMaxScaler, block_samples: int = BLOCK_SAMPLES) -> Compute:
     """The per-file work of embedding extraction, as a picklable callable for worker processes."""
-    return partial(file_chunks, scaler=scaler)
+    return partial(file_chunks, scaler=scaler, block_samples=block_samples)
 
 
-class FileDataset(Dataset):
-    """``compute(path)`` for each file; failures become ``FileResult.error`` instead of exceptions."""
+def _reason(exc: Exception) -> str:
+    reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+    return " ".join(str(reason).split())
+
+
+class FileStream(IterableDataset):
+    """``compute(path)`` for each file, as ``FileResult`` pieces; failures become ``FileResult.error``.
+
+    With DataLoader workers, worker ``i`` of ``n`` takes files ``i, i + n, ...``: the pieces of
+    different files then interleave, and every piece carries its file's index.
+    """
 
     def __init__(self, paths: Sequence[Path], compute: Compute) -> None:
         self.paths = list(paths)
         self.compute = compute
 
-    def __len__(self) -> int:
-        return len(self.paths)
+    def __iter__(self) -> Iterator[FileResult]:
+        worker = get_worker_info()
+        indices = range(len(self.paths)) if worker is None else range(worker.id, len(self.paths), worker.num_workers)
+        for index in indices:
+            yield from self._pieces(index)
 
-    def __getitem__(self, index: int) -> FileResult:
-        # One file's STFT and mel product are small operations: on a busy 2-core machine two threads made
-        # them 3-8x slower than one (each parallel region waits for a preempted thread). The model's
-        # large batches keep every thread.
+    def _pieces(self, index: int) -> Iterator[FileResult]:
+        # One piece is held back so that the file's final piece can be marked ``last``.
+        previous = None
         try:
-            with torch_threads(1):
-                return FileResult(index, self.compute(self.paths[index]))
+            value = self.compute(self.paths[index])
+            for piece in ([value] if isinstance(value, np.ndarray) else value):
+                if previous is not None:
+                    yield FileResult(index, previous, last=False)
+                previous = piece
         except Exception as exc:  # decoders and librosa raise many types; any of them is this file's failure
-            reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
-            return FileResult(index, error=" ".join(str(reason).split()))
+            yield FileResult(index, error=_reason(exc))
+            return
+        yield FileResult(index, previous) if previous is not None else FileResult(index, error="gave no output")
 
 
 def _as_is(item: FileResult) -> FileResult:
@@ -141,50 +154,99 @@ def _as_is(item: FileResult) -> FileResult:
 
 
 def iter_files(paths: Sequence[Path], compute: Compute, workers: int = 0) -> Iterator[FileResult]:
-    """``FileResult``s in file order; ``workers`` DataLoader processes do the work (0: this process).
+    """``FileResult`` pieces of every file; ``workers`` DataLoader processes do the work (0: this process,
+    files one after the other).
 
     On 2 cores, workers only compete with the model for the CPU (in-process was fastest); with more
     cores, or a GPU, they are what keeps the model fed.
     """
     extra = {"prefetch_factor": PREFETCH_FILES, "persistent_workers": False} if workers > 0 else {}
-    loader = DataLoader(FileDataset(paths, compute), batch_size=None, shuffle=False, num_workers=workers,
-                        collate_fn=_as_is, **extra)
+    loader = DataLoader(FileStream(paths, compute), batch_size=None, num_workers=workers, collate_fn=_as_is, **extra)
     yield from loader
 
 
-def _embed_pending(model: nn.Module, pending: list[FileResult], batch_size: int) -> Iterator[FileResult]:
-    """One forward per ``batch_size`` chunks of the concatenated files, split back per file."""
+def whole_files(results: Iterable[FileResult]) -> Iterator[FileResult]:
+    """Each file's pieces concatenated into one result, yielded when its last piece arrives."""
+    held: dict[int, list[np.ndarray]] = {}
+    for result in results:
+        if result.error is not None:
+            held.pop(result.index, None)
+            yield result
+            continue
+        pieces = held.setdefault(result.index, [])
+        pieces.append(result.value)
+        if result.last:
+            del held[result.index]
+            yield FileResult(result.index, pieces[0] if len(pieces) == 1 else np.concatenate(pieces))
+
+
+class _Outputs:
+    """Model outputs gathered per file from the forwards its pieces rode in, released in file order.
+
+    Finished files wait for the files before them (a few, when workers interleave files), so callers
+    get one result per file in the order of the paths.
+    """
+
+    def __init__(self) -> None:
+        self.parts: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.finished: dict[int, FileResult] = {}
+        self.next_index = 0
+
+    def add(self, index: int, outputs: tuple[torch.Tensor, torch.Tensor], last: bool) -> None:
+        self.parts.setdefault(index, []).append(outputs)
+        if last:
+            parts = self.parts.pop(index)
+            self.finished[index] = FileResult(index, (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])))
+
+    def fail(self, result: FileResult) -> None:
+        self.parts.pop(result.index, None)
+        self.finished[result.index] = result
+
+    def release(self) -> Iterator[FileResult]:
+        while self.next_index in self.finished:
+            yield self.finished.pop(self.next_index)
+            self.next_index += 1
+
+
+def _embed_pending(model: nn.Module, pending: list[FileResult], batch_size: int, outputs: _Outputs) -> None:
+    """One forward per ``batch_size`` chunks of the concatenated pieces, split back per piece."""
     chunks = np.concatenate([r.value for r in pending])
-    outputs = [embed_patches(model, chunks[start:start + batch_size]) for start in range(0, len(chunks), batch_size)]
-    first = torch.cat([o[0] for o in outputs])
-    second = torch.cat([o[1] for o in outputs])
+    forwards = [embed_patches(model, chunks[start:start + batch_size]) for start in range(0, len(chunks), batch_size)]
+    first = torch.cat([o[0] for o in forwards])
+    second = torch.cat([o[1] for o in forwards])
     splits = [len(r.value) for r in pending]
     for result, a, b in zip(pending, first.split(splits), second.split(splits)):
-        yield FileResult(result.index, (a, b))
+        outputs.add(result.index, (a, b), result.last)
 
 
-def embed_stream(model: nn.Module, results: Iterable[FileResult],
-                 batch_size: int = CPU_BATCH_SIZE) -> Iterator[FileResult]:
-    """Turn per-file chunk results into per-file ``(embedding, embedding_d)`` results.
+def embed_stream(model: nn.Module, results: Iterable[FileResult], batch_size: int = CPU_BATCH_SIZE,
+                 bf16: bool = False) -> Iterator[FileResult]:
+    """Turn per-file chunk pieces into per-file ``(embedding, embedding_d)`` results, in file order.
 
-    Consecutive files' chunks are gathered until the next file would overflow ``batch_size`` chunks;
-    a single file longer than that is run in several forwards. Failed files pass through at once.
-    The forwards run on ``inference_model(model)``, BatchNorm folded into the convolutions.
+    Consecutive pieces' chunks are gathered until the next piece would overflow ``batch_size`` chunks;
+    a piece longer than that is run in several forwards. A file's outputs are held until its last piece
+    is through the model, so a long file never holds more than one batch of chunks. The forwards run on
+    ``inference_model(model, bf16)``, BatchNorm folded into the convolutions.
     """
-    model = inference_model(model)
+    model = inference_model(model, bf16)
+    outputs = _Outputs()
     pending: list[FileResult] = []
     n_pending = 0
     for result in results:
         if result.error is not None:
-            yield result
-            continue
-        if pending and n_pending + len(result.value) > batch_size:
-            yield from _embed_pending(model, pending, batch_size)
-            pending, n_pending = [], 0
-        pending.append(result)
-        n_pending += len(result.value)
+            pending = [p for p in pending if p.index != result.index]
+            n_pending = sum(len(p.value) for p in pending)
+            outputs.fail(result)
+        else:
+            if pending and n_pending + len(result.value) > batch_size:
+                _embed_pending(model, pending, batch_size, outputs)
+                pending, n_pending = [], 0
+            pending.append(result)
+            n_pending += len(result.value)
+        yield from outputs.release()
     if pending:
-        yield from _embed_pending(model, pending, batch_size)
+        _embed_pending(model, pending, batch_size, outputs)
+    yield from outputs.release()
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -248,22 +310,49 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
     atomic_write(path, lambda f: np.save(f, array))
 
 
-def _write_failures(path: Path, failures: list[tuple[Path, str]]) -> None:
-    """The run's failures, or no file when there were none (a stale list from an earlier run is removed)."""
-    if failures:
-        atomic_write_text(path, "path\treason\n" + "".join(f"{p}\t{reason}\n" for p, reason in failures))
-    else:
-        path.unlink(missing_ok=True)
+def _read_failures(path: Path) -> dict[str, str]:
+    """``path -> reason`` of a failure list (reasons never hold tabs; a path might)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()[1:]
+    except FileNotFoundError:
+        return {}
+    return dict(line.rsplit("\t", 1) for line in lines if "\t" in line)
+
+
+def _update_failures(path: Path, tasks: Sequence[FileJob], failures: list[tuple[Path, str]]) -> None:
+    """Merge this run's failures into the list at ``path``, or remove the list when nothing is left.
+
+    Entries stay until their file is encoded: an earlier entry goes when its file is one of this run's
+    and its output now exists; entries of files this run did not take are kept, so runs on other files
+    (or at the same time) into the same folder do not lose each other's failures. The read-merge-write
+    runs under an exclusive ``flock`` of ``<list>.lock`` beside it (left in place: removing a lock file
+    others may be waiting on would break the exclusion).
+    """
+    if not failures and not path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    outputs = {str(task.source): task.output for task in tasks}
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = {source: reason for source, reason in _read_failures(path).items()
+                  if not (source in outputs and outputs[source].exists())}
+        merged.update((str(source), reason) for source, reason in failures)
+        if merged:
+            atomic_write_text(path, "path\treason\n" + "".join(f"{p}\t{reason}\n" for p, reason in merged.items()))
+        else:
+            path.unlink(missing_ok=True)
 
 
 def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Path, model: nn.Module | None = None,
                    batch_size: int = CPU_BATCH_SIZE, workers: int = 0, overwrite: bool = False,
-                   progress: bool = True) -> RunSummary:
+                   progress: bool = True, bf16: bool = False) -> RunSummary:
     """Compute, embed (when ``model`` is given) and write every task's ``.npy``; the CLI's whole job.
 
     Jobs whose output exists are skipped unless ``overwrite``; outputs are written atomically, so an
     interrupted run leaves only complete files and resumes where it stopped. With a model the file's
-    first model output (the embedding ``z``) is saved, as the paper's script did.
+    first model output (the embedding ``z``) is saved, as the paper's script did; ``bf16`` runs the model
+    under bfloat16 autocast (``inference_model``). Failures are merged into ``failures_path``
+    (``_update_failures``).
     """
     summary = RunSummary()
     failures: list[tuple[Path, str]] = []
@@ -282,8 +371,7 @@ def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Pa
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(WRITER_THREADS) as writer, \
             progress_bar(None, progress, total=len(todo), unit="file") as bar:
         results = iter_files([t.source for t in todo], compute, workers)
-        if model is not None:
-            results = embed_stream(model, results, batch_size)
+        results = whole_files(results) if model is None else embed_stream(model, results, batch_size, bf16)
         writes: deque[Future] = deque()
         try:
             for result in results:
@@ -301,7 +389,7 @@ def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Pa
                 writes.popleft().result()  # a write error (disk full, no permission) ends the run here
         finally:
             summary.failed = len(failures)
-            _write_failures(failures_path, failures)
+            _update_failures(failures_path, tasks, failures)
     if failures:
         summary.failure_files.append(failures_path)
     return summary
