@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import librosa
@@ -371,3 +373,27 @@ def test_bf16_option_runs_the_model_in_bfloat16(capsys, tmp_path, clip_folder, e
     assert cosine(bf16, f32).min() >= 0.999 and not np.array_equal(bf16, f32)
     code, _, err = run_cli(capsys, "--features", "mfcc", "--bf16", "--input", clip, "--output", tmp_path / "m")
     assert code == 2 and err.startswith("error: ") and "--bf16" in err
+
+
+def test_a_run_sweeps_killed_writers_temporaries_and_checks_its_output_first(tmp_path, clip_folder):
+    from coala.audio.mfcc import mfcc_features
+    from coala.encode.batch import plan_inputs, run_extraction
+    from coala.errors import UsageError
+
+    out = tmp_path / "out"
+    tasks = [t for t in plan_inputs([clip_folder], out) if t.source.name != "broken.wav"]
+    code = ("import sys, pathlib; from coala.atomic import _create_temporary; "
+            "print(_create_temporary(pathlib.Path(sys.argv[1]), 'clip.npy'))")
+    deep = tasks[-1].output.parent
+    deep.mkdir(parents=True, exist_ok=True)
+    left = Path(subprocess.run([sys.executable, "-c", code, str(deep)], capture_output=True, text=True,
+                               check=True).stdout.strip())
+    assert left.exists()
+    run_extraction(tasks[:1], mfcc_features, out / "failures.tsv", progress=False)
+    assert not left.exists()
+
+    (tmp_path / "a_file").write_text("")
+    calls = []
+    with pytest.raises(UsageError, match="cannot write into"):
+        run_extraction(tasks, lambda path: calls.append(path), tmp_path / "a_file" / "failures.tsv", progress=False)
+    assert calls == []

@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from coala import assets
-from coala.atomic import atomic_write, atomic_write_text
+from coala.atomic import atomic_write, atomic_write_text, remove_stale_temporaries, require_writable_folder
 from coala.audio.frontend import AUDIO_SUFFIXES, BLOCK_SAMPLES, iter_spectrogram
 from coala.audio.patches import iter_chunks
 from coala.audio.scaler import MinMaxScaler
@@ -354,6 +354,9 @@ def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Pa
     under bfloat16 autocast (``inference_model``). Failures are merged into ``failures_path``
     (``_update_failures``).
     """
+    output_root = failures_path.parent
+    require_writable_folder(output_root, "output")
+    remove_stale_temporaries(output_root, recursive=True)
     summary = RunSummary()
     failures: list[tuple[Path, str]] = []
     claimed: dict[Path, Path] = {}
