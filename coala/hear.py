@@ -121,8 +121,8 @@ def load_model(model_file_path: str = "", **options: Any) -> CoalaHear:
                                   "or pass a checkpoint path)")
     encoder = load_checkpoint(path, AUDIO_NETWORKS, device)
     model = CoalaHear(encoder, load_scaler(scaler), sample_rate, hop)
-    log.info("HEAR model: %s (%s) on %s, %d Hz input, timestamp hop %d frames (%.1f ms)", path,
-             type(encoder).__name__, device, sample_rate, hop, model.timestamp_hop_ms)
+    log.info(f"HEAR model: {path} ({type(encoder).__name__}) on {device}, {sample_rate} Hz input, "
+             f"timestamp hop {hop} frames ({model.timestamp_hop_ms:.1f} ms)")
     return model
 
 
