@@ -178,6 +178,8 @@ def timestamp_count(n_samples: int, sample_rate: int, hop_frames: int) -> int:
 
 def _window_groups(sound: np.ndarray, model: CoalaHear, count: int, size: int) -> Iterator[np.ndarray]:
     """The scaled 96-frame windows of one sound, ``size`` at a time (a long sound's never all held)."""
+    if count == 0:  # shorter than half a frame: its spectrogram would not hold one window
+        return
     hop = model.timestamp_hop_frames
     y = resample(sound, model.sample_rate)
     lead = LEAD_FRAMES * HOP_LENGTH
@@ -205,7 +207,7 @@ def get_timestamp_embeddings(audio: torch.Tensor, model: CoalaHear) -> tuple[tor
     embeddings = np.empty((len(samples), count, model.timestamp_embedding_size), np.float32)
     for i, sound in enumerate(samples):
         done = 0
-        for group in _window_groups(sound, model, count, size) if count else ():
+        for group in _window_groups(sound, model, count, size):
             embeddings[i, done:done + len(group)] = model.embed(group)
             done += len(group)
     centres = (np.arange(count) * hop + 0.5) * (1000.0 * HOP_LENGTH / SAMPLE_RATE)
