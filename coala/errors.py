@@ -30,6 +30,10 @@ class AudioError(CoalaError):
         self.reason = reason
 
 
+class AudioInputError(CoalaError):
+    """Audio handed over in memory (the HEAR API) that is not a batch of float samples in [-1, 1]."""
+
+
 class ScalerError(CoalaError):
     """A scaler file that is missing or not a fitted MinMax scaler."""
 

@@ -112,6 +112,13 @@ def _resampled(blocks: Iterator[np.ndarray], file_sr: int, sr: int, res_type: st
     yield np.concatenate([tail, np.zeros(budget - n_out - tail.size, np.float32)])
 
 
+def resample(y: np.ndarray, orig_sr: int, sr: int = SAMPLE_RATE, res_type: str = DEFAULT_RESAMPLER) -> np.ndarray:
+    """A mono signal held in memory, resampled from ``orig_sr`` to ``sr`` as ``iter_audio`` resamples a
+    file's samples: callers that get audio as arrays (``coala.hear``) see the numbers a file gives."""
+    y = np.ascontiguousarray(y, dtype=np.float32).reshape(-1)
+    return y if orig_sr == sr else np.concatenate([y[:0], *_resampled(iter([y]), orig_sr, sr, res_type)])
+
+
 def iter_audio(path: str | Path, res_type: str = DEFAULT_RESAMPLER, sr: int = SAMPLE_RATE,
                block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
     """A file decoded, mixed to mono (channel mean) and resampled to ``sr`` in blocks, float32.
