@@ -294,3 +294,27 @@ def test_bad_input_gets_one_line(capsys, files, built_index, tmp_path):
     code, _, err = run(capsys, "tag", "--model", lonely, *base, files["audio"] / "c.wav")
     assert code == 2
     _one_error_line(err, str(lonely / "tag_encoder_epoch_3.pt"), "not found")
+
+
+def test_blockwise_search_equals_ranking_everything(files, built_index, monkeypatch):
+    """Blocks smaller than the index (top-k merged across them) give the ranking of one whole product."""
+    from coala.search import index as search_index
+
+    index = search_index.open_index(built_index)
+    vector = np.asarray(index.clips[2] + 0.5 * index.clips[0])
+    vector /= np.linalg.norm(vector)
+    everything = np.argsort(-(np.asarray(index.clips) @ vector), kind="stable")
+    monkeypatch.setattr(search_index, "SEARCH_BLOCK", 2)
+    for top in (1, 3, len(CLIPS) + 2):
+        assert [hit.clip for hit in index.search(vector, top)] == list(everything[:top])
+
+
+def test_demo_untrained_tag_encoder_is_seeded_and_sized_by_the_vocabulary(files, tmp_path):
+    from coala.demo.data import write_untrained_tag_encoder
+    from coala.models.checkpoints import load_checkpoint
+
+    first = write_untrained_tag_encoder(tmp_path / "a", len(WORDS), seed=0)
+    second = write_untrained_tag_encoder(tmp_path / "b", len(WORDS), seed=0)
+    model = load_checkpoint(first, TagEncoder)
+    assert model.tag_encoder[0].in_features == len(WORDS)
+    assert all(torch.equal(a, b) for a, b in zip(torch.load(first).values(), torch.load(second).values()))

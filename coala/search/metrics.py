@@ -152,7 +152,7 @@ def plot_precision_recall(path: Path, evaluations: dict[str, Evaluation]) -> Non
         precision, recall, _ = precision_recall_curve(evaluation.relevant.ravel(), evaluation.scores.ravel())
         ax.plot(recall, precision, label=f"{name} (mAP {evaluation.metrics['tag_to_audio_map']:.3f})")
     prevalence = float(np.mean([e.relevant.mean() for e in evaluations.values()]))
-    ax.axhline(prevalence, color="grey", linestyle=":", label="random")
+    ax.axhline(prevalence, color="grey", linestyle=":", label="random ranking (tag prevalence)")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_title("tag -> audio, micro-averaged over tags", fontsize=9)
