@@ -95,7 +95,7 @@ def _hits_table(hits: list[Hit]) -> str:
 
 
 def run_index(args: argparse.Namespace) -> int:
-    if args.batch_size is not None and args.batch_size < 1 or args.workers < 0:
+    if (args.batch_size is not None and args.batch_size < 1) or args.workers < 0:
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")
     pair = load_pair(args.model, args.epoch, args.id2tag, resolve_device(args.device))
     if args.from_embeddings is not None:

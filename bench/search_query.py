@@ -15,7 +15,6 @@ its private and file-mapped parts and the index size.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import time
@@ -60,9 +59,9 @@ def query(folder: Path, n_queries: int, seed: int) -> None:
     print(f"first_query_s: {times[0]:.3f}")
     print(f"median_query_s: {float(np.median(times[1:])):.3f}  (min {min(times[1:]):.3f}, max {max(times[1:]):.3f}, "
           f"{n_queries - 1} queries)")
+    # VmHWM, not ru_maxrss: exec keeps the forking parent's peak in ru_maxrss, here that of the build.
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
-    anonymous, mapped = (int(status[key].split()[0]) / 2**20 for key in ("RssAnon", "RssFile"))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    peak, anonymous, mapped = (int(status[key].split()[0]) / 2**20 for key in ("VmHWM", "RssAnon", "RssFile"))
     size = sum((folder / name).stat().st_size for name in (CLIPS, CHUNKS)) / 2**30
     print(f"peak_rss_gb: {peak:.2f}  (now: {anonymous:.2f} GB private, {mapped:.2f} GB of mapped files, libraries "
           f"included; index arrays on disk: {size:.2f} GB)")

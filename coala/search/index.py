@@ -26,7 +26,8 @@ import numpy as np
 
 from coala.atomic import atomic_path, atomic_write, atomic_write_text, require_writable_folder
 from coala.audio.frontend import HOP_LENGTH, PATCH_FRAMES, SAMPLE_RATE
-from coala.audio.scaler import MinMaxScaler, load_scaler
+from coala.audio.scaler import load_scaler
+from coala.encode.api import ScalerArg
 from coala.encode.batch import (FAILURES_FILE, RunSummary, chunk_computer, default_batch_size, plan_inputs,
                                 run_extraction)
 from coala.encode.inference import model_device
@@ -180,7 +181,7 @@ def index_chunk_files(folder: Path, record: dict, files: Sequence[str], npy_path
 
 
 def build_index(pair: ModelPair, inputs: Sequence[str | Path], folder: str | Path,
-                scaler: "str | Path | MinMaxScaler | None" = None, batch_size: int | None = None,
+                scaler: ScalerArg = None, batch_size: int | None = None,
                 workers: int = 0, progress: bool = True) -> RunSummary:
     """Embed audio files and folders (searched recursively) with the pair's audio encoder and index them.
 

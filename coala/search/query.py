@@ -8,13 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from coala.audio.scaler import MinMaxScaler
-from coala.encode.api import encode_files
+from coala.encode.api import ScalerArg, encode_files
 from coala.search.index import Hit, SearchIndex, top_k
 from coala.search.model import ModelPair, normalise
 
 log = logging.getLogger(__name__)
-ScalerArg = "str | Path | MinMaxScaler | None"
 
 
 @dataclass(frozen=True)
