@@ -142,6 +142,12 @@ def test_tag_query_top_clip_and_scores_agree(capsys, files, built_index):
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True) and len(hits) == 3
     for hit in hits:
         assert hit["score"] == pytest.approx(expected[hit["path"]], abs=1e-4)
+    # The notebook API gives the same ranking, and names the unknown word.
+    from coala.search import load_pair, open_index, query_tags
+
+    pair = load_pair(files["model"], id2tag=files["id2tag"])
+    found, unknown = query_tags(open_index(built_index, pair), pair, "Dogs barks zebra", top=3)
+    assert [h.path for h in found] == [h["path"] for h in hits] and unknown == ["zebra"]
 
 
 def test_unknown_words_are_reported_and_the_table_shows_where(capsys, files, built_index):
