@@ -21,7 +21,8 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 from torch import nn
 
 from coala.data.hdf5 import GROUP, inspect_hdf5
-from coala.encode.inference import embed_patches
+from coala.encode.batch import default_batch_size
+from coala.encode.inference import embed_patches, inference_model, model_device
 from coala.errors import SearchError
 from coala.search.model import ModelPair, normalise
 
@@ -81,14 +82,21 @@ class Evaluation:
 
 
 def _forward_all(model: nn.Module, path: Path, output: int) -> np.ndarray:
-    """Model output ``output`` for every patch of the file, read in batches, clamped at 0 as the paper's
-    validation did (patches can dip below 0: the scaler was fitted on training data)."""
+    """Model output ``output`` for every patch of the file, clamped at 0 as the paper's validation did
+    (patches can dip below 0: the scaler was fitted on training data).
+
+    Patches are read ``EVAL_BATCH`` at a time and run through extraction's inference copy (BatchNorm
+    folded) in forwards of extraction's batch size, which is what is fast on a CPU.
+    """
+    forward_batch = default_batch_size(model_device(model))
+    model = inference_model(model)
     outputs = []
     with h5py.File(path, "r") as f:
         data = f[GROUP]["data"]
         for start in range(0, len(data), EVAL_BATCH):
             patches = np.clip(data[start:start + EVAL_BATCH], 0.0, None)
-            outputs.append(embed_patches(model, patches)[output].numpy())
+            outputs += [embed_patches(model, patches[i:i + forward_batch])[output].numpy()
+                        for i in range(0, len(patches), forward_batch)]
     return np.concatenate(outputs)
 
 
