@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> RunSummary:
     else:
         device = resolve_device(args.device)
         model = load_audio_model(args.model, args.model_type, device)
-        compute, name = chunk_computer(load_scaler(args.scaler)), args.name or embedding_name(args.model) + ("_zd" if args.projection else "")
+        compute = chunk_computer(load_scaler(args.scaler))
+        name = args.name or embedding_name(args.model) + ("_zd" if args.projection else "")
         if args.projection and not isinstance(model, AudioEncoder):
             raise UsageError(f"--projection: {args.model} is not an audio encoder (the CNN has no z_d)")
     if args.input is not None:

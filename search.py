@@ -4,7 +4,8 @@
     python search.py query --model saved_models/dual_ae_c --index my_index --tags "dog bark" [--top 10] [--json]
     python search.py query --model saved_models/dual_ae_c --index my_index --audio clip.wav
     python search.py tag --model saved_models/dual_ae_c clip.wav [--top 10] [--json]
-    python search.py evaluate --model saved_models/dual_ae_c --dataset hdf5_ds/spec_tags_top_1000_val --id2tag json/id2token_top_1000.json
+    python search.py evaluate --model saved_models/dual_ae_c --dataset hdf5_ds/spec_tags_top_1000_val
+        --id2tag json/id2token_top_1000.json [--cnn saved_models/cnn/audio_encoder_epoch_20.pt] [--out search.json]
 
 MODEL is a folder holding audio_encoder_epoch_N.pt and tag_encoder_epoch_N.pt (latest N unless --epoch).
 docs/search.md explains the index, the metrics and the errors.

@@ -108,8 +108,8 @@ def built_index(files) -> Path:
 
 def expected_clip_vectors(files) -> dict[str, np.ndarray]:
     audio, _ = networks(files["model"])
-    return {str(files["audio"] / name): unit(extract_audio_embedding_chunks(audio, files["audio"] / name, files["scaler"])[1].mean(0))
-            for name in CLIPS}
+    chunks = {name: extract_audio_embedding_chunks(audio, files["audio"] / name, files["scaler"])[1] for name in CLIPS}
+    return {str(files["audio"] / name): unit(z_d.mean(0)) for name, z_d in chunks.items()}
 
 
 def test_index_holds_clip_means_chunks_and_lists_failures(files, built_index):
