@@ -33,11 +33,11 @@ from coala.encode.api import (encode_files, extract_audio_embedding, extract_aud
                               extract_tag_embedding, load_audio_model, return_loaded_model)
 from coala.encode.batch import (CPU_BATCH_SIZE, FAILURES_FILE, GPU_BATCH_SIZE, RunSummary, chunk_computer,
                                 dataset_jobs, default_batch_size, embedding_name, plan_inputs, run_extraction)
+from coala.encode.projection import write_projection_record
 from coala.errors import UsageError
 from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
 from coala.models.networks import AudioEncoder
 from coala.models.registry import AUDIO_NETWORKS
-from coala.search.model import write_projection_manifest
 
 __all__ = ["return_loaded_model", "extract_audio_embedding", "extract_audio_embedding_chunks",
            "extract_tag_embedding", "encode_files", "load_id2tag", "scaler", "id2tag", "tag2id", "main"]
@@ -135,8 +135,7 @@ def run(args: argparse.Namespace) -> RunSummary:
     summary = RunSummary()
     for jobs, failures_path in plans:
         if args.projection:
-            failures_path.parent.mkdir(parents=True, exist_ok=True)
-            write_projection_manifest(failures_path.parent, assets.locate(args.model))
+            write_projection_record(failures_path.parent, assets.locate(args.model))
         summary.add(run_extraction(jobs, compute, failures_path, model, batch_size, workers, args.overwrite,
                                    progress=not args.quiet, bf16=args.bf16, output=int(args.projection)))
     return summary

@@ -33,8 +33,8 @@ from coala.encode.batch import (FAILURES_FILE, RunSummary, chunk_computer, defau
 from coala.encode.inference import model_device
 from coala.errors import SearchError
 from coala.models.networks import LATENT_DIM
-from coala.search.model import (AUDIO_PREFIX, ModelPair, normalise, read_projection_manifest,
-                                write_projection_manifest)
+from coala.encode.projection import PROJECTION_RECORD, read_projection_record, write_projection_record
+from coala.search.model import ModelPair, normalise
 
 FORMAT_VERSION = 1
 MANIFEST = "index.json"
@@ -194,7 +194,7 @@ def build_index(pair: ModelPair, inputs: Sequence[str | Path], folder: str | Pat
     if not jobs:
         raise SearchError(f"no audio files in {', '.join(map(str, inputs))}")
     require_writable_folder(chunk_folder, "--index")
-    write_projection_manifest(chunk_folder, pair.folder / f"{AUDIO_PREFIX}_epoch_{pair.epoch}.pt")
+    write_projection_record(chunk_folder, pair.audio_path)
     device = model_device(pair.audio_encoder)
     summary = run_extraction(jobs, chunk_computer(load_scaler(scaler)), chunk_folder / FAILURES_FILE,
                              pair.audio_encoder, batch_size or default_batch_size(device), workers,
@@ -210,9 +210,12 @@ def build_index_from_embeddings(pair: ModelPair, embeddings: str | Path, folder:
     """An index of ``encode.py --projection`` outputs (``.npy`` files searched recursively), refused when
     they hold another audio encoder's z_d."""
     embeddings = Path(embeddings)
-    manifest = read_projection_manifest(embeddings)
-    if manifest["audio_encoder_sha256"] != pair.record["audio_encoder_sha256"]:
-        raise SearchError(f"{embeddings}: z_d of {manifest.get('checkpoint')}, not of the audio encoder of "
+    record = read_projection_record(embeddings)
+    if record is None:
+        raise SearchError(f"{embeddings / PROJECTION_RECORD}: missing or unreadable; build the embeddings with "
+                          "`encode.py --projection`, which records the encoder whose z_d they hold")
+    if record.get("audio_encoder_sha256") != pair.record["audio_encoder_sha256"]:
+        raise SearchError(f"{embeddings}: z_d of {record.get('checkpoint')}, not of the audio encoder of "
                           f"{pair.folder} epoch {pair.epoch}")
     paths = sorted(p for p in embeddings.rglob("*.npy") if p.is_file() and not p.name.startswith("."))
     if not paths:

@@ -10,8 +10,6 @@ another model, whose space is another space, is refused instead of ranking at ra
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,28 +18,17 @@ import numpy as np
 import torch
 
 from coala import assets
-from coala.atomic import atomic_write_text
 from coala.data.tags import load_id2tag, preprocess_tags
 from coala.encode.api import check_vocabulary_fits, vocabulary_source
 from coala.encode.inference import model_device
 from coala.errors import SearchError
+from coala.fetch import sha256_of
 from coala.models.checkpoints import load_checkpoint
 from coala.models.networks import AudioEncoder, TagEncoder
 
 AUDIO_PREFIX = "audio_encoder"
 TAG_PREFIX = "tag_encoder"
-# The record encode.py --projection writes beside z_d embeddings: what --from-embeddings checks.
-PROJECTION_MANIFEST = "projection.json"
-HASH_BLOCK = 1 << 20
 log = logging.getLogger(__name__)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(HASH_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -70,6 +57,10 @@ class ModelPair:
     tag_encoder: TagEncoder
     vocabulary: dict[int, str]
     record: dict
+
+    @property
+    def audio_path(self) -> Path:
+        return self.folder / assets.checkpoint_name(AUDIO_PREFIX, self.epoch)
 
     @property
     def name(self) -> str:
@@ -111,7 +102,7 @@ class ModelPair:
 
 def pair_record(folder: Path, epoch: int, audio_path: Path, tag_path: Path) -> dict:
     return {"folder": str(folder), "epoch": epoch,
-            "audio_encoder_sha256": file_sha256(audio_path), "tag_encoder_sha256": file_sha256(tag_path)}
+            "audio_encoder_sha256": sha256_of(audio_path), "tag_encoder_sha256": sha256_of(tag_path)}
 
 
 def load_pair(folder: str | Path, epoch: int | None = None, id2tag: "str | Path | dict | None" = None,
@@ -135,40 +126,3 @@ def load_pair(folder: str | Path, epoch: int | None = None, id2tag: "str | Path 
     record = pair_record(folder, epoch, audio_path, tag_path)
     log.debug(f"loaded {folder} epoch {epoch}")
     return ModelPair(folder, epoch, audio_encoder, tag_encoder, vocabulary, record)
-
-
-def projection_record(checkpoint: Path) -> dict:
-    """What ``encode.py --projection`` records beside its outputs: they hold ``z_d`` of this audio encoder."""
-    return {"output": "z_d", "checkpoint": str(checkpoint), "audio_encoder_sha256": file_sha256(checkpoint)}
-
-
-def write_projection_manifest(folder: Path, checkpoint: Path) -> None:
-    """Record in ``folder`` which encoder's ``z_d`` it holds. A record of another encoder, or ``.npy``
-    files without a record (``z`` of an earlier run), are refused: a resumed run would skip them, and
-    outputs mixed in one folder cannot be told apart afterwards."""
-    record = projection_record(checkpoint)
-    path = folder / PROJECTION_MANIFEST
-    if path.is_file():
-        previous = read_projection_manifest(folder)
-        if previous.get("audio_encoder_sha256") != record["audio_encoder_sha256"]:
-            raise SearchError(f"{path}: this folder holds z_d of another audio encoder "
-                              f"({previous.get('checkpoint')}); choose another output folder")
-        return
-    if next(folder.rglob("*.npy"), None) is not None:
-        raise SearchError(f"{folder}: holds embeddings without {PROJECTION_MANIFEST} (z, not z_d?); "
-                          "choose another output folder")
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
-
-
-def read_projection_manifest(folder: Path) -> dict:
-    path = folder / PROJECTION_MANIFEST
-    if not path.is_file():
-        raise SearchError(f"{path}: not found; build the embeddings with `encode.py --projection`, which "
-                          "records the encoder whose z_d they hold")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SearchError(f"{path}: not a projection record ({exc})") from None
-    if not isinstance(record, dict) or record.get("output") != "z_d":
-        raise SearchError(f"{path}: not a record of z_d embeddings")
-    return record
