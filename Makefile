@@ -27,6 +27,8 @@ DEMO_EXPERIMENT = $(shell $(PY) -c "import json; print(json.load(open('$(DEMO_CO
 DEMO_EPOCHS = $(shell $(PY) -c "import json; print(json.load(open('$(DEMO_CONFIG)'))['epochs'])")
 DEMO_CKPT = saved_models/$(DEMO_EXPERIMENT)/audio_encoder_epoch_$(DEMO_EPOCHS).pt
 DEMO_RESULTS := $(DEMO)/results/performances.json
+DEMO_UNTRAINED_TAGS := $(DEMO_DATA)/untrained/tag_encoder_epoch_0.pt
+DEMO_SEARCH := $(DEMO)/results/search.json
 
 $(DEMO_DATA)/demo_data.json: | $(STAMP)
 	$(PY) make_demo_data.py --out $(DEMO_DATA)
@@ -34,8 +36,16 @@ $(DEMO_DATA)/demo_data.json: | $(STAMP)
 hdf5_ds/spec_tags_demo: $(DEMO_DATA)/demo_data.json
 	$(PY) create_dataset.py --audio-dir $(DEMO_DATA)/corpus/audio --tags-csv $(DEMO_DATA)/corpus/tags.csv --name demo
 
+$(DEMO_UNTRAINED_TAGS): hdf5_ds/spec_tags_demo
+	$(PY) make_demo_data.py --out $(DEMO_DATA) --quiet --untrained-tag-encoder json/id2token_demo.json
+
+# Retrieval in the shared space on the validation set: the trained pair against the untrained one.
+$(DEMO_SEARCH): $(DEMO_UNTRAINED_TAGS) $(DEMO_CKPT)
+	$(PY) search.py evaluate --model saved_models/$(DEMO_EXPERIMENT) $(DEMO_DATA)/untrained --dataset hdf5_ds/spec_tags_demo_val --id2tag json/id2token_demo.json --out $@ --plot $(DEMO)/results/search_pr.png
+
 demo: $(STAMP) hdf5_ds/spec_tags_demo
 	$(PY) train_dual_ae.py $(DEMO_CONFIG)
+	$(MAKE) --no-print-directory $(DEMO_SEARCH)
 	$(PY) encode.py --quiet --model $(DEMO_CKPT) --dataset all --data-dir $(DEMO_DATA) --scaler json/scaler_demo.json
 	$(PY) encode.py --quiet --model $(DEMO_DATA)/untrained/audio_encoder_epoch_0.pt --dataset all --data-dir $(DEMO_DATA) --scaler json/scaler_demo.json
 	$(PY) encode.py --quiet --features mfcc --dataset all --data-dir $(DEMO_DATA)

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from coala import assets
 from coala.audio.mfcc import mfcc_features
 from coala.audio.scaler import load_scaler
 from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, require_file
@@ -32,8 +33,10 @@ from coala.encode.api import (encode_files, extract_audio_embedding, extract_aud
                               extract_tag_embedding, load_audio_model, return_loaded_model)
 from coala.encode.batch import (CPU_BATCH_SIZE, FAILURES_FILE, GPU_BATCH_SIZE, RunSummary, chunk_computer,
                                 dataset_jobs, default_batch_size, embedding_name, plan_inputs, run_extraction)
+from coala.encode.projection import write_projection_record
 from coala.errors import UsageError
 from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
+from coala.models.networks import AudioEncoder
 from coala.models.registry import AUDIO_NETWORKS
 
 __all__ = ["return_loaded_model", "extract_audio_embedding", "extract_audio_embedding_chunks",
@@ -89,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bf16", action="store_true",
                         help="run the model under bfloat16 autocast (the front end stays float): faster on GPUs and "
                              "CPUs with bf16 instructions, much slower on CPUs without them")
+    parser.add_argument("--projection", action="store_true",
+                        help="save z_d, the audio encoder's contrastive projection, instead of z (what search.py "
+                             "index --from-embeddings reads); the encoder is recorded in projection.json")
     parser.add_argument("--overwrite", action="store_true", help="redo files whose output already exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -102,8 +108,9 @@ def run(args: argparse.Namespace) -> RunSummary:
         raise UsageError("--output is required with --input")
     if (args.batch_size is not None and args.batch_size < 1) or (args.workers is not None and args.workers < 0):
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")
-    if args.bf16 and args.features == "mfcc":
-        raise UsageError("--bf16 applies to model embeddings, not to --features mfcc")
+    for flag in ("bf16", "projection"):
+        if getattr(args, flag) and args.features == "mfcc":
+            raise UsageError(f"--{flag} applies to model embeddings, not to --features mfcc")
     require_file(args.nsynth_selection, "--nsynth-selection")
     model, device = None, torch.device("cpu")
     if args.features == "mfcc":
@@ -111,7 +118,10 @@ def run(args: argparse.Namespace) -> RunSummary:
     else:
         device = resolve_device(args.device)
         model = load_audio_model(args.model, args.model_type, device)
-        compute, name = chunk_computer(load_scaler(args.scaler)), args.name or embedding_name(args.model)
+        compute = chunk_computer(load_scaler(args.scaler))
+        name = args.name or embedding_name(args.model) + ("_zd" if args.projection else "")
+        if args.projection and not isinstance(model, AudioEncoder):
+            raise UsageError(f"--projection: {args.model} is not an audio encoder (the CNN has no z_d)")
     if args.input is not None:
         jobs = plan_inputs(args.input, args.output)
         if not jobs:
@@ -124,8 +134,10 @@ def run(args: argparse.Namespace) -> RunSummary:
     batch_size = args.batch_size or default_batch_size(device)
     summary = RunSummary()
     for jobs, failures_path in plans:
-        summary.add(run_extraction(jobs, compute, failures_path, model, batch_size, workers,
-                                   args.overwrite, progress=not args.quiet, bf16=args.bf16))
+        if args.projection:
+            write_projection_record(failures_path.parent, assets.locate(args.model))
+        summary.add(run_extraction(jobs, compute, failures_path, model, batch_size, workers, args.overwrite,
+                                   progress=not args.quiet, bf16=args.bf16, output=int(args.projection)))
     return summary
 
 

@@ -70,5 +70,10 @@ class AssetError(CoalaError):
     """A published asset that could not be fetched or checked; the message names it and says why."""
 
 
+class SearchError(CoalaError):
+    """A search index or query that cannot be used (empty, damaged, built with another model; no known
+    word); the message names the index file or the words."""
+
+
 class DemoDataError(CoalaError):
     """A demo data folder made with other parameters."""

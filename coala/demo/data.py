@@ -7,6 +7,9 @@ Layout under the output folder (``--data-dir`` of the other scripts)::
     json/nsynth_selected_sounds_per_class.json  the NSynth training selection
     untrained/audio_encoder_epoch_0.pt          a seeded random-weight AudioEncoder: the demo's
                                                 "untrained" row (encode.py names it embeddings_untrained_0)
+    untrained/tag_encoder_epoch_0.pt            its random-weight TagEncoder, written by
+                                                ``make_demo_data.py --untrained-tag-encoder`` once the
+                                                vocabulary exists: the untrained pair search.py evaluates
     demo_data.json                              written last: the parameters; its presence means done
 
 A rerun with the same parameters finds ``demo_data.json`` and does nothing, so ``make demo`` can call
@@ -15,6 +18,7 @@ it unconditionally; other parameters on an existing folder are refused rather th
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,10 +29,11 @@ from coala.cli import progress_bar
 from coala.demo import corpus as tagged_corpus, downstream as downstream_sets
 from coala.errors import DemoDataError
 from coala.evaluation.datasets import GTZAN_GENRES, NSYNTH_FAMILIES, US8K_CLASSES
-from coala.models.networks import AudioEncoder
+from coala.models.networks import AudioEncoder, TagEncoder
 
 MANIFEST = "demo_data.json"
 UNTRAINED_ENCODER = Path("untrained") / "audio_encoder_epoch_0.pt"
+UNTRAINED_TAG_ENCODER = Path("untrained") / "tag_encoder_epoch_0.pt"
 FORMAT_VERSION = 1
 
 
@@ -80,11 +85,24 @@ def write_demo_data(out: Path, spec: DemoDataSpec, show_progress: bool = True) -
     return True
 
 
-def write_untrained_encoder(path: Path, seed: int) -> None:
-    """The baseline a trained encoder must beat: the same network with its initial random weights."""
+def _write_initial_weights(path: Path, build: Callable[[], torch.nn.Module], seed: int) -> None:
+    """A network's seeded initial weights, leaving the caller's random generator as it was."""
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
-    state = AudioEncoder().state_dict()
+    state = build().state_dict()
     torch.random.set_rng_state(generator_state)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def write_untrained_encoder(path: Path, seed: int) -> None:
+    """The baseline a trained encoder must beat: the same network with its initial random weights."""
+    _write_initial_weights(path, AudioEncoder, seed)
+
+
+def write_untrained_tag_encoder(out: Path, n_tags: int, seed: int) -> Path:
+    """The untrained encoder's partner for search (``search.py evaluate``): a tag encoder with its initial
+    random weights, sized by the demo's vocabulary (known only once ``create_dataset.py`` has run)."""
+    path = out / UNTRAINED_TAG_ENCODER
+    _write_initial_weights(path, lambda: TagEncoder(n_tags), seed)
+    return path

@@ -64,8 +64,8 @@ def extract_audio_embedding(model: nn.Module, filename: str | Path,
     return embed_patches(model, load_scaler(scaler).transform(spec[None]))
 
 
-def _fitting_index(vocabulary: dict[int, str], tag: str, width: int, source: object) -> int:
-    """The tag's one-hot position, once the vocabulary is known to index exactly the model's inputs.
+def check_vocabulary_fits(vocabulary: dict[int, str], width: int, source: object) -> None:
+    """``VocabularyError`` unless the vocabulary indexes exactly the tag encoder's ``width`` inputs.
 
     A vocabulary of another size, or one with an index outside ``0 .. width-1``, would put the one-hot
     at the wrong input, or at the end for -1 (negative indices wrap): a wrong embedding, silently.
@@ -77,7 +77,12 @@ def _fitting_index(vocabulary: dict[int, str], tag: str, width: int, source: obj
     if outside is not None:
         raise VocabularyError(f"{source}: tag index {outside} ({vocabulary[outside]!r}) is outside the "
                               f"model's inputs 0..{width - 1}")
-    return tag_index(vocabulary, tag)
+
+
+def vocabulary_source(id2tag: "str | Path | dict | None") -> object:
+    """What to name in an error about a vocabulary: the file it came from, or the dict given."""
+    return "the vocabulary given" if isinstance(id2tag, dict) else (
+        assets.locate(id2tag) if id2tag is not None else assets.default_path(assets.ID2TAG))
 
 
 @torch.inference_mode()
@@ -88,9 +93,9 @@ def extract_tag_embedding(model: nn.Module, tag: str, id2tag: "str | Path | dict
     the vocabulary does not index the model's inputs one to one.
     """
     width = model.tag_encoder[0].in_features
-    source = "the vocabulary given" if isinstance(id2tag, dict) else (
-        assets.locate(id2tag) if id2tag is not None else assets.default_path(assets.ID2TAG))
-    index = _fitting_index(load_id2tag(id2tag), tag, width, source)
+    vocabulary = load_id2tag(id2tag)
+    check_vocabulary_fits(vocabulary, width, vocabulary_source(id2tag))
+    index = tag_index(vocabulary, tag)
     one_hot = torch.zeros(1, width, device=model_device(model))
     one_hot[0, index] = 1.0
     z, _ = model(one_hot)

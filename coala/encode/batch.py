@@ -345,12 +345,13 @@ def _update_failures(path: Path, tasks: Sequence[FileJob], failures: list[tuple[
 
 def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Path, model: nn.Module | None = None,
                    batch_size: int = CPU_BATCH_SIZE, workers: int = 0, overwrite: bool = False,
-                   progress: bool = True, bf16: bool = False) -> RunSummary:
+                   progress: bool = True, bf16: bool = False, output: int = 0) -> RunSummary:
     """Compute, embed (when ``model`` is given) and write every task's ``.npy``; the CLI's whole job.
 
     Jobs whose output exists are skipped unless ``overwrite``; outputs are written atomically, so an
     interrupted run leaves only complete files and resumes where it stopped. With a model the file's
-    first model output (the embedding ``z``) is saved, as the paper's script did; ``bf16`` runs the model
+    model output number ``output`` is saved: 0, the embedding ``z``, as the paper's script did; 1, an
+    encoder's contrastive projection ``z_d`` (what ``search.py`` indexes); ``bf16`` runs the model
     under bfloat16 autocast (``inference_model``). Failures are merged into ``failures_path``
     (``_update_failures``).
     """
@@ -382,7 +383,7 @@ def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Pa
                 if result.error is not None:
                     failures.append((task.source, result.error))
                 else:
-                    value = result.value[0] if model is not None else result.value
+                    value = result.value[output] if model is not None else result.value
                     writes.append(writer.submit(_write_npy, task.output, np.asarray(value, dtype=np.float32)))
                     if len(writes) > MAX_PENDING_WRITES:
                         writes.popleft().result()

@@ -1,0 +1,48 @@
+"""The record ``encode.py --projection`` keeps beside ``z_d`` embeddings: which audio encoder made them.
+
+``z`` and ``z_d`` files look alike (float32, ``(n_chunks, 1152)``), and so do the outputs of two
+encoders; only this record tells them apart. ``search.py index --from-embeddings`` reads it to refuse
+embeddings of another encoder than its model's.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from coala.atomic import atomic_write_text
+from coala.errors import UsageError
+from coala.fetch import sha256_of
+
+PROJECTION_RECORD = "projection.json"
+
+
+def projection_record(checkpoint: Path) -> dict:
+    return {"output": "z_d", "checkpoint": str(checkpoint), "audio_encoder_sha256": sha256_of(checkpoint)}
+
+
+def read_projection_record(folder: Path) -> dict | None:
+    """The folder's record, or None when it has none or an unreadable one (then its files cannot be trusted)."""
+    try:
+        record = json.loads((folder / PROJECTION_RECORD).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) and record.get("output") == "z_d" else None
+
+
+def write_projection_record(folder: Path, checkpoint: Path) -> None:
+    """Record in ``folder`` which encoder's ``z_d`` it holds. A record of another encoder, or ``.npy``
+    files without a record (``z`` of an earlier run), are refused: a resumed run would skip them, and
+    outputs mixed in one folder cannot be told apart afterwards."""
+    record = projection_record(checkpoint)
+    path = folder / PROJECTION_RECORD
+    if path.is_file():
+        previous = read_projection_record(folder) or {}
+        if previous.get("audio_encoder_sha256") != record["audio_encoder_sha256"]:
+            raise UsageError(f"{path}: this folder holds z_d of another audio encoder "
+                             f"({previous.get('checkpoint', 'unknown')}); choose another output folder")
+        return
+    if next(folder.rglob("*.npy"), None) is not None:
+        raise UsageError(f"{folder}: holds embeddings without {PROJECTION_RECORD} (z, not z_d?); "
+                         "choose another output folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")

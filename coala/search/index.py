@@ -1,0 +1,270 @@
+"""A search index: clips' vectors in the shared space, on disk, searched exactly by a float32 product.
+
+Layout of an index folder::
+
+    clips.npy     (n_clips, 1152) float32: per clip the mean of its chunks' z_d, L2-normalised
+    chunks.npy    (n_chunks, 1152) float32: each 96-frame chunk's z_d, L2-normalised (where a match is)
+    offsets.npy   (n_clips + 1,) int64: clip i's chunks are chunks[offsets[i]:offsets[i + 1]]
+    files.json    the clips' paths, in row order
+    index.json    written last: format, counts and the model record (checkpoint hashes); its presence
+                  means the index is complete
+    chunks/       (``index`` only) the per-file z_d ``.npy`` of the extraction and its failures.tsv: a rerun
+                  skips what is done, as encode.py does
+
+The arrays are read memory-mapped, and a query runs over blocks of rows: memory stays that of one block
+whatever the index size, and the operating system's page cache keeps a queried index in memory.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from coala.atomic import atomic_path, atomic_write, atomic_write_text, require_writable_folder
+from coala.audio.frontend import HOP_LENGTH, PATCH_FRAMES, SAMPLE_RATE
+from coala.audio.scaler import load_scaler
+from coala.encode.api import ScalerArg
+from coala.encode.batch import (FAILURES_FILE, RunSummary, chunk_computer, default_batch_size, plan_inputs,
+                                run_extraction)
+from coala.encode.inference import model_device
+from coala.errors import SearchError
+from coala.models.networks import LATENT_DIM
+from coala.encode.projection import PROJECTION_RECORD, read_projection_record, write_projection_record
+from coala.search.model import ModelPair, normalise
+
+FORMAT_VERSION = 1
+MANIFEST = "index.json"
+CLIPS, CHUNKS, OFFSETS, FILES = "clips.npy", "chunks.npy", "offsets.npy", "files.json"
+CHUNK_FOLDER = "chunks"
+# Rows per block of a query: 65536 x 1152 float32 is 300 MB of the mapped index per product, and the
+# scores of a block (256 KB) are all a query allocates.
+SEARCH_BLOCK = 65536
+# A chunk is 96 frames of 512 samples at 22000 Hz: chunk k starts k * 2.23 s into the clip.
+CHUNK_SECONDS = PATCH_FRAMES * HOP_LENGTH / SAMPLE_RATE
+log = logging.getLogger(__name__)
+
+# Clips' chunk z_d, a block of whole clips at a time: (chunks, number of chunks of each clip).
+ChunkBlocks = Iterable[tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked clip: its row, path, cosine to the query, and where in it the best chunk starts."""
+
+    clip: int
+    path: str
+    score: float
+    best_seconds: float
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, best first (ties: lower index first)."""
+    if len(scores) > k:
+        candidates = np.argpartition(-scores, k - 1)[:k]
+    else:
+        candidates = np.arange(len(scores))
+    return candidates[np.lexsort((candidates, -scores[candidates]))]
+
+
+class SearchIndex:
+    """An index folder opened for queries (``open_index``); the arrays are memory-mapped."""
+
+    def __init__(self, folder: Path, manifest: dict, files: list[str], clips: np.ndarray, chunks: np.ndarray,
+                 offsets: np.ndarray) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.files = files
+        self.clips = clips
+        self.chunks = chunks
+        self.offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def check_model(self, pair: ModelPair) -> None:
+        """Refuse a pair other than the one that built the index: its space is another space."""
+        record = self.manifest["model"]
+        keys = ("audio_encoder_sha256", "tag_encoder_sha256")
+        if any(record.get(key) != pair.record[key] for key in keys):
+            raise SearchError(f"{self.folder / MANIFEST}: built with the model {record.get('folder')} epoch "
+                              f"{record.get('epoch')}, not {pair.folder} epoch {pair.epoch} (other checkpoints); "
+                              "query with the index's model or rebuild the index")
+
+    def scores(self, vector: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first row, cosines)`` of each block of clips against a unit ``vector``."""
+        query = np.asarray(vector, dtype=np.float32)
+        for start in range(0, len(self), SEARCH_BLOCK):
+            yield start, self.clips[start:start + SEARCH_BLOCK] @ query
+
+    def best_chunk(self, clip: int, vector: np.ndarray) -> int:
+        chunks = self.chunks[self.offsets[clip]:self.offsets[clip + 1]]
+        return int(np.argmax(chunks @ np.asarray(vector, dtype=np.float32)))
+
+    def search(self, vector: np.ndarray, top: int = 10) -> list[Hit]:
+        """The ``top`` clips by cosine to a unit ``vector``, best first: exact, block by block."""
+        best_rows = np.empty(0, dtype=np.int64)
+        best_scores = np.empty(0, dtype=np.float32)
+        for start, block in self.scores(vector):
+            keep = top_k(block, top)
+            rows = np.concatenate([best_rows, keep + start])
+            values = np.concatenate([best_scores, block[keep]])
+            chosen = top_k(values, top)
+            best_rows, best_scores = rows[chosen], values[chosen]
+        return [Hit(int(r), self.files[r], float(s), self.best_chunk(int(r), vector) * CHUNK_SECONDS)
+                for r, s in zip(best_rows, best_scores)]
+
+
+def _clip_means(chunks: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    return np.add.reduceat(chunks, starts, axis=0) / counts[:, None]
+
+
+def write_index(folder: Path, record: dict, files: Sequence[str], counts: np.ndarray, blocks: ChunkBlocks) -> Path:
+    """Write an index of ``files`` (clip ``i`` has ``counts[i]`` chunks) from their raw chunk ``z_d``.
+
+    The previous manifest goes first and the new one comes last, so a folder is never taken for a
+    complete index while its arrays are being replaced.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    if len(files) == 0:
+        raise SearchError(f"{folder}: no clip to index")
+    require_writable_folder(folder, "--index")
+    (folder / MANIFEST).unlink(missing_ok=True)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    with atomic_path(folder / CLIPS) as clips_tmp, atomic_path(folder / CHUNKS) as chunks_tmp:
+        clips = np.lib.format.open_memmap(clips_tmp, mode="w+", dtype=np.float32, shape=(len(files), LATENT_DIM))
+        chunks = np.lib.format.open_memmap(chunks_tmp, mode="w+", dtype=np.float32, shape=(int(offsets[-1]), LATENT_DIM))
+        row = 0
+        for block, block_counts in blocks:
+            clips[row:row + len(block_counts)] = normalise(_clip_means(block, block_counts))
+            chunks[offsets[row]:offsets[row] + len(block)] = normalise(block)
+            row += len(block_counts)
+        if row != len(files):
+            raise ValueError(f"{row} clips written for {len(files)} files")
+        clips.flush()
+        chunks.flush()
+        del clips, chunks
+    atomic_write(folder / OFFSETS, lambda f: np.save(f, offsets))
+    atomic_write_text(folder / FILES, json.dumps(list(files)))
+    manifest = {"format": FORMAT_VERSION, "n_clips": len(files), "n_chunks": int(offsets[-1]), "dim": LATENT_DIM,
+                "model": record}
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    log.info(f"indexed {len(files)} clips ({int(offsets[-1])} chunks) in {folder}")
+    return folder
+
+
+def _read_chunk_file(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path)
+    except (OSError, ValueError, EOFError) as exc:
+        raise SearchError(f"{path}: not a readable .npy of chunk embeddings ({exc})") from None
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] != LATENT_DIM:
+        raise SearchError(f"{path}: shape {array.shape}, expected (n_chunks >= 1, {LATENT_DIM}) z_d embeddings")
+    return array
+
+
+def index_chunk_files(folder: Path, record: dict, files: Sequence[str], npy_paths: Sequence[Path]) -> Path:
+    """An index of per-file ``(n_chunks, 1152)`` z_d ``.npy`` files, one file read at a time."""
+    counts = []
+    for path in npy_paths:
+        try:
+            shape = np.load(path, mmap_mode="r").shape
+        except (OSError, ValueError, EOFError) as exc:
+            raise SearchError(f"{path}: not a readable .npy of chunk embeddings ({exc})") from None
+        counts.append(shape[0] if len(shape) == 2 else 0)
+    blocks = ((_read_chunk_file(p), np.array([n])) for p, n in zip(npy_paths, counts))
+    return write_index(folder, record, files, np.array(counts), blocks)
+
+
+def build_index(pair: ModelPair, inputs: Sequence[str | Path], folder: str | Path,
+                scaler: ScalerArg = None, batch_size: int | None = None,
+                workers: int = 0, progress: bool = True) -> RunSummary:
+    """Embed audio files and folders (searched recursively) with the pair's audio encoder and index them.
+
+    The extraction is encode.py's (batched, resumable, failures listed in ``chunks/failures.tsv``);
+    failed files are left out of the index. Returns the extraction's counts.
+    """
+    folder = Path(folder)
+    chunk_folder = folder / CHUNK_FOLDER
+    jobs = plan_inputs([Path(p) for p in inputs], chunk_folder)
+    if not jobs:
+        raise SearchError(f"no audio files in {', '.join(map(str, inputs))}")
+    require_writable_folder(chunk_folder, "--index")
+    write_projection_record(chunk_folder, pair.audio_path)
+    device = model_device(pair.audio_encoder)
+    summary = run_extraction(jobs, chunk_computer(load_scaler(scaler)), chunk_folder / FAILURES_FILE,
+                             pair.audio_encoder, batch_size or default_batch_size(device), workers,
+                             progress=progress, output=1)
+    done = [job for job in jobs if job.output.exists()]
+    if not done:
+        raise SearchError(f"{folder}: no file could be embedded (reasons in {chunk_folder / FAILURES_FILE})")
+    index_chunk_files(folder, pair.record, [str(job.source) for job in done], [job.output for job in done])
+    return summary
+
+
+def build_index_from_embeddings(pair: ModelPair, embeddings: str | Path, folder: str | Path) -> Path:
+    """An index of ``encode.py --projection`` outputs (``.npy`` files searched recursively), refused when
+    they hold another audio encoder's z_d."""
+    embeddings = Path(embeddings)
+    record = read_projection_record(embeddings)
+    if record is None:
+        raise SearchError(f"{embeddings / PROJECTION_RECORD}: missing or unreadable; build the embeddings with "
+                          "`encode.py --projection`, which records the encoder whose z_d they hold")
+    if record.get("audio_encoder_sha256") != pair.record["audio_encoder_sha256"]:
+        raise SearchError(f"{embeddings}: z_d of {record.get('checkpoint')}, not of the audio encoder of "
+                          f"{pair.folder} epoch {pair.epoch}")
+    paths = sorted(p for p in embeddings.rglob("*.npy") if p.is_file() and not p.name.startswith("."))
+    if not paths:
+        raise SearchError(f"{embeddings}: no .npy embeddings")
+    return index_chunk_files(Path(folder), pair.record, [str(p) for p in paths], paths)
+
+
+def _load_array(path: Path, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise SearchError(f"{path}: missing from the index") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise SearchError(f"{path}: damaged index file ({exc})") from None
+    if array.dtype != dtype or array.shape != shape:
+        raise SearchError(f"{path}: damaged index file ({array.dtype} {array.shape}, expected "
+                          f"{np.dtype(dtype)} {shape})")
+    return array
+
+
+def open_index(folder: str | Path, pair: ModelPair | None = None) -> SearchIndex:
+    """Open an index for queries, checking every file against its manifest (and the model, when given)."""
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        what = "no such folder" if not folder.is_dir() else f"no {MANIFEST} (not an index, or its build did not finish)"
+        raise SearchError(f"{folder}: {what}")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        n_clips, n_chunks, dim = (int(manifest[key]) for key in ("n_clips", "n_chunks", "dim"))
+        manifest["model"]["audio_encoder_sha256"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise SearchError(f"{manifest_path}: damaged index manifest ({type(exc).__name__}: {exc})") from None
+    if manifest.get("format") != FORMAT_VERSION:
+        raise SearchError(f"{manifest_path}: index format {manifest.get('format')}, this version reads {FORMAT_VERSION}")
+    if n_clips == 0:
+        raise SearchError(f"{manifest_path}: the index holds no clips")
+    try:
+        files = json.loads((folder / FILES).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SearchError(f"{folder / FILES}: damaged index file ({exc})") from None
+    if not isinstance(files, list) or len(files) != n_clips:
+        raise SearchError(f"{folder / FILES}: damaged index file (expected a list of {n_clips} paths)")
+    clips = _load_array(folder / CLIPS, np.float32, (n_clips, dim))
+    chunks = _load_array(folder / CHUNKS, np.float32, (n_chunks, dim))
+    offsets = np.asarray(_load_array(folder / OFFSETS, np.int64, (n_clips + 1,)))
+    if offsets[0] != 0 or offsets[-1] != n_chunks or np.any(np.diff(offsets) < 1):
+        raise SearchError(f"{folder / OFFSETS}: damaged index file (offsets do not cover the {n_chunks} chunks)")
+    index = SearchIndex(folder, manifest, files, clips, chunks, offsets)
+    if pair is not None:
+        index.check_model(pair)
+    return index
