@@ -17,8 +17,11 @@ import logging
 import os
 from pathlib import Path
 
-from coala.analysis import descriptors
+from coala.analysis import cca, descriptors, embeddings
+from coala.atomic import require_writable_folder
 from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point
+from coala.device import resolve_device
+from coala.errors import UsageError
 
 log = logging.getLogger("coala.analysis")
 
@@ -40,7 +43,39 @@ def run_descriptors(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if run.missing or run.failed else EXIT_OK
 
 
-COMMANDS = {"descriptors": (_add_descriptors, run_descriptors)}
+def _add_cca(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("cca", help="canonical correlation of embeddings and descriptors")
+    parser.add_argument("--model", nargs="+", required=True, metavar="[LABEL=]CHECKPOINT",
+                        help="audio encoder or CNN checkpoints (label default: folder and epoch, e.g. dual_ae_c_200)")
+    parser.add_argument("--dataset", type=Path, required=True, help="the validation HDF5 file")
+    parser.add_argument("--descriptors", type=Path, required=True, help="descriptor JSON (analyse.py descriptors, or the paper's file)")
+    parser.add_argument("--out", type=Path, required=True, help="folder of cca.json, cca.md and cca.png")
+    parser.add_argument("--svd-keep", type=float, metavar="SHARE",
+                        help=f"SVCCA: reduce the embeddings to this share of their variance first (SVCCA's {cca.SVCCA_VARIANCE_KEPT}); "
+                             "default: plain CCA, as the paper")
+    parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
+
+
+def run_cca(args: argparse.Namespace) -> int:
+    if args.svd_keep is not None and not 0 < args.svd_keep <= 1:
+        raise UsageError(f"--svd-keep: {args.svd_keep} is not a share in (0, 1]")
+    models = embeddings.load_audio_models(args.model, resolve_device(args.device))
+    require_writable_folder(args.out, "--out")
+    validation = embeddings.read_validation_set(args.dataset)
+    described = descriptors.read_descriptors(args.descriptors)
+    cca.check_clips(validation.ids, described, args.descriptors, args.dataset)
+    keys = cca.descriptor_keys(described)
+    matrices, ids = {}, validation.ids
+    for label, model in models.items():
+        log.info(f"{label}: embedding {len(validation.ids)} validation patches")
+        ids, matrices[label] = embeddings.per_clip(validation.ids, embeddings.audio_embeddings(model, validation.patches))
+    table = cca.cca_table(matrices, ids, described, keys, args.svd_keep)
+    for path in cca.write_table(args.out, table, keys, args.svd_keep):
+        log.info(f"wrote {path}")
+    return EXIT_OK
+
+
+COMMANDS = {"descriptors": (_add_descriptors, run_descriptors), "cca": (_add_cca, run_cca)}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
