@@ -17,11 +17,12 @@ import logging
 import os
 from pathlib import Path
 
-from coala.analysis import cca, descriptors, embeddings
+from coala.analysis import cca, descriptors, embeddings, maps
 from coala.atomic import require_writable_folder
 from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point
 from coala.device import resolve_device
-from coala.errors import UsageError
+from coala.data.tags import load_id2tag
+from coala.errors import AnalysisError, UsageError
 
 log = logging.getLogger("coala.analysis")
 
@@ -75,7 +76,41 @@ def run_cca(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"descriptors": (_add_descriptors, run_descriptors), "cca": (_add_cca, run_cca)}
+def _add_maps(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("maps", help="t-SNE maps of audio and tag embeddings")
+    parser.add_argument("--model", type=Path, required=True, help="the audio encoder checkpoint of a dual autoencoder")
+    parser.add_argument("--tag-model", type=Path,
+                        help="its tag encoder checkpoint (default: the same name with tag_encoder for audio_encoder)")
+    parser.add_argument("--dataset", type=Path, required=True, help="the validation HDF5 file")
+    parser.add_argument("--id2tag", type=Path, required=True, help="the vocabulary the model was trained with")
+    parser.add_argument("--out", type=Path, required=True, help=f"folder of {maps.AUDIO_TAG_MAP} and {maps.VOCABULARY_MAP}")
+    parser.add_argument("--clips", type=int, default=maps.DEFAULT_CLIPS, help="validation clips in the joint map (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of t-SNE and of the word choice (default %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
+
+
+def run_maps(args: argparse.Namespace) -> int:
+    if args.clips < 2:
+        raise UsageError(f"--clips: {args.clips}; a map needs at least 2 clips")
+    tag_model = args.tag_model or args.model.with_name(args.model.name.replace("audio_encoder", "tag_encoder"))
+    if tag_model == args.model:
+        raise UsageError(f"--tag-model: {args.model} is not named audio_encoder*: name its tag encoder")
+    audio_encoder, tag_encoder = embeddings.load_dual_encoders(args.model, tag_model, resolve_device(args.device))
+    width = tag_encoder.tag_encoder[0].in_features
+    vocabulary = load_id2tag(args.id2tag)
+    maps.check_vocabulary(vocabulary, width, args.id2tag)
+    require_writable_folder(args.out, "--out")
+    validation = embeddings.read_validation_set(args.dataset)
+    if validation.labels.shape[1] != width:
+        raise AnalysisError(f"{args.dataset}: labels of {validation.labels.shape[1]} tags; {tag_model} takes {width}")
+    n = maps.audio_tag_map(audio_encoder, tag_encoder, validation, args.clips, args.seed, args.out / maps.AUDIO_TAG_MAP)
+    log.info(f"wrote {args.out / maps.AUDIO_TAG_MAP} ({n} clips)")
+    named = maps.vocabulary_map(tag_encoder, vocabulary, args.seed, args.out / maps.VOCABULARY_MAP)
+    log.info(f"wrote {args.out / maps.VOCABULARY_MAP} ({len(vocabulary)} tags, {named} named)")
+    return EXIT_OK
+
+
+COMMANDS = {"descriptors": (_add_descriptors, run_descriptors), "cca": (_add_cca, run_cca), "maps": (_add_maps, run_maps)}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

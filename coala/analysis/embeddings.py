@@ -77,8 +77,11 @@ def load_audio_models(specs: list[str], device: str | torch.device = "cpu") -> d
     return {label: load_audio_model(path, "auto", device) for label, path in labelled}
 
 
-def load_tag_encoder(checkpoint: Path, device: str | torch.device = "cpu") -> nn.Module:
-    return load_checkpoint(checkpoint, ("tag_encoder",), device)
+def load_dual_encoders(audio_checkpoint: Path, tag_checkpoint: Path,
+                       device: str | torch.device = "cpu") -> tuple[nn.Module, nn.Module]:
+    """The audio and tag encoders of one dual autoencoder (``CheckpointError`` for any other network)."""
+    return (load_checkpoint(audio_checkpoint, ("audio_encoder",), device),
+            load_checkpoint(tag_checkpoint, ("tag_encoder",), device))
 
 
 def per_clip(ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
