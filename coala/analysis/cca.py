@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from coala.analysis.descriptors import DESCRIPTOR_KEYS, Descriptors
 from coala.atomic import atomic_write_text
@@ -142,10 +143,10 @@ def cca_table(embeddings: dict[str, np.ndarray], ids: np.ndarray, descriptors: d
     saturated = sum(r.saturated for cells in table.values() for r in cells.values())
     if saturated:
         example = next(r for cells in table.values() for r in cells.values() if r.saturated)
+        remedy = "a smaller --svd-keep" if svd_keep else f"--svd-keep {SVCCA_VARIANCE_KEPT}"
         log.warning(f"{saturated} of the {len(table) * len(keys)} coefficients rest on too few clips for the "
-                    f"dimension ({example.n_clips} clips, embeddings of rank {example.embedding_rank}): plain CCA "
-                    f"makes them near 1 whatever the embedding; more clips, or --svd-keep {SVCCA_VARIANCE_KEPT}, "
-                    "give comparable numbers")
+                    f"dimension ({example.n_clips} clips, embeddings of rank {example.embedding_rank}): CCA makes "
+                    f"them near 1 whatever the embedding; more clips, or {remedy}, give comparable numbers")
     return table
 
 
@@ -165,17 +166,20 @@ def _figure(table: dict[str, dict[str, CcaResult]], keys: list[str]) -> Figure:
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(table))
     positions = np.arange(len(keys))
+    handles = []
     for i, (model, cells) in enumerate(table.items()):
         values = [cells[key].mean_cca for key in keys]
-        bars = ax.bar(positions + (i - (len(table) - 1) / 2) * width, values, width, label=model)
+        bars = ax.bar(positions + (i - (len(table) - 1) / 2) * width, values, width)
+        handles.append(Patch(facecolor=bars[0].get_facecolor(), label=model))
         for bar, key in zip(bars, keys):
             if cells[key].saturated:
                 bar.set_hatch("//")
     ax.set_xticks(positions, keys, rotation=45, ha="right")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.15)  # room above the bars for the legend
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("mean canonical correlation")
     ax.set_title("Audio embeddings against acoustic descriptors (hatched: saturated, too few clips)")
-    ax.legend(fontsize="small")
+    ax.legend(handles=handles, loc="upper left", ncol=len(table), fontsize="small")
     return fig
 
 
