@@ -38,6 +38,8 @@ def _add_descriptors(commands: argparse._SubParsersAction) -> None:
 
 
 def run_descriptors(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise UsageError(f"--workers: {args.workers}; at least 1")
     ids = descriptors.validation_ids(args.dataset)
     run = descriptors.compute_descriptors(ids, args.audio_dir, args.out, args.workers, not args.quiet)
     log.info(f"{args.out}: {run.line()}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -67,7 +68,6 @@ def test_too_few_clips_saturate_and_are_flagged_and_svd_reduction_helps():
 def release(tmp_path) -> tuple[Path, Path, np.ndarray]:
     """A 24-clip validation file, descriptors of its clips, and an untrained encoder checkpoint."""
     dataset = write_release_file(tmp_path / "val", 24, n_tags=20, seed=3)
-    import h5py
     with h5py.File(dataset) as f:
         ids = f["dataset/id"][:, 0]
     torch.manual_seed(0)

@@ -17,6 +17,7 @@ import soundfile as sf
 import analyse
 from coala.analysis import descriptors
 from coala.cli import EXIT_FAILURES, EXIT_OK, EXIT_UNUSABLE
+from coala.errors import AnalysisError
 
 SR = 22000
 
@@ -138,10 +139,10 @@ def test_the_papers_file_layout_is_read(tmp_path):
 
 
 @pytest.mark.parametrize("text", ["[1, 2]", "{\"5\": [1, 2]}", "{\"x\": {}}", "not json"])
-def test_unusable_descriptor_files_are_one_line_errors(tmp_path, text, capsys):
+def test_unusable_descriptor_files_are_refused_naming_them(tmp_path, text):
     path = tmp_path / "bad.json"
     path.write_text(text)
-    with pytest.raises(descriptors.AnalysisError, match=str(path)):
+    with pytest.raises(AnalysisError, match=str(path)):
         descriptors.read_descriptors(path)
 
 
@@ -151,3 +152,16 @@ def test_an_unusable_id_list_is_refused(tmp_path, capsys):
     status = analyse.main(["descriptors", "--audio-dir", str(tmp_path), "--dataset", str(ids), "--out", str(tmp_path / "o.json")])
     assert status == EXIT_UNUSABLE
     assert f"{ids}: expected a JSON list" in capsys.readouterr().err
+
+
+def test_worker_processes_give_the_same_file(tmp_path, clips):
+    folder = next(iter(clips.values())).parent
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    descriptors.compute_descriptors(list(clips), folder, one, workers=1, progress=False)
+    run = descriptors.compute_descriptors(list(clips), folder, two, workers=2, progress=False)
+    assert run.computed == len(clips)
+    serial, parallel = json.loads(one.read_text()), json.loads(two.read_text())
+    assert list(parallel) == list(serial)
+    for clip_id, sets in serial.items():  # one BLAS thread per worker: sums rounded in another order
+        for key, values in sets.items():
+            np.testing.assert_allclose(parallel[clip_id][key], values, rtol=1e-6, atol=1e-9)

@@ -8,7 +8,6 @@ written, so that a 1000-word vocabulary stays readable at full size.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +20,6 @@ from torch import nn
 from coala.analysis.embeddings import ValidationSet, audio_embeddings, tag_embeddings
 from coala.errors import VocabularyError
 from coala.figures import save_figure
-
-log = logging.getLogger(__name__)
 
 AUDIO_TAG_MAP, VOCABULARY_MAP = "map_audio_tags.png", "map_vocabulary.png"
 DEFAULT_CLIPS = 800      # the paper's N
