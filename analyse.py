@@ -19,7 +19,7 @@ from pathlib import Path
 
 from coala.analysis import cca, descriptors, embeddings, maps
 from coala.atomic import require_writable_folder
-from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point
+from coala.cli import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, entry_point
 from coala.device import resolve_device
 from coala.data.tags import load_id2tag
 from coala.errors import AnalysisError, UsageError
@@ -41,7 +41,12 @@ def run_descriptors(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers: {args.workers}; at least 1")
     ids = descriptors.validation_ids(args.dataset)
-    run = descriptors.compute_descriptors(ids, args.audio_dir, args.out, args.workers, not args.quiet)
+    try:
+        run = descriptors.compute_descriptors(ids, args.audio_dir, args.out, args.workers, not args.quiet)
+    except KeyboardInterrupt:
+        log.error(f"interrupted: the clips described so far are in {descriptors.partial_file(args.out)}; "
+                  "run the same command again to resume")
+        return EXIT_INTERRUPTED
     log.info(f"{args.out}: {run.line()}")
     return EXIT_FAILURES if run.missing or run.failed else EXIT_OK
 
