@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: test demo
+.PHONY: test demo demo-analysis
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ DEMO_CKPT = saved_models/$(DEMO_EXPERIMENT)/audio_encoder_epoch_$(DEMO_EPOCHS).p
 DEMO_RESULTS := $(DEMO)/results/performances.json
 DEMO_UNTRAINED_TAGS := $(DEMO_DATA)/untrained/tag_encoder_epoch_0.pt
 DEMO_SEARCH := $(DEMO)/results/search.json
+DEMO_VAL = $(shell $(PY) -c "import json; print(json.load(open('$(DEMO_CONFIG)'))['validation_dataset_file'])")
+DEMO_ID2TAG = $(shell $(PY) -c "import json; print(json.load(open('$(DEMO_CONFIG)'))['id2tag_file'])")
+DEMO_ANALYSIS := $(DEMO)/analysis
 
 $(DEMO_DATA)/demo_data.json: | $(STAMP)
 	$(PY) make_demo_data.py --out $(DEMO_DATA)
@@ -37,11 +40,11 @@ hdf5_ds/spec_tags_demo: $(DEMO_DATA)/demo_data.json
 	$(PY) create_dataset.py --audio-dir $(DEMO_DATA)/corpus/audio --tags-csv $(DEMO_DATA)/corpus/tags.csv --name demo
 
 $(DEMO_UNTRAINED_TAGS): hdf5_ds/spec_tags_demo
-	$(PY) make_demo_data.py --out $(DEMO_DATA) --quiet --untrained-tag-encoder json/id2token_demo.json
+	$(PY) make_demo_data.py --out $(DEMO_DATA) --quiet --untrained-tag-encoder $(DEMO_ID2TAG)
 
 # Retrieval in the shared space on the validation set: the trained pair against the untrained one.
 $(DEMO_SEARCH): $(DEMO_UNTRAINED_TAGS) $(DEMO_CKPT)
-	$(PY) search.py evaluate --model saved_models/$(DEMO_EXPERIMENT) $(DEMO_DATA)/untrained --dataset hdf5_ds/spec_tags_demo_val --id2tag json/id2token_demo.json --out $@ --plot $(DEMO)/results/search_pr.png
+	$(PY) search.py evaluate --model saved_models/$(DEMO_EXPERIMENT) $(DEMO_DATA)/untrained --dataset $(DEMO_VAL) --id2tag $(DEMO_ID2TAG) --out $@ --plot $(DEMO)/results/search_pr.png
 
 demo: $(STAMP) hdf5_ds/spec_tags_demo
 	$(PY) train_dual_ae.py $(DEMO_CONFIG)
@@ -50,4 +53,12 @@ demo: $(STAMP) hdf5_ds/spec_tags_demo
 	$(PY) encode.py --quiet --model $(DEMO_DATA)/untrained/audio_encoder_epoch_0.pt --dataset all --data-dir $(DEMO_DATA) --scaler json/scaler_demo.json
 	$(PY) encode.py --quiet --features mfcc --dataset all --data-dir $(DEMO_DATA)
 	$(PY) classify.py --data-dir $(DEMO_DATA) --runs 3 --jobs 2 --nsynth-selection $(DEMO_DATA)/json/nsynth_selected_sounds_per_class.json --out $(DEMO_RESULTS)
-	@echo; echo "Pictures made:"; ls -1 runs/$(DEMO_EXPERIMENT)/*.png $(DEMO)/results/*.png
+	@$(MAKE) --no-print-directory demo-analysis
+	@echo; echo "Pictures made:"; ls -1 runs/$(DEMO_EXPERIMENT)/*.png $(DEMO)/results/*.png $(DEMO_ANALYSIS)/*.png
+
+# The embedding analysis (docs/analysis.md) on the demo's validation set; part of `make demo`, which
+# makes its inputs. Its few validation clips saturate plain CCA, hence SVCCA's reduction.
+demo-analysis:
+	$(PY) analyse.py descriptors --quiet --audio-dir $(DEMO_DATA)/corpus/audio --dataset $(DEMO_VAL) --out $(DEMO_ANALYSIS)/descriptors.json
+	$(PY) analyse.py cca --svd-keep 0.99 --model $(DEMO_CKPT) untrained=$(DEMO_DATA)/untrained/audio_encoder_epoch_0.pt --dataset $(DEMO_VAL) --descriptors $(DEMO_ANALYSIS)/descriptors.json --out $(DEMO_ANALYSIS)
+	$(PY) analyse.py maps --model $(DEMO_CKPT) --dataset $(DEMO_VAL) --id2tag $(DEMO_ID2TAG) --out $(DEMO_ANALYSIS)

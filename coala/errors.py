@@ -77,3 +77,7 @@ class SearchError(CoalaError):
 
 class DemoDataError(CoalaError):
     """A demo data folder made with other parameters."""
+
+
+class AnalysisError(CoalaError):
+    """Input of the embedding analysis (``analyse.py``) that cannot be used; the message names the file."""

@@ -1,0 +1,96 @@
+"""t-SNE maps of the shared embedding space, as the paper drew them.
+
+``audio_tag_map``: validation clips' audio embeddings and their tag embeddings (the tag encoder's ``z``
+of each clip's multi-hot tags) in one t-SNE, each clip's two points joined by a line: how close the
+contrastive loss brought the two modalities. ``vocabulary_map``: every tag of the vocabulary as a
+one-hot input, in one t-SNE; only the words nearest the centres of k-means clusters of the map are
+written, so that a 1000-word vocabulary stays readable at full size.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from sklearn.cluster import KMeans
+from sklearn.manifold import TSNE
+from torch import nn
+
+from coala.analysis.embeddings import ValidationSet, audio_embeddings, tag_embeddings
+from coala.errors import VocabularyError
+from coala.figures import save_figure
+
+AUDIO_TAG_MAP, VOCABULARY_MAP = "map_audio_tags.png", "map_vocabulary.png"
+DEFAULT_CLIPS = 800      # the paper's N
+PERPLEXITY = 30.0        # scikit-learn's default, lowered for small sets (it must stay below the points)
+LABELLED_WORDS = 60      # k-means clusters of the vocabulary map, one written word each
+FIGURE_DPI = 150
+# Below this many points exact t-SNE is the faster (Barnes-Hut's set-up took 15 s for 24 points on a
+# loaded 2-core machine, exact 0.5 s); above it exact's quadratic cost wins.
+EXACT_TSNE_BELOW = 500
+
+
+def tsne(points: np.ndarray, seed: int) -> np.ndarray:
+    """2-D t-SNE of ``points`` (rows), seeded, PCA-initialised; perplexity at most a third of the points."""
+    perplexity = min(PERPLEXITY, max(1.0, (len(points) - 1) / 3))
+    method = "exact" if len(points) < EXACT_TSNE_BELOW else "barnes_hut"
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", method=method, random_state=seed).fit_transform(points)
+
+
+def check_vocabulary(vocabulary: dict[int, str], width: int, source: object) -> None:
+    """The vocabulary must index exactly the tag encoder's inputs, or words would be put on wrong points."""
+    if sorted(vocabulary) != list(range(width)):
+        raise VocabularyError(f"{source}: a vocabulary of {len(vocabulary)} tags (indices {min(vocabulary, default='-')}.."
+                              f"{max(vocabulary, default='-')}) does not index the tag encoder's {width} inputs")
+
+
+def audio_tag_map(audio_encoder: nn.Module, tag_encoder: nn.Module, validation: ValidationSet, n_clips: int,
+                  seed: int, path: Path) -> int:
+    """Draw the joint map of the first ``n_clips`` validation clips into ``path``; returns the clips drawn."""
+    n = min(n_clips, len(validation.ids))
+    z_audio = audio_embeddings(audio_encoder, validation.patches[:n])
+    z_tags = tag_embeddings(tag_encoder, validation.labels[:n])
+    points = tsne(np.concatenate([z_audio, z_tags]), seed)
+    audio, tags = points[:n], points[n:]
+    fig = Figure(figsize=(10, 10))
+    ax = fig.add_subplot()
+    for (x0, y0), (x1, y1) in zip(audio, tags):
+        ax.plot((x0, x1), (y0, y1), linewidth=0.3, color="black", alpha=0.5)
+    ax.scatter(audio[:, 0], audio[:, 1], s=10, c="tab:red", alpha=0.8, edgecolors="none")
+    ax.scatter(tags[:, 0], tags[:, 1], s=10, c="tab:blue", alpha=0.8, edgecolors="none")
+    ax.set_title(f"Audio and tag embeddings of {n} validation clips (t-SNE; lines join a clip's two)")
+    ax.legend(handles=[Line2D([0], [0], marker="o", color="w", markerfacecolor=c, label=label)
+                       for c, label in (("tab:red", "audio"), ("tab:blue", "tags"))], loc="upper left")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    save_figure(fig, path, FIGURE_DPI)
+    return n
+
+
+def labelled_points(points: np.ndarray, n_labels: int, seed: int) -> list[int]:
+    """The indices of the points nearest the centres of ``n_labels`` k-means clusters: spread over the map."""
+    if len(points) <= n_labels:
+        return list(range(len(points)))
+    centres = KMeans(n_clusters=n_labels, n_init=4, random_state=seed).fit(points).cluster_centers_
+    nearest = np.argmin(((points[None, :, :] - centres[:, None, :]) ** 2).sum(axis=2), axis=1)
+    return sorted(set(nearest.tolist()))
+
+
+def vocabulary_map(tag_encoder: nn.Module, vocabulary: dict[int, str], seed: int, path: Path) -> int:
+    """Draw every tag's embedding, a spread sample of them named, into ``path``; returns the words written."""
+    width = len(vocabulary)
+    points = tsne(tag_embeddings(tag_encoder, np.eye(width, dtype=np.float32)), seed)
+    named = labelled_points(points, LABELLED_WORDS, seed)
+    fig = Figure(figsize=(12, 12))
+    ax = fig.add_subplot()
+    ax.scatter(points[:, 0], points[:, 1], s=8, c="tab:gray", alpha=0.6, edgecolors="none")
+    ax.scatter(points[named, 0], points[named, 1], s=14, c="tab:red", edgecolors="none")
+    for i in named:
+        ax.annotate(vocabulary[i], points[i], xytext=(3, 3), textcoords="offset points", fontsize=9)
+    ax.set_title(f"Tag embeddings of the {width}-word vocabulary (t-SNE; {len(named)} words named, "
+                 "each nearest a cluster centre)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    save_figure(fig, path, FIGURE_DPI)
+    return len(named)

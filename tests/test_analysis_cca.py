@@ -1,0 +1,130 @@
+"""analyse.py cca: canonical correlations as SVCCA computed them, on known cases, and the command."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import analyse
+from coala.analysis import cca
+from coala.analysis.descriptors import DESCRIPTOR_KEYS
+from coala.cli import EXIT_OK, EXIT_UNUSABLE
+from coala.models.networks import AudioEncoder, TagEncoder
+from tiny_release import write_release_file
+
+
+def _svcca_coefficients(x: np.ndarray, y: np.ndarray, epsilon: float = 1e-20) -> np.ndarray:
+    """SVCCA's get_cca_similarity(x.T, y.T, epsilon)["cca_coef1"], its covariance formulation written out:
+    covariance blocks rescaled by their largest entries, epsilon on the diagonals, pseudo-inverse square
+    roots, singular values of Sxx^-1/2 Sxy Syy^-1/2."""
+    cov = np.cov(x.T, y.T)
+    dx = x.shape[1]
+    sxx, sxy, syy = cov[:dx, :dx], cov[:dx, dx:], cov[dx:, dx:]
+    xmax, ymax = np.abs(sxx).max(), np.abs(syy).max()
+    sxx, syy, sxy = sxx / xmax, syy / ymax, sxy / np.sqrt(xmax * ymax)
+
+    def invsqrt(s: np.ndarray) -> np.ndarray:
+        w, v = np.linalg.eigh(np.linalg.pinv(s + epsilon * np.eye(len(s))))
+        return v @ np.diag(np.sqrt(np.clip(w, 0, None))) @ v.T
+
+    return np.abs(np.linalg.svd(invsqrt(sxx) @ sxy @ invsqrt(syy), compute_uv=False))
+
+
+def test_coefficients_equal_svccas_on_well_sampled_data():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 8))
+    y = x[:, :3] @ rng.standard_normal((3, 4)) + 2.0 * rng.standard_normal((500, 4))
+    ours = cca.canonical_correlations(x, y)
+    np.testing.assert_allclose(ours, _svcca_coefficients(x, y), atol=1e-8)
+    assert ours.shape == (4,) and 0.2 < ours.mean() < 0.9
+
+
+def test_a_linear_map_of_the_same_data_correlates_fully_and_noise_hardly():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2000, 6))
+    assert cca.canonical_correlations(x, x @ rng.standard_normal((6, 3)) + 5.0) == pytest.approx(np.ones(3))
+    noise = cca.canonical_correlations(x, rng.standard_normal((2000, 3)))
+    assert noise.max() < 0.1
+    # A constant column carries no variance: it is no dimension (SVCCA drops it too).
+    assert cca.canonical_correlations(x, np.c_[x[:, :1], np.ones(2000)]).shape == (1,)
+
+
+def test_too_few_clips_saturate_and_are_flagged_and_svd_reduction_helps():
+    rng = np.random.default_rng(2)
+    signal = rng.standard_normal((40, 2))
+    embeddings = np.c_[signal @ rng.standard_normal((2, 60)) * 10, rng.standard_normal((40, 60)) * 0.01]
+    descriptors = rng.standard_normal((40, 3))  # unrelated to the embeddings
+    plain = cca.mean_cca(embeddings, descriptors)
+    assert plain.saturated and plain.mean_cca == pytest.approx(1.0)
+    reduced = cca.mean_cca(embeddings, descriptors, cca.SVCCA_VARIANCE_KEPT)
+    assert not reduced.saturated and reduced.embedding_rank == 2 and reduced.mean_cca < 0.6
+
+
+@pytest.fixture()
+def release(tmp_path) -> tuple[Path, Path, np.ndarray]:
+    """A 24-clip validation file, descriptors of its clips, and an untrained encoder checkpoint."""
+    dataset = write_release_file(tmp_path / "val", 24, n_tags=20, seed=3)
+    with h5py.File(dataset) as f:
+        ids = f["dataset/id"][:, 0]
+    torch.manual_seed(0)
+    torch.save(AudioEncoder().state_dict(), tmp_path / "audio_encoder_epoch_0.pt")
+    return dataset, tmp_path / "audio_encoder_epoch_0.pt", ids
+
+
+def _write_descriptors(path: Path, ids: np.ndarray, keys=DESCRIPTOR_KEYS) -> Path:
+    rng = np.random.default_rng(4)
+    width = {"mfcc": 20, "chroma": 12}
+    path.write_text(json.dumps({str(i): {k: rng.random(width.get(k.split("_")[0], 1)).tolist() for k in keys}
+                                for i in ids.tolist()}))
+    return path
+
+
+def test_the_command_writes_the_table_and_figure(tmp_path, release, capsys):
+    dataset, checkpoint, ids = release
+    described = _write_descriptors(tmp_path / "d.json", ids)
+    out = tmp_path / "cca"
+    status = analyse.main(["cca", "--model", f"trained={checkpoint}", str(checkpoint), "--dataset", str(dataset),
+                           "--descriptors", str(described), "--out", str(out)])
+    assert status == EXIT_OK
+    table = json.loads((out / "cca.json").read_text())
+    assert list(table["models"]) == ["trained", f"{checkpoint.parent.name}_0"]  # folder and epoch by default
+    assert table["descriptors"] == list(DESCRIPTOR_KEYS)
+    for cells in table["models"].values():
+        for cell in cells.values():
+            assert 0.0 <= cell["mean_cca"] <= 1.0 and cell["n_clips"] == 24
+            assert cell["saturated"]  # 24 clips against a 1152-d embedding
+    markdown = (out / "cca.md").read_text()
+    assert "| mfcc_mean |" in markdown and "*" in markdown
+    assert (out / "cca.png").read_bytes()[:4] == b"\x89PNG"
+    assert "too few clips for the dimension" in capsys.readouterr().err
+
+
+def test_the_papers_descriptor_file_without_rolloff_is_used_for_what_it_holds(tmp_path, release):
+    dataset, checkpoint, ids = release
+    held = [k for k in DESCRIPTOR_KEYS if "rolloff" not in k]
+    described = _write_descriptors(tmp_path / "sound_analysis_validation_set_librosa.json", ids, held)
+    out = tmp_path / "cca"
+    assert analyse.main(["cca", "--model", str(checkpoint), "--dataset", str(dataset), "--descriptors", str(described),
+                         "--out", str(out), "--svd-keep", "0.99"]) == EXIT_OK
+    table = json.loads((out / "cca.json").read_text())
+    assert table["descriptors"] == held and table["svd_keep"] == 0.99
+
+
+def test_a_model_of_the_wrong_kind_and_too_few_clips_are_one_line_errors(tmp_path, release, capsys):
+    dataset, checkpoint, ids = release
+    tag_checkpoint = tmp_path / "tag_encoder_epoch_0.pt"
+    torch.save(TagEncoder(n_tags=20).state_dict(), tag_checkpoint)
+    described = _write_descriptors(tmp_path / "d.json", ids)
+    args = ["--dataset", str(dataset), "--descriptors", str(described), "--out", str(tmp_path / "o")]
+    assert analyse.main(["cca", "--model", str(tag_checkpoint), *args]) == EXIT_UNUSABLE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tag_checkpoint) in err[0] and "not a checkpoint of" in err[0]
+    few = _write_descriptors(tmp_path / "few.json", ids[: cca.MIN_CLIPS - 1])
+    args[3] = str(few)
+    assert analyse.main(["cca", "--model", str(checkpoint), *args]) == EXIT_UNUSABLE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{few}: descriptors for {cca.MIN_CLIPS - 1} of the 24 clips" in err[0]
