@@ -46,6 +46,9 @@ def test_bad_scaler_files_are_named(tmp_path):
     with pytest.raises(ScalerError, match="bad.json: not a scaler file"):
         load_scaler(bad)
     assert main([str(tmp_path / "absent.pkl"), str(tmp_path / "o.json")]) == 2
+    bad.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ScalerError, match="bad.json: not a scaler file of this project \\(ValueError: nested too deeply\\)"):
+        load_scaler(bad)
 
 
 class _RunsCode:

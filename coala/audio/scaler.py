@@ -27,6 +27,7 @@ from coala.atomic import atomic_write_text
 from coala.audio.frontend import PATCH_FRAMES
 from coala.cli import entry_point
 from coala.errors import ScalerError
+from coala.jsonfile import read_json
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,10 @@ class MinMaxScaler:
 
 def _from_json(path: Path) -> MinMaxScaler:
     try:
-        params = json.loads(path.read_text())
+        params = read_json(path)
         scaler = MinMaxScaler(*(np.asarray(params[k], dtype=np.float64) for k in ("data_min", "data_max", "scale", "min")),
                               tuple(params.get("feature_range", (0.0, 1.0))), int(params.get("n_samples_seen", 0)))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ScalerError(f"{path}: not a scaler file of this project ({type(exc).__name__}: {exc})") from None
     return _patch_sized(scaler, path)
 

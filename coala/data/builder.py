@@ -38,6 +38,7 @@ from coala.audio.scaler import MinMaxScaler
 from coala.cli import progress_bar
 from coala.data.tags import build_vocabulary, preprocess_tags
 from coala.errors import AudioError, DatasetError
+from coala.jsonfile import read_json
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +208,8 @@ def _is_utf8(text: str) -> bool:
 def read_exclude_ids(path: Path) -> set[int]:
     """The ``--exclude-ids`` file: a JSON list of clip ids (integers, or strings of digits)."""
     try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        values = read_json(path)
+    except (OSError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot read the exclude list ({exc})") from None
     if not isinstance(values, list):
         raise DatasetError(f"{path}: the exclude list must be a JSON list of ids, found {type(values).__name__}")
