@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coala.device import MAX_WORKERS
 from coala.errors import ConfigError
 from coala.jsonfile import read_json
 from coala.train.step import TRAINABLE
@@ -74,9 +75,6 @@ MAX_LEARNING_RATE = 1.0
 # and already below 1e-3 a step is over 100x the paper's; above 100 all logits lie within +-0.01 and the
 # loss no longer tells pairs apart.
 TEMPERATURE_RANGE = (1e-3, 1e2)
-# Each DataLoader worker is a process forked at the first epoch, a copy of the training process: a
-# value in the thousands is a typo that would swamp the machine before the first batch.
-MAX_WORKERS = 64
 # torch seeds its generators with a signed 64-bit integer, and the shuffling seed is seed + epoch:
 # a larger seed fails only once training starts.
 SEED_LIMIT = 2**62
