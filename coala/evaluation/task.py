@@ -74,9 +74,13 @@ def clip_vector(path: Path) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise DownstreamError(f"{path}: cannot read ({exc})") from None
+    # Integers or floats: strings cannot be averaged (a TypeError), and complex vectors would lose
+    # their imaginary part in the cast to float32 unnoticed.
+    if array.dtype.kind not in "iuf":
+        raise DownstreamError(f"{path}: expected an array of real numbers, got {array.dtype}")
     if array.ndim == 2 and array.shape[0] > 0:
         array = array.mean(axis=0, dtype=np.float64)
-    if array.ndim != 1 or array.size == 0 or not np.issubdtype(array.dtype, np.number):
+    if array.ndim != 1 or array.size == 0:
         raise DownstreamError(f"{path}: expected a (n_chunks, d) or (d,) numeric array, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise DownstreamError(f"{path}: holds non-finite values")
