@@ -25,7 +25,7 @@ import torch
 
 from coala.audio.mfcc import mfcc_features
 from coala.audio.scaler import load_scaler
-from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, require_file
+from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, is_plain_name, require_file
 from coala.data.tags import load_id2tag
 from coala.device import MAX_WORKERS, resolve_device
 from coala.encode.api import (encode_files, extract_audio_embedding, extract_audio_embedding_chunks,
@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> RunSummary:
         raise UsageError(f"--batch-size must be at least 1 and --workers between 0 and {MAX_WORKERS}")
     if args.bf16 and args.features == "mfcc":
         raise UsageError("--bf16 applies to model embeddings, not to --features mfcc")
+    if args.name is not None and not is_plain_name(args.name):
+        raise UsageError(f"--name must be a plain folder name, got {args.name!r}")
     require_file(args.nsynth_selection, "--nsynth-selection")
     model, device = None, torch.device("cpu")
     if args.features == "mfcc":

@@ -406,3 +406,10 @@ def test_thousands_of_workers_are_refused_before_any_process_starts(capsys, tmp_
                                 "--output", tmp_path / "out", "--workers", "100000")
     assert code == 2 and stdout == "" and err.strip() == "error: --batch-size must be at least 1 and --workers between 0 and 64"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["../../elsewhere", ".hidden", "a/b"])
+def test_a_name_that_is_no_plain_folder_name_is_refused(capsys, tmp_path, data_dir, name):
+    """--name is a folder inside each dataset's embedding folder: '../..' wrote outside it."""
+    code, stdout, err = run_cli(capsys, "--features", "mfcc", "--dataset", "gtzan", "--data-dir", data_dir, "--name", name)
+    assert code == 2 and err.strip() == f"error: --name must be a plain folder name, got {name!r}"
