@@ -26,9 +26,9 @@ import torch
 from coala import assets
 from coala.audio.mfcc import mfcc_features
 from coala.audio.scaler import load_scaler
-from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, require_file
+from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, is_plain_name, require_file
 from coala.data.tags import load_id2tag
-from coala.device import resolve_device
+from coala.device import MAX_WORKERS, resolve_device
 from coala.encode.api import (encode_files, extract_audio_embedding, extract_audio_embedding_chunks,
                               extract_tag_embedding, load_audio_model, return_loaded_model)
 from coala.encode.batch import (CPU_BATCH_SIZE, FAILURES_FILE, GPU_BATCH_SIZE, RunSummary, chunk_computer,
@@ -106,11 +106,14 @@ def run(args: argparse.Namespace) -> RunSummary:
         raise UsageError("--model is required for embeddings (or pass --features mfcc)")
     if args.input is not None and args.output is None:
         raise UsageError("--output is required with --input")
-    if (args.batch_size is not None and args.batch_size < 1) or (args.workers is not None and args.workers < 0):
-        raise UsageError("--batch-size must be at least 1 and --workers at least 0")
+    bad_workers = args.workers is not None and not 0 <= args.workers <= MAX_WORKERS
+    if (args.batch_size is not None and args.batch_size < 1) or bad_workers:
+        raise UsageError(f"--batch-size must be at least 1 and --workers between 0 and {MAX_WORKERS}")
     for flag in ("bf16", "projection"):
         if getattr(args, flag) and args.features == "mfcc":
             raise UsageError(f"--{flag} applies to model embeddings, not to --features mfcc")
+    if args.name is not None and not is_plain_name(args.name):
+        raise UsageError(f"--name must be a plain folder name, got {args.name!r}")
     require_file(args.nsynth_selection, "--nsynth-selection")
     model, device = None, torch.device("cpu")
     if args.features == "mfcc":

@@ -14,13 +14,26 @@ from __future__ import annotations
 
 import argparse
 import logging
+import urllib.parse
 from pathlib import Path
 
 from coala.assets import HOME_VARIABLE, asset_root
 from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point
+from coala.errors import UsageError
 from coala.fetch import DEADLINE_S, PAPER_ASSETS, PAPER_BASE_URL, fetch_all
 
 log = logging.getLogger("coala.fetch")
+
+
+def check_base_url(url: str) -> None:
+    """Only http(s) mirrors: urllib would also try ftp:// and file://, and a URL that is no URL at all
+    ('mirror.example', a broken IPv6 host) raised a ValueError traceback at the first download."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:
+        raise UsageError(f"--base-url {url!r}: not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"--base-url {url!r}: expected an http:// or https:// URL with a host")
 
 
 @entry_point
@@ -34,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"stop downloading after this long (default {DEADLINE_S:g}); a rerun resumes")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    check_base_url(args.base_url)
     root = args.root or asset_root()
     report = fetch_all(PAPER_ASSETS, args.base_url, root, show_progress=not args.quiet, deadline_s=args.deadline)
     for status, names in (("fetched", report.fetched), ("already there", report.present)):

@@ -11,6 +11,7 @@ run of this host left behind (``remove_stale_temporaries``), never those of a pr
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -53,6 +54,9 @@ def _create_temporary(folder: Path, name: str) -> Path:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed."""
     path = Path(path)
+    if path.is_dir():
+        # Refused now, not at the rename, whose error would name the temporary instead of ``path``.
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = _create_temporary(path.parent, path.name)
     try:

@@ -80,6 +80,12 @@ def require_file(path: Path | None, option: str) -> None:
         raise UsageError(f"{option}: no such file {path}")
 
 
+def is_plain_name(name: str) -> bool:
+    """A name that becomes one file or folder name inside an output folder: no '/' (nor '..') to write
+    elsewhere, no leading '.' to hide it or to look like one of the atomic writes' temporaries."""
+    return bool(name) and "/" not in name and "\0" not in name and not name.startswith(".")
+
+
 def progress_bar(iterable: Iterable | None = None, enabled: bool = True, **kwargs: Any) -> tqdm:
     """A tqdm bar on stderr that redraws rarely when stderr is not a terminal (a log keeps few lines)."""
     terminal = sys.stderr.isatty()

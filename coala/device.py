@@ -5,6 +5,10 @@ import torch
 
 from coala.errors import ConfigError
 
+# Each DataLoader worker (training's num_workers, encode.py's --workers) is a process forked when the
+# loader starts, a copy of the parent: a value in the thousands is a typo that would swamp the machine.
+MAX_WORKERS = 64
+
 
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` is CUDA when present, else CPU; a name torch does not know, or a CUDA device that is not

@@ -88,3 +88,12 @@ with atomic.atomic_paths(paths, pathlib.Path({str(journal)!r})) as tmps:
     assert not finish_interrupted_commit(journal)
     assert [p.read_text() for p in paths] == ["new", "new", "new"] and not journal.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
+
+
+def test_a_folder_in_the_way_is_named_and_no_temporary_is_left(tmp_path):
+    """The rename's error named the hidden temporary; the folder the user gave is what is wrong."""
+    (tmp_path / "out.json").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        atomic_write_text(tmp_path / "out.json", "{}")
+    assert info.value.filename == str(tmp_path / "out.json")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"] and not any((tmp_path / "out.json").iterdir())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -321,3 +322,26 @@ def test_embedding_set_without_test_clips_is_skipped_and_the_others_evaluated(tm
     assert set(results["GTZAN"]) == {SEPARABLE}
     assert results["meta"]["tasks"]["GTZAN"]["embeddings"][RANDOM]["missing"] == 12
     assert "warning: GTZAN mfcc: skipped, a split has no test clip" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.full((3, 4), "x"), "expected an array of real numbers, got <U1"),
+    (np.ones((3, 4), np.complex64), "expected an array of real numbers, got complex64"),
+    (np.ones((2, 3, 4), np.float32), "got shape (2, 3, 4)"),
+    (np.array([1.0, np.nan], np.float32), "holds non-finite values"),
+])
+def test_an_embedding_file_that_is_no_vector_is_named(tmp_path: Path, array: np.ndarray, message: str) -> None:
+    """2-D strings stopped the average with a TypeError traceback; complex vectors lost their imaginary part."""
+    from coala.evaluation.task import clip_vector
+    path = tmp_path / "clip.npy"
+    np.save(path, array)
+    with pytest.raises(DownstreamError, match=f"clip.npy: .*{re.escape(message)}"):
+        clip_vector(path)
+
+
+def test_an_object_array_is_never_unpickled(tmp_path: Path) -> None:
+    from coala.evaluation.task import clip_vector
+    path = tmp_path / "clip.npy"
+    np.save(path, np.array([print], dtype=object), allow_pickle=True)
+    with pytest.raises(DownstreamError, match="clip.npy: cannot read .*allow_pickle"):
+        clip_vector(path)

@@ -88,6 +88,12 @@ def _broken(tmp_path: Path, edit) -> Path:
      "mismatched lengths id 9, data 10, label 10"),
     (lambda f: (f.__delitem__("dataset/data"), f.create_dataset("dataset/data", data=np.zeros((10, 96, 64), np.float32))),
      "dataset/data has shape (10, 96, 64), expected (N, 96, 96)"),
+    (lambda f: (f.__delitem__("dataset/data"), f.create_dataset("dataset/data", data=np.full((10, 96, 96), b"x"))),
+     "dataset/data holds byte string values, expected real numbers"),
+    (lambda f: (f.__delitem__("dataset/data"), f.create_dataset("dataset/data", data=np.zeros((10, 96, 96), np.complex64))),
+     "dataset/data holds complex values, expected real numbers"),
+    (lambda f: (f.__delitem__("dataset/label"), f.create_dataset("dataset/label", data=np.full((10, 20), b"1"))),
+     "dataset/label holds byte string values"),
 ])
 def test_malformed_files_are_rejected_in_one_line(tmp_path: Path, edit, message: str) -> None:
     path = _broken(tmp_path, edit)

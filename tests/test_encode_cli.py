@@ -397,3 +397,19 @@ def test_a_run_sweeps_killed_writers_temporaries_and_checks_its_output_first(tmp
     with pytest.raises(UsageError, match="cannot write into"):
         run_extraction(tasks, lambda path: calls.append(path), tmp_path / "a_file" / "failures.tsv", progress=False)
     assert calls == []
+
+
+def test_thousands_of_workers_are_refused_before_any_process_starts(capsys, tmp_path, clip_folder, encoder_ckpt,
+                                                                   scaler_file):
+    """Each DataLoader worker is a forked copy of the process: --workers 100000 would swamp the machine."""
+    code, stdout, err = run_cli(capsys, "--model", encoder_ckpt, "--scaler", scaler_file, "--input", clip_folder,
+                                "--output", tmp_path / "out", "--workers", "100000")
+    assert code == 2 and stdout == "" and err.strip() == "error: --batch-size must be at least 1 and --workers between 0 and 64"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["../../elsewhere", ".hidden", "a/b"])
+def test_a_name_that_is_no_plain_folder_name_is_refused(capsys, tmp_path, data_dir, name):
+    """--name is a folder inside each dataset's embedding folder: '../..' wrote outside it."""
+    code, stdout, err = run_cli(capsys, "--features", "mfcc", "--dataset", "gtzan", "--data-dir", data_dir, "--name", name)
+    assert code == 2 and err.strip() == f"error: --name must be a plain folder name, got {name!r}"

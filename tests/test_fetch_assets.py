@@ -324,3 +324,11 @@ def test_cli_deadline_option_stops_every_download(server, tmp_path: Path, capsys
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(errors) == len(PAPER_ASSETS) and all("deadline of 0 s" in line for line in errors)
     assert server.requests == []
+
+
+@pytest.mark.parametrize("url", ["not a url", "http://[::1", "ftp://mirror.example/", "file:///etc/", "https://"])
+def test_a_base_url_that_is_no_http_mirror_is_one_line_before_any_download(tmp_path, capsys, url):
+    assert fetch_assets.main(["--base-url", url, "--root", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --base-url {url!r}: ") and len(err.strip().splitlines()) == 1, err
+    assert not any(tmp_path.iterdir())

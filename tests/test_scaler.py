@@ -46,6 +46,16 @@ def test_bad_scaler_files_are_named(tmp_path):
     with pytest.raises(ScalerError, match="bad.json: not a scaler file"):
         load_scaler(bad)
     assert main([str(tmp_path / "absent.pkl"), str(tmp_path / "o.json")]) == 2
+    fitted = {"data_min": [0.0] * 96, "data_max": [1.0] * 96, "scale": [1.0] * 96, "min": [0.0] * 96}
+    bad.write_text(json.dumps({**fitted, "min": [0.0] * 95 + [float("nan")]}))
+    with pytest.raises(ScalerError, match="bad.json: scaler parameter min holds nan at feature 95"):
+        load_scaler(bad)
+    bad.write_text(json.dumps({**fitted, "n_samples_seen": float("inf")}))
+    with pytest.raises(ScalerError, match="bad.json: not a scaler file of this project \\(OverflowError"):
+        load_scaler(bad)
+    bad.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ScalerError, match="bad.json: not a scaler file of this project \\(ValueError: nested too deeply\\)"):
+        load_scaler(bad)
 
 
 class _RunsCode:

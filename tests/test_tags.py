@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from coala.data.tags import build_vocabulary, preprocess_tags, singular, stop_words
+from coala.data.tags import build_vocabulary, load_id2tag, preprocess_tags, singular, stop_words
+from coala.errors import VocabularyError
 
 
 def paper_vocabulary(reference) -> list[str]:
@@ -69,3 +71,11 @@ def test_vocabulary_by_document_frequency():
     # gensim's bound is int(max_fraction * n_clips): 0.69 * 10 -> 6 keeps "common" on 6 clips, 0.59 does not
     assert "common" in build_vocabulary(clip_tags, 10, 2, 0.69)
     assert "common" not in build_vocabulary(clip_tags, 10, 2, 0.59)
+
+
+def test_a_vocabulary_nested_too_deeply_is_one_line(tmp_path):
+    """json.loads raises RecursionError, not a decoding error, for arrays nested some thousand deep."""
+    path = tmp_path / "id2token.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(VocabularyError, match="not an id-to-tag JSON object \\(nested too deeply\\)"):
+        load_id2tag(path)

@@ -64,6 +64,12 @@ def test_shipped_configs_have_the_paper_values() -> None:
     ({"tag_loss_weight": float("-inf")}, "key 'tag_loss_weight' must be a finite number, got -Infinity"),
     ({"audio_loss_weight": 1e6}, "key 'audio_loss_weight' must be between 0 and 1000, got 1000000.0"),
     ({"audio_loss_weight": 0, "tag_loss_weight": 0, "contrastive_loss_weight": 0}, "are all 0: nothing would be trained"),
+    ({"tag_loss_weight": 10**400}, "key 'tag_loss_weight' must be a finite number, got 1000"),
+    ({"experiment_name": "a\0b"}, "key 'experiment_name' must be a string without NUL"),
+    ({"checkpoint_dir": "\ud800"}, "key 'checkpoint_dir' must be a string without NUL or unpaired surrogates"),
+    ({"seed": 2**64}, "key 'seed' must be between 0 and"),
+    ({"seed": -1}, "key 'seed' must be between 0 and"),
+    ({"num_workers": 10**6}, "key 'num_workers' must be between 0 and 64, got 1000000"),
 ])
 def test_bad_configs_are_refused_naming_the_key(tmp_path: Path, change: dict, message: str) -> None:
     raw = paper_config(tmp_path, "x")
@@ -80,6 +86,18 @@ def test_infinity_in_a_config_file_is_refused_naming_the_key(tmp_path: Path) -> 
     (tmp_path / "cfg.json").write_text(raw)
     with pytest.raises(ConfigError, match=r"cfg.json: key 'learning_rate' must be a finite number, got Infinity$"):
         load_config(tmp_path / "cfg.json")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"epochs": ' + "9" * 5000 + "}", "Exceeds the limit (4300 digits)"),
+])
+def test_config_text_python_cannot_hold_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    """json raises RecursionError and a plain ValueError for these, not JSONDecodeError."""
+    (tmp_path / "cfg.json").write_text(text)
+    with pytest.raises(ConfigError, match=r"cfg.json: not valid JSON") as info:
+        load_config(tmp_path / "cfg.json")
+    assert message in str(info.value)
 
 
 def test_paper_keys_alone_give_the_defaults(tmp_path: Path) -> None:

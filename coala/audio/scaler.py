@@ -27,6 +27,7 @@ from coala.atomic import atomic_write_text
 from coala.audio.frontend import PATCH_FRAMES
 from coala.cli import entry_point
 from coala.errors import ScalerError
+from coala.jsonfile import read_json
 
 log = logging.getLogger(__name__)
 
@@ -98,19 +99,26 @@ class MinMaxScaler:
 
 def _from_json(path: Path) -> MinMaxScaler:
     try:
-        params = json.loads(path.read_text())
+        params = read_json(path)
         scaler = MinMaxScaler(*(np.asarray(params[k], dtype=np.float64) for k in ("data_min", "data_max", "scale", "min")),
-                              tuple(params.get("feature_range", (0.0, 1.0))), int(params.get("n_samples_seen", 0)))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                              tuple(float(v) for v in params.get("feature_range", (0.0, 1.0))),
+                              int(params.get("n_samples_seen", 0)))
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ScalerError(f"{path}: not a scaler file of this project ({type(exc).__name__}: {exc})") from None
     return _patch_sized(scaler, path)
 
 
 def _patch_sized(scaler: MinMaxScaler, path: Path) -> MinMaxScaler:
-    """The scaler, when it was fitted on 96 frame positions (a scaler of other data would mis-scale patches)."""
-    shapes = {a.shape for a in (scaler.data_min, scaler.data_max, scaler.scale, scaler.min)}
+    """The scaler, when it was fitted on 96 frame positions (a scaler of other data would mis-scale patches)
+    and its parameters are finite (a NaN or Inf in one would make every embedding NaN, written unnoticed)."""
+    parameters = {"data_min": scaler.data_min, "data_max": scaler.data_max, "scale": scaler.scale, "min": scaler.min}
+    shapes = {a.shape for a in parameters.values()}
     if shapes != {(PATCH_FRAMES,)}:
         raise ScalerError(f"{path}: scaler parameters must have {PATCH_FRAMES} features each, found {sorted(shapes)}")
+    for name, values in parameters.items():
+        if not np.isfinite(values).all():
+            index = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise ScalerError(f"{path}: scaler parameter {name} holds {values[index]} at feature {index}")
     return scaler
 
 
@@ -164,7 +172,7 @@ def _from_pickle(path: Path) -> MinMaxScaler:
         raise ScalerError(f"{path}: the pickle holds a {type(sk).__name__}, not a MinMaxScaler")
     try:
         scaler = _from_sklearn(sk)
-    except (AttributeError, TypeError, ValueError) as exc:
+    except (AttributeError, TypeError, ValueError, OverflowError) as exc:
         raise ScalerError(f"{path}: the pickled MinMaxScaler is not fitted ({type(exc).__name__}: {exc})") from None
     return _patch_sized(scaler, path)
 

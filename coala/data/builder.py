@@ -35,9 +35,10 @@ from coala.atomic import (atomic_paths, atomic_write, atomic_write_text, finish_
 from coala.audio.frontend import DEFAULT_RESAMPLER, PATCH_SHAPE, SAMPLE_RATE, load_audio, log_mel, pad_short_clip
 from coala.audio.patches import max_energy_patch
 from coala.audio.scaler import MinMaxScaler
-from coala.cli import progress_bar
+from coala.cli import is_plain_name, progress_bar
 from coala.data.tags import build_vocabulary, preprocess_tags
 from coala.errors import AudioError, DatasetError
+from coala.jsonfile import read_json
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class BuildOptions:
             (0.0 < self.max_fraction <= 1.0, f"--max-fraction must be in (0, 1], got {self.max_fraction}"),
             (0.0 < self.val_fraction < 1.0, f"--val-fraction must be in (0, 1), got {self.val_fraction}"),
             (self.workers >= 1, f"--workers must be at least 1, got {self.workers}"),
-            (bool(self.name) and "/" not in self.name and not self.name.startswith("."),
+            (is_plain_name(self.name),
              f"--name must be a plain file-name part, got {self.name!r}"),
             (self.audio_dir.is_dir(), f"{self.audio_dir}: audio folder not found"),
             (self.tags_csv.is_file(), f"{self.tags_csv}: tag CSV not found"),
@@ -207,8 +208,8 @@ def _is_utf8(text: str) -> bool:
 def read_exclude_ids(path: Path) -> set[int]:
     """The ``--exclude-ids`` file: a JSON list of clip ids (integers, or strings of digits)."""
     try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        values = read_json(path)
+    except (OSError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot read the exclude list ({exc})") from None
     if not isinstance(values, list):
         raise DatasetError(f"{path}: the exclude list must be a JSON list of ids, found {type(values).__name__}")

@@ -22,6 +22,11 @@ from coala.errors import DatasetError
 
 GROUP = "dataset"
 Item = tuple[np.ndarray, np.ndarray, np.ndarray]
+# numpy dtype kinds each dataset may hold: integers or floats (labels also booleans). Strings fail the
+# value checks with a TypeError, and complex patches would lose their imaginary part unnoticed.
+NUMBER_KINDS = {"data": "iuf", "label": "biuf", "id": "iuf"}
+KIND_NAMES = {"c": "complex", "S": "byte string", "U": "string", "O": "variable-length", "V": "compound or opaque",
+              "b": "boolean", "M": "datetime", "m": "timedelta"}
 
 
 def inspect_hdf5(path: str | Path) -> tuple[int, int]:
@@ -34,13 +39,17 @@ def inspect_hdf5(path: str | Path) -> tuple[int, int]:
             if GROUP not in f or not isinstance(f[GROUP], h5py.Group):
                 raise DatasetError(f"{path}: no group {GROUP!r}")
             group = f[GROUP]
-            shapes = {}
+            shapes, kinds = {}, {}
             for name in ("id", "data", "label"):
                 if name not in group or not isinstance(group[name], h5py.Dataset):
                     raise DatasetError(f"{path}: no dataset {GROUP}/{name}")
                 shapes[name] = group[name].shape
+                kinds[name] = group[name].dtype.kind
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
+    for name, kind in kinds.items():
+        if kind not in NUMBER_KINDS[name]:
+            raise DatasetError(f"{path}: {GROUP}/{name} holds {KIND_NAMES.get(kind, kind)} values, expected real numbers")
     if shapes["data"][1:] != PATCH_SHAPE:
         raise DatasetError(f"{path}: {GROUP}/data has shape {shapes['data']}, expected (N, {PATCH_SHAPE[0]}, {PATCH_SHAPE[1]})")
     if len(shapes["label"]) != 2 or shapes["label"][1] < 1:

@@ -11,7 +11,6 @@ longer does. Newer inflect would change eight words of the paper's vocabulary.
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -21,6 +20,7 @@ import inflect
 
 from coala import assets
 from coala.errors import VocabularyError
+from coala.jsonfile import read_json
 
 STOP_WORDS_FILE = Path(__file__).with_name("stopwords_en_nltk.txt")
 
@@ -85,8 +85,8 @@ def load_id2tag(id2tag: "str | Path | dict | None" = None) -> dict[int, str]:
     if not path.is_file():
         raise VocabularyError(f"{path}: vocabulary file not found (get it with `python fetch_assets.py`)")
     try:
-        return {int(k): str(v) for k, v in json.loads(path.read_text()).items()}
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+        return {int(k): str(v) for k, v in read_json(path).items()}
+    except (ValueError, AttributeError) as exc:
         raise VocabularyError(f"{path}: not an id-to-tag JSON object ({exc})") from None
 
 

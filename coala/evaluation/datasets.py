@@ -13,7 +13,6 @@ copy the selected notes there), else from ``nsynth/nsynth-train/audio/`` through
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from coala import assets
 from coala.audio.frontend import AUDIO_SUFFIXES
 from coala.errors import DataAbsentError, DownstreamError
 from coala.evaluation.task import Task, embedding_names, stems_on_disk
+from coala.jsonfile import read_json
 
 EMBEDDINGS_FOLDER = "embeddings"
 US8K_CSV = Path("UrbanSound8K") / "metadata" / "UrbanSound8K.csv"
@@ -88,9 +88,9 @@ def _require(path: Path) -> Path:
 def read_selection(path: Path) -> list[str]:
     """The note names (no ``.wav``) of the paper's NSynth training selection JSON (family -> file names)."""
     try:
-        listed = json.loads(path.read_text(encoding="utf-8"))
+        listed = read_json(path)
         return [name.removesuffix(".wav") for names in listed.values() for name in names]
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError):
+    except (ValueError, AttributeError, TypeError):
         raise DownstreamError(f"{path}: not a JSON object of family -> list of note names") from None
 
 

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from coala.atomic import atomic_write_text
 from coala.evaluation.datasets import DOWNSTREAM
 from coala.figures import save_figure
+from coala.jsonfile import read_json
 
 TASK_ORDER = tuple(dataset.key for dataset in DOWNSTREAM.values())
 META_KEY = "meta"
@@ -50,8 +51,8 @@ def merge_previous(path: Path, results: dict[str, Any]) -> list[str]:
     was kept, as "<task>: <set>, <set>" lines.
     """
     try:
-        previous = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        previous = read_json(path)
+    except (OSError, ValueError):
         return []
     if not isinstance(previous, dict):
         return []

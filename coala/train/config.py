@@ -10,11 +10,14 @@ import dataclasses
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coala.device import MAX_WORKERS
 from coala.errors import ConfigError
+from coala.jsonfile import read_json
 from coala.train.step import TRAINABLE
 
 _DEVICE_PATTERN = re.compile(r"^(cpu|cuda|cuda:\d+|auto)$")
@@ -72,6 +75,9 @@ MAX_LEARNING_RATE = 1.0
 # and already below 1e-3 a step is over 100x the paper's; above 100 all logits lie within +-0.01 and the
 # loss no longer tells pairs apart.
 TEMPERATURE_RANGE = (1e-3, 1e2)
+# torch seeds its generators with a signed 64-bit integer, and the shuffling seed is seed + epoch:
+# a larger seed fails only once training starts.
+SEED_LIMIT = 2**62
 
 
 def _weight(v: float) -> bool:
@@ -92,7 +98,8 @@ _VALUE_RULES = {
     "device": (lambda v: bool(_DEVICE_PATTERN.match(v)), 'one of "cpu", "cuda", "cuda:N", "auto"'),
     "log_interval": (lambda v: v >= 1, ">= 1"),
     "save_model_every": (lambda v: v >= 1, ">= 1"),
-    "num_workers": (lambda v: v >= 0, ">= 0"),
+    "num_workers": (lambda v: 0 <= v <= MAX_WORKERS, f"between 0 and {MAX_WORKERS}"),
+    "seed": (lambda v: 0 <= v < SEED_LIMIT, f"between 0 and {SEED_LIMIT - 1}"),
     "model": (lambda v: v in TRAINABLE, " or ".join(f'"{m}"' for m in TRAINABLE)),
 }
 
@@ -100,11 +107,25 @@ _VALUE_RULES = {
 def _type_ok(value: Any, annotation: str) -> bool:
     # bool is an int subclass in Python: `"epochs": true` must not pass as 1. Python's json reads
     # NaN and Infinity as floats; no setting is usable with them.
+    # An integer of 400 digits is a JSON number but overflows a float.
     if annotation == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and abs(value) <= sys.float_info.max and math.isfinite(value))
     if annotation == "int":
         return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, {"str": str, "bool": bool}[annotation])
+    if annotation == "str":
+        return isinstance(value, str) and _path_safe(value)
+    return isinstance(value, bool)
+
+
+def _path_safe(value: str) -> bool:
+    """Strings name files and folders: a NUL, or an unpaired surrogate (which JSON's ``\\u`` escapes
+    allow), can be no file name and would fail in ``os.mkdir`` after the config was accepted."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\0" not in value
 
 
 def parse_config(raw: Any, source: str = "config") -> TrainConfig:
@@ -121,7 +142,8 @@ def parse_config(raw: Any, source: str = "config") -> TrainConfig:
     for key, value in raw.items():
         annotation = _FIELDS[key].type
         if not _type_ok(value, annotation):
-            expected = {"float": "a finite number", "int": "an integer", "str": "a string", "bool": "true or false"}[annotation]
+            expected = {"float": "a finite number", "int": "an integer", "str": "a string without NUL or unpaired surrogates",
+                        "bool": "true or false"}[annotation]
             raise ConfigError(f"{source}: key {key!r} must be {expected}, got {json.dumps(value)}")
         rule = _VALUE_RULES.get(key)
         if rule is not None and not rule[0](value):
@@ -140,7 +162,7 @@ def load_config(path: str | Path) -> TrainConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raw = read_json(path)
+    except ValueError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     return parse_config(raw, str(path))

@@ -1,0 +1,19 @@
+"""Reading a user's JSON file with every way its text can be malformed reported as one ``ValueError``.
+
+``json.loads`` raises ``JSONDecodeError`` for bad syntax, but a plain ``ValueError`` for an integer
+of over 4300 digits, ``UnicodeDecodeError`` for bytes that are not UTF-8 and ``RecursionError`` for
+arrays nested some thousand deep; callers catch ``ValueError`` alone and name their file.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def read_json(path: str | Path) -> Any:
+    """The decoded contents of ``path``; ``ValueError`` when its text is not JSON Python can hold."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
