@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import urllib.parse
 from pathlib import Path
 
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     check_base_url(args.base_url)
+    if not math.isfinite(args.deadline) or args.deadline < 0:
+        raise UsageError(f"--deadline must be a finite number of seconds >= 0, got {args.deadline}")
     root = args.root or asset_root()
     report = fetch_all(PAPER_ASSETS, args.base_url, root, show_progress=not args.quiet, deadline_s=args.deadline)
     for status, names in (("fetched", report.fetched), ("already there", report.present)):

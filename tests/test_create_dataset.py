@@ -287,3 +287,8 @@ def test_a_training_run_on_the_result_works(corpus, tmp_path):
         assert (folder / f"{part}_epoch_1.pt").is_file()
     tag_encoder = torch.load(folder / "tag_encoder_epoch_1.pt", map_location="cpu", weights_only=True)
     assert tag_encoder["tag_encoder.0.weight"].shape == (512, report["tags_kept"])
+
+
+def test_workers_beyond_the_bound_are_refused(corpus, tmp_path):
+    with pytest.raises(DatasetError, match="--workers must be between 1 and"):
+        build_dataset(options_for(corpus, tmp_path, workers=100_000))

@@ -413,3 +413,16 @@ def test_a_name_that_is_no_plain_folder_name_is_refused(capsys, tmp_path, data_d
     """--name is a folder inside each dataset's embedding folder: '../..' wrote outside it."""
     code, stdout, err = run_cli(capsys, "--features", "mfcc", "--dataset", "gtzan", "--data-dir", data_dir, "--name", name)
     assert code == 2 and err.strip() == f"error: --name must be a plain folder name, got {name!r}"
+
+
+def test_non_finite_embeddings_are_listed_failures_not_files(capsys, tmp_path, clip_folder, encoder_ckpt, scaler_file):
+    """A finite scaler whose scale overflows float32 makes Inf/NaN outputs: listed, never written, exit 1."""
+    extreme = json.loads(scaler_file.read_text())
+    extreme["scale"] = [1e308] * len(extreme["scale"])
+    (tmp_path / "extreme.json").write_text(json.dumps(extreme))
+    out = tmp_path / "out"
+    code, _, _ = run_cli(capsys, "--model", encoder_ckpt, "--scaler", tmp_path / "extreme.json", "--output", out,
+                         "--input", clip_folder / CLIP_SPECS[0][0])
+    assert code == 1
+    assert not list(out.rglob("*.npy"))
+    assert "non-finite values" in (out / "failures.tsv").read_text()

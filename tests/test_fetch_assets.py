@@ -332,3 +332,12 @@ def test_a_base_url_that_is_no_http_mirror_is_one_line_before_any_download(tmp_p
     err = capsys.readouterr().err
     assert err.startswith(f"error: --base-url {url!r}: ") and len(err.strip().splitlines()) == 1, err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("deadline", ["nan", "inf", "-1"])
+def test_a_deadline_that_is_no_duration_is_one_line(tmp_path, capsys, deadline):
+    import fetch_assets
+    assert fetch_assets.main(["--root", str(tmp_path), "--deadline", deadline]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --deadline must be a finite number"), err
+    assert not any(tmp_path.iterdir())

@@ -201,3 +201,11 @@ def test_an_epoch_interrupted_before_its_state_is_redone_with_its_pictures(corpu
     train(_config(corpus, epochs=2))
     assert [m["epoch"] for m in _strict_lines(runs / "metrics.jsonl")] == [1, 2]
     assert (runs / "examples_epoch_2.png").is_file() and (runs / "loss_curves.png").is_file()
+
+
+def test_a_state_path_that_is_a_folder_is_refused_before_training(tmp_path: Path) -> None:
+    from coala.train.state import STATE_FILE, load_state
+    folder = tmp_path / "ckpt"
+    (folder / STATE_FILE).mkdir(parents=True)
+    with pytest.raises(StateError, match="not a file"):
+        load_state(folder, None, {})  # type: ignore[arg-type]

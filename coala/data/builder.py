@@ -37,6 +37,7 @@ from coala.audio.patches import max_energy_patch
 from coala.audio.scaler import MinMaxScaler
 from coala.cli import is_plain_name, progress_bar
 from coala.data.tags import build_vocabulary, preprocess_tags
+from coala.device import MAX_WORKERS
 from coala.errors import AudioError, DatasetError
 from coala.jsonfile import read_json
 
@@ -105,7 +106,7 @@ class BuildOptions:
             (self.min_count >= 1, f"--min-count must be at least 1, got {self.min_count}"),
             (0.0 < self.max_fraction <= 1.0, f"--max-fraction must be in (0, 1], got {self.max_fraction}"),
             (0.0 < self.val_fraction < 1.0, f"--val-fraction must be in (0, 1), got {self.val_fraction}"),
-            (self.workers >= 1, f"--workers must be at least 1, got {self.workers}"),
+            (1 <= self.workers <= MAX_WORKERS, f"--workers must be between 1 and {MAX_WORKERS}, got {self.workers}"),
             (is_plain_name(self.name),
              f"--name must be a plain file-name part, got {self.name!r}"),
             (self.audio_dir.is_dir(), f"{self.audio_dir}: audio folder not found"),

@@ -383,8 +383,13 @@ def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Pa
                 if result.error is not None:
                     failures.append((task.source, result.error))
                 else:
-                    value = result.value[output] if model is not None else result.value
-                    writes.append(writer.submit(_write_npy, task.output, np.asarray(value, dtype=np.float32)))
+                    value = np.asarray(result.value[output] if model is not None else result.value, dtype=np.float32)
+                    if not np.isfinite(value).all():
+                        # A scaler or weights out of range give NaN or Inf: never a silent embedding file.
+                        failures.append((task.source, "non-finite values in the output (check the scaler and model)"))
+                        bar.update(1)
+                        continue
+                    writes.append(writer.submit(_write_npy, task.output, value))
                     if len(writes) > MAX_PENDING_WRITES:
                         writes.popleft().result()
                     summary.done += 1

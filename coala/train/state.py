@@ -92,8 +92,10 @@ def load_state(folder: Path, cfg: TrainConfig, data: Fingerprint) -> dict[str, A
     """The saved state of this experiment, or None; refuses one written under other trajectory settings
     or on other training data (``data``: the fingerprint of the training file now)."""
     path = folder / STATE_FILE
-    if not path.is_file():
+    if not path.exists():
         return None
+    if not path.is_file():
+        raise StateError(f"{path}: not a file; move it away to start afresh")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line report
