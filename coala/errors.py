@@ -50,6 +50,10 @@ class DatasetError(CoalaError):
     """Training data (HDF5 files, a tag CSV, an audio folder) that is missing or not in its layout."""
 
 
+class PlanMismatchError(CoalaError):
+    """Processes of one torchrun job started with different arguments; the message names the first."""
+
+
 class StateError(CoalaError):
     """A training state that cannot be resumed under this config; the message names file and key."""
 

@@ -12,10 +12,8 @@ import contextlib
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +28,8 @@ from coala.cli import progress_bar
 from coala.data.checks import check_values, fingerprint
 from coala.data.hdf5 import open_dataset
 from coala.data.tags import load_id2tag
-from coala.device import resolve_device
-from coala.errors import CheckpointError, CoalaError, ConfigError, DatasetError, DivergenceError, VocabularyError
+from coala.distributed import Runtime, gather, joined, on_main
+from coala.errors import CheckpointError, ConfigError, DatasetError, DivergenceError, VocabularyError
 from coala.models.fast_layers import accelerate, tuned_for
 from coala.train import plots, state as training_state
 from coala.train.config import TrainConfig
@@ -40,34 +38,6 @@ from coala.train.step import (TRAINABLE, Objective, all_gather_with_grad, as_pat
 
 METRICS_FILE = "metrics.jsonl"
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Runtime:
-    rank: int
-    world_size: int
-    device: torch.device
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def start_runtime(device_name: str) -> Runtime:
-    """Join the process group torchrun describes in the environment, if any."""
-    device = resolve_device(device_name)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
-        return Runtime(0, 1, device)
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Runtime(dist.get_rank(), world_size, device)
 
 
 def load_vocabulary(path: str, n_tags: int) -> dict[int, str]:
@@ -130,12 +100,7 @@ def _open_tensorboard(folder: Path):
 
 
 def _gather_rng(runtime: Runtime) -> list[dict[str, torch.Tensor]]:
-    own = training_state.rng_state()
-    if not runtime.distributed:
-        return [own]
-    states: list = [None] * runtime.world_size
-    dist.all_gather_object(states, own)
-    return states
+    return gather(runtime, training_state.rng_state())
 
 
 def _strict(record: dict[str, float]) -> dict[str, float | None]:
@@ -154,23 +119,6 @@ def check_output_folders(cfg: TrainConfig) -> None:
     for key, folder in (("checkpoint_dir", cfg.checkpoint_folder), ("log_dir", cfg.log_folder)):
         require_writable_folder(folder, key, ConfigError)
         remove_stale_temporaries(folder)
-
-
-def on_main(runtime: Runtime, check: Callable[[], None]) -> None:
-    """Run ``check`` on rank 0 only, and have every process raise the ``CoalaError`` it raised: no process
-    goes on (and waits forever) while another stopped, and the data is read once, not once per process."""
-    error: CoalaError | None = None
-    if runtime.main:
-        try:
-            check()
-        except CoalaError as exc:
-            error = exc
-    if runtime.distributed:
-        outcome = [error]
-        dist.broadcast_object_list(outcome, src=0)
-        error = outcome[0]
-    if error is not None:
-        raise error
 
 
 def _diverged(cfg: TrainConfig, epoch: int, what: str) -> DivergenceError:
@@ -233,12 +181,8 @@ def _log_epoch(cfg: TrainConfig, metrics: list[dict[str, float]], example: dict[
 
 def train(cfg: TrainConfig) -> None:
     """Run (or resume) the training ``cfg`` describes, to ``cfg.epochs`` epochs."""
-    runtime = start_runtime(cfg.device)
-    try:
+    with joined(cfg.device) as runtime:
         _train(cfg, runtime)
-    finally:
-        if runtime.distributed:
-            dist.destroy_process_group()
 
 
 def _check_data(cfg: TrainConfig) -> None:
