@@ -16,22 +16,22 @@ installed defaults (``python fetch_assets.py``). Command line (``python encode.p
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from coala import assets
 from coala.audio.mfcc import mfcc_features
 from coala.audio.scaler import load_scaler
 from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, is_plain_name, require_file
 from coala.data.tags import load_id2tag
-from coala.device import MAX_WORKERS, resolve_device
+from coala.device import MAX_WORKERS
+from coala.distributed import SHARE_TIMEOUT, Runtime, agree, gather, joined, on_main
 from coala.encode.api import (encode_files, extract_audio_embedding, extract_audio_embedding_chunks,
                               extract_tag_embedding, load_audio_model, return_loaded_model)
-from coala.encode.batch import (CPU_BATCH_SIZE, FAILURES_FILE, GPU_BATCH_SIZE, RunSummary, chunk_computer,
+from coala.encode.batch import (CPU_BATCH_SIZE, FAILURES_FILE, GPU_BATCH_SIZE, FileJob, RunSummary, chunk_computer,
                                 dataset_jobs, default_batch_size, embedding_name, plan_inputs, run_extraction)
 from coala.encode.projection import write_projection_record
 from coala.errors import UsageError
@@ -42,6 +42,8 @@ from coala.models.registry import AUDIO_NETWORKS
 __all__ = ["return_loaded_model", "extract_audio_embedding", "extract_audio_embedding_chunks",
            "extract_tag_embedding", "encode_files", "load_id2tag", "scaler", "id2tag", "tag2id", "main"]
 log = logging.getLogger("coala.encode")
+# Options each process of a torchrun job may set for itself: they change how fast it runs, not its outputs.
+PER_PROCESS_OPTIONS = {"workers", "quiet"}
 
 
 def __getattr__(name: str) -> Any:
@@ -100,8 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> RunSummary:
-    """Everything the command line does after parsing; setup problems raise ``CoalaError`` before any work."""
+def run(args: argparse.Namespace, runtime: Runtime) -> RunSummary:
+    """Everything the command line does after parsing; setup problems raise ``CoalaError`` before any work.
+
+    Under torchrun every process must have been given the same arguments (``--workers`` and ``--quiet``
+    aside: they change no output) and find the same files; each then encodes its share."""
+    agree(runtime, {f"--{key.replace('_', '-')}": value for key, value in vars(args).items()
+                    if key not in PER_PROCESS_OPTIONS})
     if args.features == "embeddings" and args.model is None:
         raise UsageError("--model is required for embeddings (or pass --features mfcc)")
     if args.input is not None and args.output is None:
@@ -115,11 +122,10 @@ def run(args: argparse.Namespace) -> RunSummary:
     if args.name is not None and not is_plain_name(args.name):
         raise UsageError(f"--name must be a plain folder name, got {args.name!r}")
     require_file(args.nsynth_selection, "--nsynth-selection")
-    model, device = None, torch.device("cpu")
+    model, device = None, runtime.device
     if args.features == "mfcc":
         compute, name = mfcc_features, args.name or "mfcc"
     else:
-        device = resolve_device(args.device)
         model = load_audio_model(args.model, args.model_type, device)
         compute = chunk_computer(load_scaler(args.scaler))
         name = args.name or embedding_name(args.model) + ("_zd" if args.projection else "")
@@ -133,23 +139,47 @@ def run(args: argparse.Namespace) -> RunSummary:
     else:
         datasets = list(DOWNSTREAM) if args.dataset == "all" else [args.dataset]
         plans = dataset_jobs(datasets, args.data_dir, args.data_dir / EMBEDDINGS_FOLDER, name, args.nsynth_selection)
+    agree(runtime, {"the file list": _file_list(plans)})
     workers = args.workers if args.workers is not None else (0 if device.type == "cpu" else min(4, os.cpu_count() or 1))
     batch_size = args.batch_size or default_batch_size(device)
     summary = RunSummary()
     for jobs, failures_path in plans:
-        if args.projection:
-            write_projection_record(failures_path.parent, assets.locate(args.model))
+        if args.projection:  # checks the folder, so no process may write into it before rank 0 has
+            on_main(runtime, lambda: write_projection_record(failures_path.parent, assets.locate(args.model)))
         summary.add(run_extraction(jobs, compute, failures_path, model, batch_size, workers, args.overwrite,
-                                   progress=not args.quiet, bf16=args.bf16, output=int(args.projection)))
+                                   progress=not args.quiet, bf16=args.bf16, output=int(args.projection),
+                                   runtime=runtime))
     return summary
+
+
+def _file_list(plans: list[tuple[list[FileJob], Path]]) -> str:
+    """The jobs, compared between processes as a count and a digest (a million paths would be a lot to send)."""
+    digest = hashlib.sha256()
+    for jobs, failures_path in plans:
+        for job in [*jobs, FileJob(failures_path, failures_path)]:
+            digest.update(f"{job.source}\0{job.output}\n".encode("utf-8", "surrogateescape"))
+    return f"{sum(len(jobs) for jobs, _ in plans)} files (sha256 {digest.hexdigest()[:16]})"
 
 
 @entry_point
 def main(argv: list[str] | None = None) -> int:
-    """Exit status 0 when every file was encoded or skipped, 1 when any failed, 2 for unusable input."""
-    summary = run(build_parser().parse_args(argv))
-    print(summary.line())
-    return EXIT_FAILURES if summary.failed else EXIT_OK
+    """Exit status 0 when every file was encoded or skipped, 1 when any failed, 2 for unusable input.
+
+    Under torchrun each process prints its share's counts, rank 0 the total as one process would, and
+    every process exits 1 when any process had a failure."""
+    args = build_parser().parse_args(argv)
+    with joined(args.device if args.features == "embeddings" else "cpu", SHARE_TIMEOUT) as runtime:
+        summary = run(args, runtime)
+        total = RunSummary()
+        for share in gather(runtime, summary):
+            total.add(share)
+        if runtime.distributed:
+            print(f"{runtime.label()}: {summary.counts()}", flush=True)
+        if runtime.main:
+            print(total.line(), flush=True)
+        # torchrun stops the other processes when one exits with a failure: none may exit before all printed.
+        gather(runtime, None)
+    return EXIT_FAILURES if total.failed else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,27 @@ def progress_bar(iterable: Iterable | None = None, enabled: bool = True, **kwarg
     kwargs.setdefault("mininterval", TERMINAL_REFRESH_S if terminal else LOG_REFRESH_S)
     kwargs.setdefault("maxinterval", max(kwargs["mininterval"], 10.0))
     return tqdm(iterable, disable=not enabled, dynamic_ncols=terminal, file=sys.stderr, **kwargs)
+
+
+@dataclass
+class RunSummary:
+    """Counts of one run (or several, added up; or one process's share of one) and where its failure lists
+    are, for the last line."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failure_files: list[Path] = field(default_factory=list)
+
+    def add(self, other: "RunSummary") -> None:
+        self.done += other.done
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.failure_files += other.failure_files
+
+    def counts(self) -> str:
+        return f"done {self.done}, skipped {self.skipped}, failed {self.failed}"
+
+    def line(self) -> str:
+        where = f" (reasons in {', '.join(map(str, self.failure_files))})" if self.failure_files else ""
+        return self.counts() + where

@@ -19,7 +19,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ from coala.atomic import atomic_write, atomic_write_text, remove_stale_temporari
 from coala.audio.frontend import AUDIO_SUFFIXES, BLOCK_SAMPLES, iter_spectrogram
 from coala.audio.patches import iter_chunks
 from coala.audio.scaler import MinMaxScaler
-from coala.cli import progress_bar
+from coala.cli import RunSummary, progress_bar
+from coala.distributed import Runtime, balanced_shares, from_main, gather, round_robin
 from coala.encode.inference import embed_patches, inference_model
 from coala.errors import UsageError
 from coala.evaluation.datasets import DOWNSTREAM
@@ -78,26 +79,6 @@ class FileResult:
     value: Any = None
     error: str | None = None
     last: bool = True
-
-
-@dataclass
-class RunSummary:
-    """Counts of one run (or several, added up) and where its failure lists are, for the last line."""
-
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-    failure_files: list[Path] = field(default_factory=list)
-
-    def add(self, other: "RunSummary") -> None:
-        self.done += other.done
-        self.skipped += other.skipped
-        self.failed += other.failed
-        self.failure_files += other.failure_files
-
-    def line(self) -> str:
-        where = f" (reasons in {', '.join(map(str, self.failure_files))})" if self.failure_files else ""
-        return f"done {self.done}, skipped {self.skipped}, failed {self.failed}{where}"
 
 
 def file_chunks(path: Path, scaler: MinMaxScaler, block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
@@ -343,9 +324,47 @@ def _update_failures(path: Path, tasks: Sequence[FileJob], failures: list[tuple[
             path.unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class _Claims:
+    """What a run will do with its tasks, decided from one view of the disk before any output is written:
+    indices of the tasks to compute, how many are skipped (their output exists), the tasks that name an
+    output an earlier task already claimed (failures), and, under torchrun, the todo files' sizes."""
+
+    todo: list[int]
+    skipped: int
+    duplicates: list[tuple[Path, str]]
+    sizes: list[int]
+
+
+def _claim(tasks: Sequence[FileJob], overwrite: bool, with_sizes: bool) -> _Claims:
+    duplicates: list[tuple[Path, str]] = []
+    claimed: dict[Path, Path] = {}
+    todo: list[int] = []
+    skipped = 0
+    for index, task in enumerate(tasks):
+        if task.output in claimed:
+            duplicates.append((task.source, f"same output {task.output} as {claimed[task.output]}"))
+        elif not overwrite and task.output.exists():
+            claimed[task.output] = task.source
+            skipped += 1
+        else:
+            claimed[task.output] = task.source
+            todo.append(index)
+    return _Claims(todo, skipped, duplicates, [_size(tasks[i].source) for i in todo] if with_sizes else [])
+
+
+def _size(path: Path) -> int:
+    """A file's weight in the split between processes; one gone meanwhile fails when computed, not here."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Path, model: nn.Module | None = None,
                    batch_size: int = CPU_BATCH_SIZE, workers: int = 0, overwrite: bool = False,
-                   progress: bool = True, bf16: bool = False, output: int = 0) -> RunSummary:
+                   progress: bool = True, bf16: bool = False, output: int = 0,
+                   runtime: Runtime | None = None) -> RunSummary:
     """Compute, embed (when ``model`` is given) and write every task's ``.npy``; the CLI's whole job.
 
     Jobs whose output exists are skipped unless ``overwrite``; outputs are written atomically, so an
@@ -354,23 +373,26 @@ def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Pa
     encoder's contrastive projection ``z_d`` (what ``search.py`` indexes); ``bf16`` runs the model
     under bfloat16 autocast (``inference_model``). Failures are merged into ``failures_path``
     (``_update_failures``).
+
+    Under torchrun (``runtime.distributed``) rank 0 decides what is to do and every process computes its
+    ``balanced_shares`` of it, by file size; rank 0 then merges every process's failures into the list
+    once, in the order one process would have written them. The summary holds this process's counts.
     """
+    distributed = runtime is not None and runtime.distributed
     output_root = failures_path.parent
     require_writable_folder(output_root, "output")
-    remove_stale_temporaries(output_root, recursive=True)
-    summary = RunSummary()
-    failures: list[tuple[Path, str]] = []
-    claimed: dict[Path, Path] = {}
-    todo: list[FileJob] = []
-    for task in tasks:
-        if task.output in claimed:
-            failures.append((task.source, f"same output {task.output} as {claimed[task.output]}"))
-        elif not overwrite and task.output.exists():
-            claimed[task.output] = task.source
-            summary.skipped += 1
-        else:
-            claimed[task.output] = task.source
-            todo.append(task)
+    remove_stale_temporaries(output_root, recursive=True)  # only temporaries of dead writers: safe beside other ranks
+    if distributed:
+        claims = from_main(runtime, lambda: _claim(tasks, overwrite, with_sizes=True))
+        mine = [claims.todo[i] for i in balanced_shares(claims.sizes, runtime.world_size)[runtime.rank]]
+        summary = RunSummary(skipped=len(round_robin(claims.skipped, runtime)))
+        progress = progress and runtime.main  # one bar, not one per process over each other
+    else:
+        claims = _claim(tasks, overwrite, with_sizes=False)
+        mine = claims.todo
+        summary = RunSummary(skipped=claims.skipped)
+    todo = [tasks[i] for i in mine]
+    failed: list[tuple[int, Path, str]] = []  # (task index, source, reason) of this process's share
     # numpy's BLAS threads and torch's threads fight over the cores (perf notes); torch does the math here.
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(WRITER_THREADS) as writer, \
             progress_bar(None, progress, total=len(todo), unit="file") as bar:
@@ -381,12 +403,13 @@ def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Pa
             for result in results:
                 task = todo[result.index]
                 if result.error is not None:
-                    failures.append((task.source, result.error))
+                    failed.append((mine[result.index], task.source, result.error))
                 else:
                     value = np.asarray(result.value[output] if model is not None else result.value, dtype=np.float32)
                     if not np.isfinite(value).all():
                         # A scaler or weights out of range give NaN or Inf: never a silent embedding file.
-                        failures.append((task.source, "non-finite values in the output (check the scaler and model)"))
+                        failed.append((mine[result.index], task.source,
+                                       "non-finite values in the output (check the scaler and model)"))
                         bar.update(1)
                         continue
                     writes.append(writer.submit(_write_npy, task.output, value))
@@ -397,8 +420,18 @@ def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Pa
             while writes:
                 writes.popleft().result()  # a write error (disk full, no permission) ends the run here
         finally:
-            summary.failed = len(failures)
+            writes_list = not distributed or runtime.main
+            summary.failed = len(failed) + (len(claims.duplicates) if writes_list else 0)
+            if not distributed:
+                failures = claims.duplicates + [(source, reason) for _, source, reason in failed]
+                _update_failures(failures_path, tasks, failures)
+    if distributed:
+        # A process that died before this point loses the list of its failures, not its outputs: a rerun
+        # computes its unfinished and failed files again and lists those that still fail.
+        everyone = sorted(f for share in gather(runtime, failed) for f in share)
+        failures = claims.duplicates + [(source, reason) for _, source, reason in everyone]
+        if runtime.main:
             _update_failures(failures_path, tasks, failures)
-    if failures:
+    if failures and writes_list:
         summary.failure_files.append(failures_path)
     return summary
