@@ -15,6 +15,7 @@ from pathlib import Path
 
 from coala.cli import EXIT_INTERRUPTED, EXIT_OK, entry_point
 from coala.data.builder import BuildOptions, build_dataset
+from coala.distributed import SHARE_TIMEOUT, joined
 
 log = logging.getLogger("coala.data")
 
@@ -32,7 +33,7 @@ def parse_args(argv: list[str] | None) -> BuildOptions:
     parser.add_argument("--max-fraction", type=float, default=defaults.max_fraction, help="keep words on at most this share of clips (default %(default)s)")
     parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction, help="share of clips held out for validation (default %(default)s)")
     parser.add_argument("--exclude-ids", type=Path, help="JSON list of clip ids to leave out (e.g. the downstream datasets' clips)")
-    parser.add_argument("--workers", type=int, default=defaults.workers, help="processes computing spectrograms (default: the CPU count, %(default)s)")
+    parser.add_argument("--workers", type=int, default=defaults.workers, help="processes computing spectrograms, per process under torchrun (default: the CPU count divided by the processes on the node, %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the train/validation split (default %(default)s)")
     args = parser.parse_args(argv)
     return BuildOptions(**vars(args))
@@ -42,11 +43,14 @@ def parse_args(argv: list[str] | None) -> BuildOptions:
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     try:
-        report = build_dataset(options)
+        with joined("cpu", SHARE_TIMEOUT) as runtime:
+            report = build_dataset(options, runtime)
     except KeyboardInterrupt:
         log.error(f"interrupted: the patches computed so far are cached in {options.cache_dir}; "
                   "run the same command again to resume")
         return EXIT_INTERRUPTED
+    if report is None:  # a torchrun process other than rank 0: its share's line is all it has to say
+        return EXIT_OK
     log.info(f"{report['clips_read']} rows read, {report['clips_kept']} clips kept "
              f"({report['train_size']} train, {report['validation_size']} validation), "
              f"{report['clips_skipped']} skipped {report['skipped_by_reason']}, {report['tags_kept']} tags")

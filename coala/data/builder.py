@@ -35,9 +35,10 @@ from coala.atomic import (atomic_paths, atomic_write, atomic_write_text, finish_
 from coala.audio.frontend import DEFAULT_RESAMPLER, PATCH_SHAPE, SAMPLE_RATE, load_audio, log_mel, pad_short_clip
 from coala.audio.patches import max_energy_patch
 from coala.audio.scaler import MinMaxScaler
-from coala.cli import is_plain_name, progress_bar
+from coala.cli import RunSummary, is_plain_name, progress_bar
 from coala.data.tags import build_vocabulary, preprocess_tags
 from coala.device import MAX_WORKERS
+from coala.distributed import Runtime, agree, balanced_shares, from_main, gather, on_main, round_robin
 from coala.errors import AudioError, DatasetError
 from coala.jsonfile import read_json
 
@@ -52,6 +53,9 @@ BLOCK = 1024
 """Patches read from the cache at a time when fitting the scaler and writing HDF5 (bounded memory)."""
 
 INT32_MAX = np.iinfo(np.int32).max
+
+PER_PROCESS_OPTIONS = {"workers", "progress"}
+"""Options each process of a torchrun build may set for itself: they change its speed, not the files."""
 
 # Reasons a clip is left out, as they appear in the report.
 MALFORMED_ROW = "malformed row"
@@ -82,6 +86,11 @@ class Skipped:
     detail: str | None = None
 
 
+def default_workers() -> int:
+    """The CPU count, shared by the processes torchrun starts on this node (one thread per worker)."""
+    return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 @dataclass
 class BuildOptions:
     """Every choice of a build; ``create_dataset.py`` fills it from the command line."""
@@ -96,7 +105,7 @@ class BuildOptions:
     max_fraction: float = 0.7
     val_fraction: float = 0.1
     exclude_ids: Path | None = None
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = field(default_factory=default_workers)
     seed: int = 0
     progress: bool = True
 
@@ -321,7 +330,7 @@ def compute_patches(clips: dict[int, Path], cache_dir: Path, workers: int, progr
         for _, skipped in progress_bar(results, progress, total=len(jobs), desc="spectrograms", unit="clip"):
             if skipped is not None:
                 failures.append(skipped)
-    return failures
+    return sorted(failures, key=lambda skipped: skipped.id)  # in id order, not in the order workers finished
 
 
 def load_patches(cache_dir: Path, ids: Sequence[int]) -> np.ndarray:
@@ -397,8 +406,20 @@ def _write_json(path: Path, value: object) -> None:
     atomic_write_text(path, json.dumps(value, indent=1, ensure_ascii=False) + "\n")
 
 
-def build_dataset(options: BuildOptions) -> dict:
-    """Run every stage and write every file; return the report (also written as JSON)."""
+@dataclass
+class _Inputs:
+    """What the build reads before any spectrogram: the CSV's rows, the clips to use and those left out."""
+
+    n_rows: int
+    skipped: list[Skipped]
+    clip_tags: dict[int, list[str]]
+    clips: dict[int, Path]
+    without_row: int
+
+
+def _read_inputs(options: BuildOptions) -> _Inputs:
+    """The checks and clean-up before any work (an interrupted commit finished, dead writers' temporaries
+    swept), then the inputs read and paired."""
     options.validate()
     require_writable_folder(options.out_dir, "--out-dir")
     require_writable_folder(options.json_dir, "--json-dir")
@@ -429,10 +450,54 @@ def build_dataset(options: BuildOptions) -> dict:
             skipped.append(Skipped(AMBIGUOUS, id=clip_id, detail=", ".join(str(p) for p in files)))
         else:
             clip_tags[clip_id], clips[clip_id] = tags, files[0]
+    return _Inputs(n_rows, skipped, clip_tags, clips, without_row)
 
-    for bad in compute_patches(clips, options.cache_dir, options.workers, options.progress):
-        skipped.append(bad)
-        del clip_tags[bad.id]
+
+def _shared_patches(clips: dict[int, Path] | None, options: BuildOptions,
+                    runtime: Runtime) -> tuple[list[Skipped], RunSummary]:
+    """The spectrogram stage split over torchrun's processes: rank 0 (which alone read ``clips``) lists the
+    clips not cached yet with their file sizes, each process computes its ``balanced_shares`` of them
+    into the shared cache, and every process learns all bad clips (in id order). The summary is this
+    process's share; cached clips are counted, round robin, as skipped."""
+    def plan() -> tuple[list[tuple[int, Path, int]], int]:
+        todo = [(clip_id, audio, audio.stat().st_size) for clip_id, audio in clips.items()
+                if not is_cached(options.cache_dir, clip_id, audio)]
+        return todo, len(clips) - len(todo)
+
+    todo, cached = from_main(runtime, plan)
+    share = balanced_shares([size for _, _, size in todo], runtime.world_size)[runtime.rank]
+    mine = {todo[i][0]: todo[i][1] for i in share}
+    bad = compute_patches(mine, options.cache_dir, options.workers, options.progress and runtime.main)
+    summary = RunSummary(done=len(mine) - len(bad), skipped=len(round_robin(cached, runtime)), failed=len(bad))
+    return sorted((s for part in gather(runtime, bad) for s in part), key=lambda skipped: skipped.id), summary
+
+
+def build_dataset(options: BuildOptions, runtime: Runtime | None = None) -> dict | None:
+    """Run every stage and write every file; return the report (also written as JSON).
+
+    Under torchrun (``runtime.distributed``) the processes share the spectrogram stage; rank 0 alone
+    reads the inputs and writes the files, exactly as one process would, and returns the report (the
+    others return None and log their share's counts). Every process stops with a ``CoalaError`` any
+    stage raised on rank 0, and all must have been given the same options (``--workers`` aside).
+    """
+    if runtime is None or not runtime.distributed:
+        inputs = _read_inputs(options)
+        bad = compute_patches(inputs.clips, options.cache_dir, options.workers, options.progress)
+        return _finish(options, inputs, bad)
+    agree(runtime, {f"--{key.replace('_', '-')}": str(value) for key, value in asdict(options).items()
+                    if key not in PER_PROCESS_OPTIONS})
+    inputs = on_main(runtime, lambda: _read_inputs(options))
+    bad, summary = _shared_patches(inputs.clips if inputs else None, options, runtime)
+    log.info(f"{runtime.label()}: {summary.counts()}")
+    return on_main(runtime, lambda: _finish(options, inputs, bad))
+
+
+def _finish(options: BuildOptions, inputs: _Inputs, bad: list[Skipped]) -> dict:
+    """Vocabulary, split, scaler and the five files, from the cached patches of the clips not in ``bad``."""
+    n_rows, skipped, clip_tags, without_row = inputs.n_rows, inputs.skipped, inputs.clip_tags, inputs.without_row
+    for clip in bad:
+        skipped.append(clip)
+        del clip_tags[clip.id]
 
     vocabulary = build_vocabulary(clip_tags, options.num_tags, options.min_count, options.max_fraction)
     in_vocabulary = set(vocabulary)
