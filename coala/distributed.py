@@ -69,11 +69,6 @@ def start_runtime(device_name: str, timeout: timedelta | None = None) -> Runtime
     return Runtime(dist.get_rank(), world_size, device)
 
 
-def stop_runtime(runtime: Runtime) -> None:
-    if runtime.distributed:
-        dist.destroy_process_group()
-
-
 @contextlib.contextmanager
 def joined(device_name: str, timeout: timedelta | None = None) -> Iterator[Runtime]:
     """``start_runtime`` for the length of a ``with`` block; the group is left however the block ends."""
@@ -81,7 +76,8 @@ def joined(device_name: str, timeout: timedelta | None = None) -> Iterator[Runti
     try:
         yield runtime
     finally:
-        stop_runtime(runtime)
+        if runtime.distributed:
+            dist.destroy_process_group()
 
 
 def on_main(runtime: Runtime, check: Callable[[], T]) -> T | None:
