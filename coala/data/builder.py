@@ -87,8 +87,9 @@ class Skipped:
 
 
 def default_workers() -> int:
-    """The CPU count, shared by the processes torchrun starts on this node (one thread per worker)."""
-    return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    """The CPU count, shared by the processes torchrun starts on this node (one thread per worker), at most
+    ``MAX_WORKERS`` (a machine with more cores would otherwise fail the default's own check)."""
+    return min(MAX_WORKERS, max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
 @dataclass
