@@ -138,7 +138,8 @@ def test_search_indexes_shards_as_it_indexes_files(tmp_path):
     sharded = read_embeddings(folder)
     index_embeddings(tmp_path / "index_shards", {}, clips, sharded, clips)
     for name in ("clips.npy", "chunks.npy", "offsets.npy"):
-        np.testing.assert_array_equal(np.load(tmp_path / "index_files" / name), np.load(tmp_path / "index_shards" / name))
+        np.testing.assert_array_equal(np.load(tmp_path / "index_files" / name),
+                                      np.load(tmp_path / "index_shards" / name))
 
 
 @pytest.mark.parametrize("damage", [

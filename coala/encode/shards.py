@@ -187,7 +187,8 @@ class ShardWriter:
     def add(self, clip: str, source: Path, array: np.ndarray) -> None:
         if self._held and (array.ndim, array.shape[-1]) != (self._held[0][2].ndim, self._held[0][2].shape[-1]):
             self.close()
-        self._held.append((clip, str(source), np.asarray(array, dtype=np.float32)))
+        array = np.asarray(array, dtype=np.float32)
+        self._held.append((clip, str(source), array))
         self._bytes += array.nbytes
         if self._bytes >= self.max_bytes:
             self.close()
