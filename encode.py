@@ -5,6 +5,7 @@
     model = return_loaded_model(AudioEncoder, "saved_models/dual_ae_c/audio_encoder_epoch_200.pt")
     embedding, embedding_d = extract_audio_embedding_chunks(model, "clip.wav")   # (n_chunks, 1152) each
     per_file = encode_files(model, ["a.wav", "b.flac"])                          # [(embedding, embedding_d), ...]
+    read_embeddings("my_embeddings")["sub/a"]     # what encode.py wrote for sub/a.wav, in either --layout
 
 The paper's module attributes ``scaler``, ``id2tag`` and ``tag2id`` are read on first access from the
 installed defaults (``python fetch_assets.py``). Command line (``python encode.py --help``, docs/encoding.md):
@@ -34,13 +35,15 @@ from coala.encode.api import (encode_files, extract_audio_embedding, extract_aud
 from coala.encode.batch import (CPU_BATCH_SIZE, FAILURES_FILE, GPU_BATCH_SIZE, FileJob, RunSummary, chunk_computer,
                                 dataset_jobs, default_batch_size, embedding_name, plan_inputs, run_extraction)
 from coala.encode.projection import write_projection_record
+from coala.encode.shards import SHARD_BYTES, read_embeddings
 from coala.errors import UsageError
 from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
 from coala.models.networks import AudioEncoder
 from coala.models.registry import AUDIO_NETWORKS
 
 __all__ = ["return_loaded_model", "extract_audio_embedding", "extract_audio_embedding_chunks",
-           "extract_tag_embedding", "encode_files", "load_id2tag", "scaler", "id2tag", "tag2id", "main"]
+           "extract_tag_embedding", "encode_files", "read_embeddings", "load_id2tag", "scaler", "id2tag", "tag2id",
+           "main"]
 log = logging.getLogger("coala.encode")
 # Options each process of a torchrun job may set for itself: they change how fast it runs, not its outputs.
 PER_PROCESS_OPTIONS = {"workers", "quiet"}
@@ -97,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--projection", action="store_true",
                         help="save z_d, the audio encoder's contrastive projection, instead of z (what search.py "
                              "index --from-embeddings reads); the encoder is recorded in projection.json")
+    parser.add_argument("--layout", choices=["files", "shards"], default="files",
+                        help="files (default): one .npy per audio file; shards: a few large shard files with an "
+                             "index, for collections of millions of files (docs/encoding.md)")
+    parser.add_argument("--shard-mb", type=float, default=SHARD_BYTES / 2**20,
+                        help=f"with --layout shards, the size of a shard in MB (default {SHARD_BYTES // 2**20}): "
+                             "an interrupted run loses at most the shard being filled")
     parser.add_argument("--overwrite", action="store_true", help="redo files whose output already exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -121,6 +130,8 @@ def run(args: argparse.Namespace, runtime: Runtime) -> RunSummary:
             raise UsageError(f"--{flag} applies to model embeddings, not to --features mfcc")
     if args.name is not None and not is_plain_name(args.name):
         raise UsageError(f"--name must be a plain folder name, got {args.name!r}")
+    if args.shard_mb <= 0:
+        raise UsageError(f"--shard-mb must be positive, got {args.shard_mb}")
     require_file(args.nsynth_selection, "--nsynth-selection")
     model, device = None, runtime.device
     if args.features == "mfcc":
@@ -142,13 +153,14 @@ def run(args: argparse.Namespace, runtime: Runtime) -> RunSummary:
     agree(runtime, {"the file list": _file_list(plans)})
     workers = args.workers if args.workers is not None else (0 if device.type == "cpu" else min(4, os.cpu_count() or 1))
     batch_size = args.batch_size or default_batch_size(device)
+    shard_bytes = max(1, int(args.shard_mb * 2**20)) if args.layout == "shards" else None
     summary = RunSummary()
     for jobs, failures_path in plans:
         if args.projection:  # checks the folder, so no process may write into it before rank 0 has
             on_main(runtime, lambda: write_projection_record(failures_path.parent, assets.locate(args.model)))
         summary.add(run_extraction(jobs, compute, failures_path, model, batch_size, workers, args.overwrite,
                                    progress=not args.quiet, bf16=args.bf16, output=int(args.projection),
-                                   runtime=runtime))
+                                   runtime=runtime, shard_bytes=shard_bytes))
     return summary
 
 

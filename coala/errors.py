@@ -85,3 +85,8 @@ class DemoDataError(CoalaError):
 
 class AnalysisError(CoalaError):
     """Input of the embedding analysis (``analyse.py``) that cannot be used; the message names the file."""
+
+
+class EmbeddingsError(DownstreamError):
+    """encode.py's outputs (a per-clip ``.npy``, a shard or a shard's index) that cannot be read; the
+    message names the file. A ``DownstreamError``, as classify.py counts an unreadable clip and goes on."""

@@ -332,16 +332,16 @@ def test_embedding_set_without_test_clips_is_skipped_and_the_others_evaluated(tm
 ])
 def test_an_embedding_file_that_is_no_vector_is_named(tmp_path: Path, array: np.ndarray, message: str) -> None:
     """2-D strings stopped the average with a TypeError traceback; complex vectors lost their imaginary part."""
+    from coala.encode import read_embeddings
     from coala.evaluation.task import clip_vector
-    path = tmp_path / "clip.npy"
-    np.save(path, array)
+    np.save(tmp_path / "clip.npy", array)
     with pytest.raises(DownstreamError, match=f"clip.npy: .*{re.escape(message)}"):
-        clip_vector(path)
+        clip_vector(read_embeddings(tmp_path), "clip")
 
 
 def test_an_object_array_is_never_unpickled(tmp_path: Path) -> None:
+    from coala.encode import read_embeddings
     from coala.evaluation.task import clip_vector
-    path = tmp_path / "clip.npy"
-    np.save(path, np.array([print], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "clip.npy", np.array([print], dtype=object), allow_pickle=True)
     with pytest.raises(DownstreamError, match="clip.npy: cannot read .*allow_pickle"):
-        clip_vector(path)
+        clip_vector(read_embeddings(tmp_path), "clip")

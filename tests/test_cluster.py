@@ -111,6 +111,21 @@ def test_encode_splits_files_over_ranks_and_nodes_and_writes_what_one_process_wr
         assert (folder / "failures.tsv").read_text() == failures
 
 
+def test_each_rank_writes_its_own_shards_and_they_read_as_one_process_files(encode_inputs, capsys) -> None:
+    root, argv = encode_inputs
+    assert encode.main([*argv, "--output", str(root / "files")]) == 1
+    capsys.readouterr()
+    result = standalone("encode.py", [*argv, "--output", "sharded", "--layout", "shards"], root)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "done 6, skipped 0, failed 1 (reasons in sharded/failures.tsv)" in result.stdout
+    assert {re.search(r"-r(\d)-", p.name)[1] for p in (root / "sharded").glob("shard-*.json")} == {"0", "1"}
+    expected, got = encode.read_embeddings(root / "files"), encode.read_embeddings(root / "sharded")
+    assert sorted(got) == sorted(expected) and len(got) == 6
+    for clip in expected:
+        np.testing.assert_allclose(got[clip], expected[clip], rtol=1e-5, atol=1e-6, err_msg=clip)
+    assert (root / "sharded" / "failures.tsv").read_text() == (root / "files" / "failures.tsv").read_text()
+
+
 def test_processes_started_with_other_arguments_are_refused_in_one_line(encode_inputs) -> None:
     root, argv = encode_inputs
     launches = two_nodes("encode.py", [*argv, "--output", "refused"], root, node_1_extra=("--overwrite",))

@@ -149,7 +149,8 @@ def test_concurrent_failure_updates_lose_no_entry(tmp_path):
 
     def fail(i: int) -> None:
         source = tmp_path / f"clip_{i}.wav"
-        _update_failures(path, [FileJob(source, tmp_path / f"clip_{i}.npy")], [(source, f"reason {i}")])
+        _update_failures(path, [FileJob(source, tmp_path / f"clip_{i}.npy")], [(source, f"reason {i}")],
+                         lambda job: job.output.exists())
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(fail, range(40)))
     rows = path.read_text().splitlines()

@@ -38,6 +38,7 @@ from coala.audio.scaler import MinMaxScaler
 from coala.cli import RunSummary, progress_bar
 from coala.distributed import Runtime, balanced_shares, from_main, gather, round_robin
 from coala.encode.inference import embed_patches, inference_model
+from coala.encode.shards import EmbeddingFolder, ShardWriter, clip_name
 from coala.errors import UsageError
 from coala.evaluation.datasets import DOWNSTREAM
 
@@ -300,11 +301,21 @@ def _read_failures(path: Path) -> dict[str, str]:
     return dict(line.rsplit("\t", 1) for line in lines if "\t" in line)
 
 
-def _update_failures(path: Path, tasks: Sequence[FileJob], failures: list[tuple[Path, str]]) -> None:
+def _done_check(folder: Path, shards: bool) -> Callable[[FileJob], bool]:
+    """Whether a job's output exists now: its ``.npy``, or with shards its clip in a completed shard (or
+    in a ``.npy`` of its own, as a folder begun in the other layout is read as one)."""
+    if not shards:
+        return lambda job: job.output.exists()
+    written = EmbeddingFolder(folder)
+    return lambda job: clip_name(job.output, folder) in written
+
+
+def _update_failures(path: Path, tasks: Sequence[FileJob], failures: list[tuple[Path, str]],
+                     done: Callable[[FileJob], bool]) -> None:
     """Merge this run's failures into the list at ``path``, or remove the list when nothing is left.
 
     Entries stay until their file is encoded: an earlier entry goes when its file is one of this run's
-    and its output now exists; entries of files this run did not take are kept, so runs on other files
+    and its output now exists (``done``); entries of files this run did not take are kept, so runs on other files
     (or at the same time) into the same folder do not lose each other's failures. The read-merge-write
     runs under an exclusive ``flock`` of ``<list>.lock`` beside it (left in place: removing a lock file
     others may be waiting on would break the exclusion).
@@ -312,11 +323,11 @@ def _update_failures(path: Path, tasks: Sequence[FileJob], failures: list[tuple[
     if not failures and not path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    outputs = {str(task.source): task.output for task in tasks}
+    jobs = {str(task.source): task for task in tasks}
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         merged = {source: reason for source, reason in _read_failures(path).items()
-                  if not (source in outputs and outputs[source].exists())}
+                  if not (source in jobs and done(jobs[source]))}
         merged.update((str(source), reason) for source, reason in failures)
         if merged:
             atomic_write_text(path, "path\treason\n" + "".join(f"{p}\t{reason}\n" for p, reason in merged.items()))
@@ -336,7 +347,7 @@ class _Claims:
     sizes: list[int]
 
 
-def _claim(tasks: Sequence[FileJob], overwrite: bool, with_sizes: bool) -> _Claims:
+def _claim(tasks: Sequence[FileJob], overwrite: bool, with_sizes: bool, done: Callable[[FileJob], bool]) -> _Claims:
     duplicates: list[tuple[Path, str]] = []
     claimed: dict[Path, Path] = {}
     todo: list[int] = []
@@ -344,7 +355,7 @@ def _claim(tasks: Sequence[FileJob], overwrite: bool, with_sizes: bool) -> _Clai
     for index, task in enumerate(tasks):
         if task.output in claimed:
             duplicates.append((task.source, f"same output {task.output} as {claimed[task.output]}"))
-        elif not overwrite and task.output.exists():
+        elif not overwrite and done(task):
             claimed[task.output] = task.source
             skipped += 1
         else:
@@ -364,7 +375,7 @@ def _size(path: Path) -> int:
 def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Path, model: nn.Module | None = None,
                    batch_size: int = CPU_BATCH_SIZE, workers: int = 0, overwrite: bool = False,
                    progress: bool = True, bf16: bool = False, output: int = 0,
-                   runtime: Runtime | None = None) -> RunSummary:
+                   runtime: Runtime | None = None, shard_bytes: int | None = None) -> RunSummary:
     """Compute, embed (when ``model`` is given) and write every task's ``.npy``; the CLI's whole job.
 
     Jobs whose output exists are skipped unless ``overwrite``; outputs are written atomically, so an
@@ -374,24 +385,30 @@ def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Pa
     under bfloat16 autocast (``inference_model``). Failures are merged into ``failures_path``
     (``_update_failures``).
 
+    With ``shard_bytes`` the outputs go into shards of about that many bytes in the folder of
+    ``failures_path`` instead (``coala.encode.shards``): a job is done when its clip is in a completed
+    shard, and an interruption loses only the shard being filled.
+
     Under torchrun (``runtime.distributed``) rank 0 decides what is to do and every process computes its
     ``balanced_shares`` of it, by file size; rank 0 then merges every process's failures into the list
     once, in the order one process would have written them. The summary holds this process's counts.
     """
     distributed = runtime is not None and runtime.distributed
+    shards = shard_bytes is not None
     output_root = failures_path.parent
     require_writable_folder(output_root, "output")
     remove_stale_temporaries(output_root, recursive=True)  # only temporaries of dead writers: safe beside other ranks
     if distributed:
-        claims = from_main(runtime, lambda: _claim(tasks, overwrite, with_sizes=True))
+        claims = from_main(runtime, lambda: _claim(tasks, overwrite, True, _done_check(output_root, shards)))
         mine = [claims.todo[i] for i in balanced_shares(claims.sizes, runtime.world_size)[runtime.rank]]
         summary = RunSummary(skipped=len(round_robin(claims.skipped, runtime)))
         progress = progress and runtime.main  # one bar, not one per process over each other
     else:
-        claims = _claim(tasks, overwrite, with_sizes=False)
+        claims = _claim(tasks, overwrite, False, _done_check(output_root, shards))
         mine = claims.todo
         summary = RunSummary(skipped=claims.skipped)
     todo = [tasks[i] for i in mine]
+    shard_writer = ShardWriter(output_root, shard_bytes, runtime.rank if distributed else 0) if shards else None
     failed: list[tuple[int, Path, str]] = []  # (task index, source, reason) of this process's share
     # numpy's BLAS threads and torch's threads fight over the cores (perf notes); torch does the math here.
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(WRITER_THREADS) as writer, \
@@ -412,26 +429,31 @@ def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Pa
                                        "non-finite values in the output (check the scaler and model)"))
                         bar.update(1)
                         continue
-                    writes.append(writer.submit(_write_npy, task.output, value))
-                    if len(writes) > MAX_PENDING_WRITES:
-                        writes.popleft().result()
+                    if shard_writer is not None:
+                        shard_writer.add(clip_name(task.output, output_root), task.source, value)
+                    else:
+                        writes.append(writer.submit(_write_npy, task.output, value))
+                        if len(writes) > MAX_PENDING_WRITES:
+                            writes.popleft().result()
                     summary.done += 1
                 bar.update(1)
             while writes:
                 writes.popleft().result()  # a write error (disk full, no permission) ends the run here
+            if shard_writer is not None:
+                shard_writer.close()
         finally:
             writes_list = not distributed or runtime.main
             summary.failed = len(failed) + (len(claims.duplicates) if writes_list else 0)
             if not distributed:
                 failures = claims.duplicates + [(source, reason) for _, source, reason in failed]
-                _update_failures(failures_path, tasks, failures)
+                _update_failures(failures_path, tasks, failures, _done_check(output_root, shards))
     if distributed:
         # A process that died before this point loses the list of its failures, not its outputs: a rerun
         # computes its unfinished and failed files again and lists those that still fail.
         everyone = sorted(f for share in gather(runtime, failed) for f in share)
         failures = claims.duplicates + [(source, reason) for _, source, reason in everyone]
         if runtime.main:
-            _update_failures(failures_path, tasks, failures)
+            _update_failures(failures_path, tasks, failures, _done_check(output_root, shards))
     if failures and writes_list:
         summary.failure_files.append(failures_path)
     return summary

@@ -24,7 +24,7 @@ import numpy as np
 from coala import assets
 from coala.audio.frontend import AUDIO_SUFFIXES
 from coala.errors import DataAbsentError, DownstreamError
-from coala.evaluation.task import Task, embedding_names, stems_on_disk
+from coala.evaluation.task import Task, clips_on_disk, embedding_names, stems_on_disk
 from coala.jsonfile import read_json
 
 EMBEDDINGS_FOLDER = "embeddings"
@@ -207,8 +207,8 @@ def read_nsynth(data_dir: Path, embeddings_dir: Path, selection: Path | None, se
         train_source: dict[str, Any] = {"source": "file", "path": str(selection)}
         train_origin: Path | str = selection
     else:
-        pool = stems_on_disk([embeddings_dir / "nsynth" / "train" / n
-                              for n in sorted(embedding_names(embeddings_dir, "nsynth/train"))], ".npy")
+        pool = clips_on_disk([embeddings_dir / "nsynth" / "train" / n
+                              for n in sorted(embedding_names(embeddings_dir, "nsynth/train"))])
         train = select_nsynth_training(pool, seed)
         train_source = {"source": "seeded", "seed": seed, "per_family_at_most": NSYNTH_PER_FAMILY,
                         "pool": len(pool), "missing_file": str(selection)}
@@ -218,8 +218,8 @@ def read_nsynth(data_dir: Path, embeddings_dir: Path, selection: Path | None, se
         test = sorted(stems_on_disk([audio_dir], ".wav"))
         test_source = str(audio_dir)
     else:
-        test = sorted(stems_on_disk([embeddings_dir / "nsynth" / "test" / n
-                                     for n in embedding_names(embeddings_dir, "nsynth/test")], ".npy"))
+        test = sorted(clips_on_disk([embeddings_dir / "nsynth" / "test" / n
+                                     for n in embedding_names(embeddings_dir, "nsynth/test")]))
         test_source = "test embeddings present"
     if not train or not test:
         raise DataAbsentError("no NSynth " + ("training selection or training embeddings" if not train

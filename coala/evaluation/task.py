@@ -1,9 +1,10 @@
 """A downstream task (its clips, classes and the protocol's splits) and the embeddings encode.py wrote for it.
 
-Embeddings live at ``<embeddings-dir>/<us8k | gtzan | nsynth/train | nsynth/test>/<NAME>/<stem>.npy``
-(``coala.evaluation.datasets`` says which subfolder each clip's embedding is in). Reading the dataset's
-own lists, rather than whatever embeddings happen to exist, is what lets missing embeddings be counted
-instead of silently shrinking the evaluation, which is what the paper's script did.
+Embeddings live at ``<embeddings-dir>/<us8k | gtzan | nsynth/train | nsynth/test>/<NAME>/``, as clip
+``<stem>`` of either of encode.py's layouts (``coala.encode.shards``; ``coala.evaluation.datasets`` says
+which subfolder each clip's embedding is in). Reading the dataset's own lists, rather than whatever
+embeddings happen to exist, is what lets missing embeddings be counted instead of silently shrinking the
+evaluation, which is what the paper's script did.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from coala.encode.shards import EmbeddingFolder
 from coala.errors import DownstreamError
 
 
@@ -47,8 +49,8 @@ class Embeddings:
     name: str
     vectors: np.ndarray            # (n_present, width) float32
     present: np.ndarray            # bool per task item
-    missing: list[str]             # relative paths of listed items with no .npy
-    unreadable: list[str]          # "<path>: <reason>" of .npy files that could not be used
+    missing: list[str]             # relative paths of listed items with no embedding
+    unreadable: list[str]          # "<path>: <reason>" of embeddings that could not be used
 
 
 def embedding_names(embeddings_dir: Path, subdir: str) -> set[str]:
@@ -63,17 +65,20 @@ def stems_on_disk(folders: list[Path], suffix: str) -> set[str]:
     return {p.stem for folder in folders if folder.is_dir() for p in folder.glob(f"*{suffix}")}
 
 
+def clips_on_disk(folders: list[Path]) -> set[str]:
+    """The clips embedded in encode.py output folders, in either layout."""
+    return set().union(*(EmbeddingFolder(folder) for folder in folders))
+
+
 def task_embedding_names(task: Task, embeddings_dir: Path) -> list[str]:
     """Every embedding set written for any of the task's subfolders."""
     return sorted(set().union(*(embedding_names(embeddings_dir, s) for s in set(task.subdirs))))
 
 
-def clip_vector(path: Path) -> np.ndarray:
+def clip_vector(embeddings: EmbeddingFolder, clip: str) -> np.ndarray:
     """A clip's vector: (n_chunks, d) chunk embeddings averaged over chunks, a (d,) vector as it is."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DownstreamError(f"{path}: cannot read ({exc})") from None
+    array = embeddings[clip]
+    path = embeddings.location(clip)
     # Integers or floats: strings cannot be averaged (a TypeError), and complex vectors would lose
     # their imaginary part in the cast to float32 unnoticed.
     if array.dtype.kind not in "iuf":
@@ -95,14 +100,16 @@ def load_embeddings(task: Task, embeddings_dir: Path, name: str) -> Embeddings:
     since they mean two different extractions were mixed in one folder.
     """
     vectors, present, missing, unreadable = [], np.zeros(len(task.stems), bool), [], []
-    first: Path | None = None
+    folders = {subdir: EmbeddingFolder(embeddings_dir / subdir / name) for subdir in set(task.subdirs)}
+    first: str | None = None
     for i, (subdir, stem) in enumerate(zip(task.subdirs, task.stems)):
-        path = embeddings_dir / subdir / name / f"{stem}.npy"
-        if not path.is_file():
+        folder = folders[subdir]
+        if stem not in folder:
             missing.append(f"{subdir}/{name}/{stem}.npy")
             continue
+        path = folder.location(stem)
         try:
-            vector = clip_vector(path)
+            vector = clip_vector(folder, stem)
         except DownstreamError as exc:
             unreadable.append(str(exc))
             continue

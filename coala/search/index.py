@@ -31,6 +31,7 @@ from coala.encode.api import ScalerArg
 from coala.encode.batch import (FAILURES_FILE, RunSummary, chunk_computer, default_batch_size, plan_inputs,
                                 run_extraction)
 from coala.encode.inference import model_device
+from coala.encode.shards import EmbeddingFolder, clip_name
 from coala.errors import SearchError
 from coala.models.networks import LATENT_DIM
 from coala.encode.projection import PROJECTION_RECORD, read_projection_record, write_projection_record
@@ -157,26 +158,22 @@ def write_index(folder: Path, record: dict, files: Sequence[str], counts: np.nda
     return folder
 
 
-def _read_chunk_file(path: Path) -> np.ndarray:
-    try:
-        array = np.load(path)
-    except (OSError, ValueError, EOFError) as exc:
-        raise SearchError(f"{path}: not a readable .npy of chunk embeddings ({exc})") from None
+def _chunk_array(embeddings: EmbeddingFolder, clip: str) -> np.ndarray:
+    array = embeddings[clip]
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] != LATENT_DIM:
-        raise SearchError(f"{path}: shape {array.shape}, expected (n_chunks >= 1, {LATENT_DIM}) z_d embeddings")
+        raise SearchError(f"{embeddings.location(clip)}: shape {array.shape}, expected (n_chunks >= 1, {LATENT_DIM}) "
+                          "z_d embeddings")
     return array
 
 
-def index_chunk_files(folder: Path, record: dict, files: Sequence[str], npy_paths: Sequence[Path]) -> Path:
-    """An index of per-file ``(n_chunks, 1152)`` z_d ``.npy`` files, one file read at a time."""
+def index_embeddings(folder: Path, record: dict, files: Sequence[str], embeddings: EmbeddingFolder,
+                     clips: Sequence[str]) -> Path:
+    """An index of encode.py's ``(n_chunks, 1152)`` z_d of ``clips`` (either layout), one clip read at a time."""
     counts = []
-    for path in npy_paths:
-        try:
-            shape = np.load(path, mmap_mode="r").shape
-        except (OSError, ValueError, EOFError) as exc:
-            raise SearchError(f"{path}: not a readable .npy of chunk embeddings ({exc})") from None
+    for clip in clips:
+        shape = embeddings.shape(clip)
         counts.append(shape[0] if len(shape) == 2 else 0)
-    blocks = ((_read_chunk_file(p), np.array([n])) for p, n in zip(npy_paths, counts))
+    blocks = ((_chunk_array(embeddings, clip), np.array([n])) for clip, n in zip(clips, counts))
     return write_index(folder, record, files, np.array(counts), blocks)
 
 
@@ -202,13 +199,14 @@ def build_index(pair: ModelPair, inputs: Sequence[str | Path], folder: str | Pat
     done = [job for job in jobs if job.output.exists()]
     if not done:
         raise SearchError(f"{folder}: no file could be embedded (reasons in {chunk_folder / FAILURES_FILE})")
-    index_chunk_files(folder, pair.record, [str(job.source) for job in done], [job.output for job in done])
+    index_embeddings(folder, pair.record, [str(job.source) for job in done], EmbeddingFolder(chunk_folder),
+                     [clip_name(job.output, chunk_folder) for job in done])
     return summary
 
 
 def build_index_from_embeddings(pair: ModelPair, embeddings: str | Path, folder: str | Path) -> Path:
-    """An index of ``encode.py --projection`` outputs (``.npy`` files searched recursively), refused when
-    they hold another audio encoder's z_d."""
+    """An index of ``encode.py --projection`` outputs (either layout; per-clip ``.npy`` files are searched
+    recursively), refused when they hold another audio encoder's z_d."""
     embeddings = Path(embeddings)
     record = read_projection_record(embeddings)
     if record is None:
@@ -217,10 +215,11 @@ def build_index_from_embeddings(pair: ModelPair, embeddings: str | Path, folder:
     if record.get("audio_encoder_sha256") != pair.record["audio_encoder_sha256"]:
         raise SearchError(f"{embeddings}: z_d of {record.get('checkpoint')}, not of the audio encoder of "
                           f"{pair.folder} epoch {pair.epoch}")
-    paths = sorted(p for p in embeddings.rglob("*.npy") if p.is_file() and not p.name.startswith("."))
-    if not paths:
-        raise SearchError(f"{embeddings}: no .npy embeddings")
-    return index_chunk_files(Path(folder), pair.record, [str(p) for p in paths], paths)
+    written = EmbeddingFolder(embeddings)
+    clips = sorted(written)
+    if not clips:
+        raise SearchError(f"{embeddings}: no embeddings")
+    return index_embeddings(Path(folder), pair.record, [written.name_of(c) for c in clips], written, clips)
 
 
 def _load_array(path: Path, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
