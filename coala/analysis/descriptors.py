@@ -34,7 +34,7 @@ import scipy.stats
 from coala.atomic import atomic_write_text
 from coala.audio.frontend import SAMPLE_RATE, load_audio, pad_short_clip
 from coala.cli import progress_bar
-from coala.data.builder import _init_worker as init_worker, find_audio_files
+from coala.data.builder import find_audio_files, init_worker
 from coala.data.hdf5 import GROUP, inspect_hdf5
 from coala.errors import AnalysisError, AudioError
 

@@ -306,7 +306,7 @@ def _warm_up_front_end() -> None:
     max_energy_patch(log_mel(pad_short_clip(y)))
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
     """One thread per worker process: the processes are the parallelism, threads would only compete.
 
     Workers ignore Ctrl-C: the parent receives it, stops the pool and says how to resume.
@@ -326,7 +326,7 @@ def compute_patches(clips: dict[int, Path], cache_dir: Path, workers: int, progr
     failures = []
     _warm_up_front_end()
     chunksize = max(1, min(16, len(jobs) // (4 * workers)))
-    with multiprocessing.Pool(workers, initializer=_init_worker) as pool:
+    with multiprocessing.Pool(workers, initializer=init_worker) as pool:
         results = pool.imap_unordered(_cache_one, jobs, chunksize=chunksize)
         for _, skipped in progress_bar(results, progress, total=len(jobs), desc="spectrograms", unit="clip"):
             if skipped is not None:
