@@ -28,7 +28,6 @@ from coala.search.model import ModelPair, normalise
 
 K = 10
 DIRECTIONS = ("tag_to_audio", "audio_to_tag")
-METRICS = ("map", "p@10", "r@10", "random_map", "random_p@10", "random_r@10")
 # Patches per read and forward: 256 patches of 96x96 float32 are 9 MB.
 EVAL_BATCH = 256
 log = logging.getLogger(__name__)
