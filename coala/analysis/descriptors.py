@@ -37,6 +37,7 @@ from coala.cli import progress_bar
 from coala.data.builder import find_audio_files, init_worker
 from coala.data.hdf5 import GROUP, inspect_hdf5
 from coala.errors import AnalysisError, AudioError
+from coala.jsonfile import read_json
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +122,8 @@ def validation_ids(path: Path) -> list[int]:
             ids = f[GROUP]["id"][...].reshape(-1).tolist()
     else:
         try:
-            ids = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            ids = read_json(path)
+        except ValueError as exc:
             raise AnalysisError(f"{path}: neither an HDF5 file nor JSON ({exc})") from None
         if not isinstance(ids, list) or not all(isinstance(i, int) or (isinstance(i, str) and i.isdigit()) for i in ids):
             raise AnalysisError(f"{path}: expected a JSON list of integer clip ids")
@@ -148,11 +149,11 @@ def read_descriptors(path: Path) -> dict[int, Descriptors]:
     if not path.is_file():
         raise AnalysisError(f"{path}: descriptor file not found (write it with `analyse.py descriptors`)")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = read_json(path)
         if not isinstance(raw, dict):
             raise ValueError("not a JSON object")
         parsed = {int(clip_id): _as_descriptors(value) for clip_id, value in raw.items()}
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+    except ValueError as exc:
         raise AnalysisError(f"{path}: not a descriptor file of {{clip id: {{descriptor: values}}}} ({exc})") from None
     return {clip_id: value for clip_id, value in parsed.items() if value is not None}
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from coala.atomic import atomic_write_text
 from coala.errors import UsageError
 from coala.fetch import sha256_of
+from coala.jsonfile import read_json
 
 PROJECTION_RECORD = "projection.json"
 
@@ -23,8 +24,8 @@ def projection_record(checkpoint: Path) -> dict:
 def read_projection_record(folder: Path) -> dict | None:
     """The folder's record, or None when it has none or an unreadable one (then its files cannot be trusted)."""
     try:
-        record = json.loads((folder / PROJECTION_RECORD).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        record = read_json(folder / PROJECTION_RECORD)
+    except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and record.get("output") == "z_d" else None
 

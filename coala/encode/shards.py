@@ -33,6 +33,7 @@ import numpy as np
 
 from coala.atomic import atomic_write, atomic_write_text
 from coala.errors import EmbeddingsError
+from coala.jsonfile import read_json
 
 SHARD_FORMAT = 1
 SHARD_PREFIX = "shard-"
@@ -62,13 +63,13 @@ class _Entry:
 def _read_shard_index(path: Path) -> tuple[Path, int, list[tuple[str, _Entry]]]:
     """``(array path, rows, [(clip, entry), ...])`` of one shard index; a damaged one is an error naming it."""
     try:
-        index = json.loads(path.read_text(encoding="utf-8"))
+        index = read_json(path)
         if index["format"] != SHARD_FORMAT:
             raise ValueError(f"format {index['format']}, this version reads {SHARD_FORMAT}")
         array, rows, vector = path.with_name(str(index["array"])), int(index["rows"]), bool(index["vectors"])
         entries = [(str(c["clip"]), _Entry(array, str(c["source"]), int(c["offset"]), int(c["chunks"]), vector))
                    for c in index["clips"]]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, KeyError, TypeError, ValueError) as exc:
         raise EmbeddingsError(f"{path}: damaged shard index ({type(exc).__name__}: {exc})") from None
     if any(e.offset < 0 or e.chunks < 1 or e.offset + e.chunks > rows for _, e in entries):
         raise EmbeddingsError(f"{path}: damaged shard index (a clip's rows lie outside the shard's {rows})")

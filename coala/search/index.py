@@ -33,6 +33,7 @@ from coala.encode.batch import (FAILURES_FILE, RunSummary, chunk_computer, defau
 from coala.encode.inference import model_device
 from coala.encode.shards import EmbeddingFolder, clip_name
 from coala.errors import SearchError
+from coala.jsonfile import read_json
 from coala.models.networks import LATENT_DIM
 from coala.encode.projection import PROJECTION_RECORD, read_projection_record, write_projection_record
 from coala.search.model import ModelPair, normalise
@@ -243,18 +244,18 @@ def open_index(folder: str | Path, pair: ModelPair | None = None) -> SearchIndex
         what = "no such folder" if not folder.is_dir() else f"no {MANIFEST} (not an index, or its build did not finish)"
         raise SearchError(f"{folder}: {what}")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = read_json(manifest_path)
         n_clips, n_chunks, dim = (int(manifest[key]) for key in ("n_clips", "n_chunks", "dim"))
         manifest["model"]["audio_encoder_sha256"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise SearchError(f"{manifest_path}: damaged index manifest ({type(exc).__name__}: {exc})") from None
     if manifest.get("format") != FORMAT_VERSION:
         raise SearchError(f"{manifest_path}: index format {manifest.get('format')}, this version reads {FORMAT_VERSION}")
     if n_clips == 0:
         raise SearchError(f"{manifest_path}: the index holds no clips")
     try:
-        files = json.loads((folder / FILES).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        files = read_json(folder / FILES)
+    except (OSError, ValueError) as exc:
         raise SearchError(f"{folder / FILES}: damaged index file ({exc})") from None
     if not isinstance(files, list) or len(files) != n_clips:
         raise SearchError(f"{folder / FILES}: damaged index file (expected a list of {n_clips} paths)")
