@@ -49,6 +49,13 @@ def checkpoint_epoch(path: str | os.PathLike, prefix: str | None = None) -> int 
     return int(match["epoch"])
 
 
+def latest_checkpoint_epoch(folder: Path, prefixes: list[str]) -> int | None:
+    """The last epoch in ``folder`` with a checkpoint for every prefix (how the paper's own code resumed), or None."""
+    epochs = {checkpoint_epoch(p, prefixes[0]) for p in folder.glob(f"{prefixes[0]}_epoch_*.pt")} - {None}
+    complete = [e for e in epochs if all((folder / checkpoint_name(prefix, e)).is_file() for prefix in prefixes)]
+    return max(complete, default=None)
+
+
 def checkpoint_file(experiment: str, prefix: str, epoch: int) -> Path:
     """A published checkpoint relative to the asset root: ``saved_models/<experiment>/<name>``."""
     return CHECKPOINT_DIR / experiment / checkpoint_name(prefix, epoch)

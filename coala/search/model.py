@@ -40,11 +40,10 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 
 def latest_epoch(folder: Path, prefix: str = AUDIO_PREFIX) -> int:
     """The highest epoch of ``<prefix>_epoch_N.pt`` in ``folder``; ``SearchError`` when there is none."""
-    epochs = [e for e in (assets.checkpoint_epoch(p, prefix) for p in folder.glob(f"{prefix}_epoch_*.pt"))
-              if e is not None]
-    if not epochs:
+    epoch = assets.latest_checkpoint_epoch(folder, [prefix])
+    if epoch is None:
         raise SearchError(f"{folder}: no {prefix}_epoch_N.pt in the model folder")
-    return max(epochs)
+    return epoch
 
 
 @dataclass

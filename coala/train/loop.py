@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from coala.assets import latest_checkpoint_epoch
 from coala.atomic import atomic_write_text, remove_stale_temporaries, require_writable_folder
 from coala.cli import progress_bar
 from coala.data.checks import check_values, fingerprint
@@ -221,7 +222,7 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
     if state is None:
         # Checkpoints without a state (the paper's own runs, or a deleted state file): continue from
         # them rather than overwrite them. Plain SGD has no optimizer state; only the RNG streams differ.
-        start_epoch = training_state.latest_checkpoint_epoch(cfg.checkpoint_folder, list(parts)) or 0
+        start_epoch = latest_checkpoint_epoch(cfg.checkpoint_folder, list(parts)) or 0
         if start_epoch:
             try:
                 training_state.load_checkpoints(cfg.checkpoint_folder, parts, start_epoch)

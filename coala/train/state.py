@@ -135,13 +135,6 @@ def restore(path: Path, state: dict[str, Any], parts: dict[str, nn.Module], opti
         raise StateError(f"{path}: saved weights or optimizer states do not fit the model ({reason})") from None
 
 
-def latest_checkpoint_epoch(folder: Path, part_names: list[str]) -> int | None:
-    """The last epoch with a checkpoint for every part (how the paper's own code resumed), or None."""
-    epochs = {assets.checkpoint_epoch(p, part_names[0]) for p in folder.glob(f"{part_names[0]}_epoch_*.pt")} - {None}
-    complete = [e for e in epochs if all(checkpoint_path(folder, name, e).is_file() for name in part_names)]
-    return max(complete, default=None)
-
-
 def load_checkpoints(folder: Path, parts: dict[str, nn.Module], epoch: int) -> None:
     """Strictly load the paper-format checkpoints of ``epoch`` (``CheckpointError`` names file and keys)."""
     for name, module in parts.items():
