@@ -50,15 +50,20 @@ def _create_temporary(folder: Path, name: str) -> Path:
         return tmp
 
 
+def _temporary_for(path: Path) -> Path:
+    """A new temporary beside ``path``, its folder made; a folder at ``path`` is refused now, not at the
+    rename, whose error would name the temporary instead of ``path``."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _create_temporary(path.parent, path.name)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed."""
     path = Path(path)
-    if path.is_dir():
-        # Refused now, not at the rename, whose error would name the temporary instead of ``path``.
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = _create_temporary(path.parent, path.name)
+    tmp_path = _temporary_for(path)
     try:
         yield tmp_path
         with open(tmp_path, "rb") as f:
@@ -76,10 +81,9 @@ def atomic_paths(paths: Sequence[Path], journal: Path) -> Iterator[list[Path]]:
     the first one, so a kill between two renames (a window of milliseconds) is completed by
     ``finish_interrupted_commit`` when the next run starts: the set is never left mixed for good.
     """
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    temporaries = [_create_temporary(path.parent, path.name) for path in paths]
+    temporaries: list[Path] = []
     try:
+        temporaries.extend(_temporary_for(path) for path in paths)
         yield temporaries
         for tmp in temporaries:
             with open(tmp, "rb") as f:
