@@ -20,7 +20,7 @@ from pathlib import Path
 from coala.analysis import cca, descriptors, embeddings, maps
 from coala.atomic import require_writable_folder
 from coala.cli import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, entry_point
-from coala.device import resolve_device
+from coala.device import MAX_WORKERS, resolve_device
 from coala.data.tags import load_id2tag
 from coala.errors import AnalysisError, UsageError
 
@@ -33,13 +33,14 @@ def _add_descriptors(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", type=Path, required=True,
                         help="the validation HDF5 file, or a JSON list of clip ids (the paper's sound_ids_validation.json)")
     parser.add_argument("--out", type=Path, required=True, help="descriptor JSON file to write (a rerun resumes it)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: the CPU count, %(default)s)")
+    parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, MAX_WORKERS),
+                        help="processes (default: the CPU count, %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run_descriptors(args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        raise UsageError(f"--workers: {args.workers}; at least 1")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise UsageError(f"--workers: {args.workers}; between 1 and {MAX_WORKERS}")
     ids = descriptors.validation_ids(args.dataset)
     try:
         run = descriptors.compute_descriptors(ids, args.audio_dir, args.out, args.workers, not args.quiet)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from coala.atomic import atomic_write_text
 from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, require_file
-from coala.device import resolve_device
+from coala.device import MAX_WORKERS, resolve_device
 from coala.errors import UsageError
 from coala.models.checkpoints import load_checkpoint
 from coala.models.networks import CNN
@@ -96,8 +96,8 @@ def _hits_table(hits: list[Hit]) -> str:
 
 
 def run_index(args: argparse.Namespace) -> int:
-    if (args.batch_size is not None and args.batch_size < 1) or args.workers < 0:
-        raise UsageError("--batch-size must be at least 1 and --workers at least 0")
+    if (args.batch_size is not None and args.batch_size < 1) or not 0 <= args.workers <= MAX_WORKERS:
+        raise UsageError(f"--batch-size must be at least 1 and --workers between 0 and {MAX_WORKERS}")
     pair = load_pair(args.model, args.epoch, args.id2tag, resolve_device(args.device))
     if args.from_embeddings is not None:
         build_index_from_embeddings(pair, args.from_embeddings, args.index)

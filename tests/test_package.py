@@ -134,3 +134,15 @@ def test_progress_bars_redraw_rarely_when_stderr_is_not_a_terminal(capsys) -> No
         pass
     err = capsys.readouterr().err
     assert 1 <= err.count("\r") + err.count("\n") <= 4, err
+
+
+@pytest.mark.parametrize("argv", [
+    ["analyse.py", "descriptors", "--audio-dir", ".", "--dataset", "x.json", "--out", "o.json", "--workers", "100000"],
+    ["search.py", "index", "--model", ".", "--input", ".", "--index", "i", "--workers", "100000"],
+])
+def test_worker_counts_beyond_the_bound_are_one_line_before_any_work(tmp_path, argv):
+    result = subprocess.run([sys.executable, str(ROOT / argv[0]), *argv[1:]], cwd=tmp_path, capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--workers" in result.stderr and "64" in result.stderr
+    assert not any(tmp_path.iterdir())
