@@ -34,7 +34,7 @@ from coala.encode.api import (encode_files, extract_audio_embedding, extract_aud
                               extract_tag_embedding, load_audio_model, return_loaded_model)
 from coala.encode.batch import (CPU_BATCH_SIZE, FAILURES_FILE, GPU_BATCH_SIZE, FileJob, RunSummary, chunk_computer,
                                 dataset_jobs, default_batch_size, embedding_name, plan_inputs, run_extraction)
-from coala.encode.projection import write_projection_record
+from coala.encode.projection import projection_record, write_projection_record
 from coala.encode.shards import SHARD_BYTES, read_embeddings
 from coala.errors import UsageError
 from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
@@ -155,9 +155,10 @@ def run(args: argparse.Namespace, runtime: Runtime) -> RunSummary:
     batch_size = args.batch_size or default_batch_size(device)
     shard_bytes = max(1, int(args.shard_mb * 2**20)) if args.layout == "shards" else None
     summary = RunSummary()
+    record = projection_record(assets.locate(args.model)) if args.projection else None  # hashed once, not per dataset
     for jobs, failures_path in plans:
-        if args.projection:  # checks the folder, so no process may write into it before rank 0 has
-            on_main(runtime, lambda: write_projection_record(failures_path.parent, assets.locate(args.model)))
+        if record is not None:  # checks the folder, so no process may write into it before rank 0 has
+            on_main(runtime, lambda: write_projection_record(failures_path.parent, record))
         summary.add(run_extraction(jobs, compute, failures_path, model, batch_size, workers, args.overwrite,
                                    progress=not args.quiet, bf16=args.bf16, output=int(args.projection),
                                    runtime=runtime, shard_bytes=shard_bytes))

@@ -17,8 +17,9 @@ from coala.jsonfile import read_json
 PROJECTION_RECORD = "projection.json"
 
 
-def projection_record(checkpoint: Path) -> dict:
-    return {"output": "z_d", "checkpoint": str(checkpoint), "audio_encoder_sha256": sha256_of(checkpoint)}
+def projection_record(checkpoint: Path, sha256: str | None = None) -> dict:
+    """The record of ``checkpoint``; ``sha256`` when the caller already hashed it (a checkpoint is megabytes)."""
+    return {"output": "z_d", "checkpoint": str(checkpoint), "audio_encoder_sha256": sha256 or sha256_of(checkpoint)}
 
 
 def read_projection_record(folder: Path) -> dict | None:
@@ -30,11 +31,10 @@ def read_projection_record(folder: Path) -> dict | None:
     return record if isinstance(record, dict) and record.get("output") == "z_d" else None
 
 
-def write_projection_record(folder: Path, checkpoint: Path) -> None:
-    """Record in ``folder`` which encoder's ``z_d`` it holds. A record of another encoder, or ``.npy``
+def write_projection_record(folder: Path, record: dict) -> None:
+    """Write ``record`` (``projection_record``) in ``folder``: which encoder's ``z_d`` it holds. A record of another encoder, or ``.npy``
     files without a record (``z`` of an earlier run), are refused: a resumed run would skip them, and
     outputs mixed in one folder cannot be told apart afterwards."""
-    record = projection_record(checkpoint)
     path = folder / PROJECTION_RECORD
     if path.is_file():
         previous = read_projection_record(folder) or {}

@@ -35,7 +35,7 @@ from coala.encode.shards import EmbeddingFolder, clip_name
 from coala.errors import SearchError
 from coala.jsonfile import read_json
 from coala.models.networks import LATENT_DIM
-from coala.encode.projection import PROJECTION_RECORD, read_projection_record, write_projection_record
+from coala.encode.projection import PROJECTION_RECORD, projection_record, read_projection_record, write_projection_record
 from coala.search.model import ModelPair, normalise
 
 FORMAT_VERSION = 1
@@ -192,7 +192,7 @@ def build_index(pair: ModelPair, inputs: Sequence[str | Path], folder: str | Pat
     if not jobs:
         raise SearchError(f"no audio files in {', '.join(map(str, inputs))}")
     require_writable_folder(chunk_folder, "--index")
-    write_projection_record(chunk_folder, pair.audio_path)
+    write_projection_record(chunk_folder, projection_record(pair.audio_path, pair.record["audio_encoder_sha256"]))
     device = model_device(pair.audio_encoder)
     summary = run_extraction(jobs, chunk_computer(load_scaler(scaler)), chunk_folder / FAILURES_FILE,
                              pair.audio_encoder, batch_size or default_batch_size(device), workers,
