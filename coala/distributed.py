@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -131,6 +132,15 @@ def agree(runtime: Runtime, settings: Mapping[str, Any]) -> None:
             if view.get(key) != views[0].get(key):
                 raise PlanMismatchError(f"rank {rank} of {runtime.world_size} was started with {key} {view.get(key)!r}, "
                                         f"rank 0 with {views[0].get(key)!r}: every process must get the same arguments")
+
+
+def file_weight(path: Path) -> int:
+    """A file's weight in ``balanced_shares`` (its size); one gone meanwhile weighs 0 and fails when
+    computed, where it is listed like any bad file, not here in the plan."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def balanced_shares(weights: Sequence[int], world_size: int) -> list[list[int]]:

@@ -38,7 +38,7 @@ from coala.audio.scaler import MinMaxScaler
 from coala.cli import RunSummary, is_plain_name, progress_bar
 from coala.data.tags import build_vocabulary, preprocess_tags
 from coala.device import MAX_WORKERS
-from coala.distributed import Runtime, agree, balanced_shares, from_main, gather, on_main, round_robin
+from coala.distributed import Runtime, agree, balanced_shares, file_weight, from_main, gather, on_main, round_robin
 from coala.errors import AudioError, DatasetError
 from coala.jsonfile import read_json
 
@@ -461,7 +461,7 @@ def _shared_patches(clips: dict[int, Path] | None, options: BuildOptions,
     into the shared cache, and every process learns all bad clips (in id order). The summary is this
     process's share; cached clips are counted, round robin, as skipped."""
     def plan() -> tuple[list[tuple[int, Path, int]], int]:
-        todo = [(clip_id, audio, audio.stat().st_size) for clip_id, audio in clips.items()
+        todo = [(clip_id, audio, file_weight(audio)) for clip_id, audio in clips.items()
                 if not is_cached(options.cache_dir, clip_id, audio)]
         return todo, len(clips) - len(todo)
 

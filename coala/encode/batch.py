@@ -36,7 +36,7 @@ from coala.audio.frontend import AUDIO_SUFFIXES, BLOCK_SAMPLES, iter_spectrogram
 from coala.audio.patches import iter_chunks
 from coala.audio.scaler import MinMaxScaler
 from coala.cli import RunSummary, progress_bar
-from coala.distributed import Runtime, balanced_shares, from_main, gather, round_robin
+from coala.distributed import Runtime, balanced_shares, file_weight, from_main, gather, round_robin
 from coala.encode.inference import embed_patches, inference_model
 from coala.encode.shards import EmbeddingFolder, ShardWriter, clip_name
 from coala.errors import UsageError
@@ -361,15 +361,7 @@ def _claim(tasks: Sequence[FileJob], overwrite: bool, with_sizes: bool, done: Ca
         else:
             claimed[task.output] = task.source
             todo.append(index)
-    return _Claims(todo, skipped, duplicates, [_size(tasks[i].source) for i in todo] if with_sizes else [])
-
-
-def _size(path: Path) -> int:
-    """A file's weight in the split between processes; one gone meanwhile fails when computed, not here."""
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+    return _Claims(todo, skipped, duplicates, [file_weight(tasks[i].source) for i in todo] if with_sizes else [])
 
 
 def run_extraction(tasks: Sequence[FileJob], compute: Compute, failures_path: Path, model: nn.Module | None = None,
