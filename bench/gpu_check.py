@@ -8,7 +8,7 @@ choice, on random inputs already on the device (what the model costs, not the da
 
   paper     the paper's step: stock layers, three backward passes with retain_graph, default SGD
   step      our step (one backward of the weighted sum, fused SGD) with stock or fast layers,
-            float32 or bf16 (``Bf16Matmuls``, the ``"amp": true`` policy), channels_last on or off,
+            float32 or bf16 (the ``"amp": true`` policy), channels_last on or off,
             torch.compile on or off (compiled with channels_last on only: each compile takes a while)
   extract   the batched encoder (BatchNorm folded, as encode.py runs it) on random 96x96 chunks,
             float32 and bf16, numpy in and out as in encode.py

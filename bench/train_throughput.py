@@ -4,11 +4,10 @@ All three run in one process on the same synthetic batches, interleaved over rep
 from the same initial weights:
   paper  stock models, three weighted backward passes with retain_graph, two default SGD optimizers
   ours   fast layers + channels_last, one backward of the weighted sum, fused SGD (the default step)
-  bf16   ours under the ``"amp": true`` policy (``Bf16Matmuls``: bf16 convolutions and linear layers)
+  bf16   ours under the ``"amp": true`` policy (``precision``: bf16 autocast, losses in float32)
 It also prints the FLOPs per sample, a large matmul's GFLOP/s on this machine and the fraction of it
-our float32 step reaches, and how close bf16 gradients are to float32 ones (the policy's and, for
-reference, plain whole-forward autocast's). Last lines: ``speedup_vs_paper: X.XX`` (ours float32 /
-paper), ``bf16_speedup_vs_paper``, ``bf16_grad_cosine`` and ``bf16_grad_rel_l2`` (the policy's).
+our float32 step reaches, and how close the bf16 step's gradients are to float32 ones. Last lines: ``speedup_vs_paper: X.XX`` (ours float32 /
+paper), ``bf16_speedup_vs_paper``, ``bf16_grad_cosine`` and ``bf16_grad_rel_l2``.
 
     python bench/train_throughput.py                  # batch 128, 3 repetitions of 2 steps
     python bench/train_throughput.py --reps 1 --steps 1 --batch-size 32   # quick look
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from coala.audio.frontend import PATCH_SHAPE  # noqa: E402
 from coala.models.fast_layers import accelerate  # noqa: E402
 from coala.models.networks import N_TAGS  # noqa: E402
-from coala.train.step import (Bf16Matmuls, DualAE, Objective, forward_losses, paper_step, sgd,  # noqa: E402
+from coala.train.step import (DualAE, Objective, forward_losses, paper_step, precision, sgd,  # noqa: E402
                               train_step)
 
 OBJECTIVE = Objective(5.0, 5.0, 10.0, temperature=0.1)
@@ -67,12 +66,12 @@ def flops_per_sample(model: DualAE, batch: tuple[torch.Tensor, torch.Tensor]) ->
 
 
 def gradients(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
-              precision: contextlib.AbstractContextManager | None = None) -> torch.Tensor:
+              policy: contextlib.AbstractContextManager | None = None) -> torch.Tensor:
     """All parameter gradients of the objective on ``batch``, flattened; dropout masks from seed 1 each time."""
     x, tags = batch
     model.zero_grad(set_to_none=True)
     torch.manual_seed(1)
-    forward_losses(model, OBJECTIVE, x, tags, precision)[1]["loss"].backward()
+    forward_losses(model, OBJECTIVE, x, tags, policy)[1]["loss"].backward()
     flat = torch.cat([p.grad.flatten() for p in model.parameters()])
     model.zero_grad(set_to_none=True)
     return flat
@@ -85,16 +84,12 @@ def agreement(reference: torch.Tensor, other: torch.Tensor) -> tuple[float, floa
 
 
 def report_agreement(model: DualAE, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
-    """Prints how far bf16 gradients are from float32 ones, plain autocast and the policy; returns the policy's."""
+    """Prints and returns how far the ``"amp": true`` gradients are from float32 ones on ``batch``."""
     x, tags = batch
     batch = (x.contiguous(memory_format=torch.channels_last), tags)
-    device_type = x.device.type
-    fp32 = gradients(model, batch)
-    plain = agreement(fp32, gradients(model, batch, torch.autocast(device_type, dtype=torch.bfloat16)))
-    policy = agreement(fp32, gradients(model, batch, Bf16Matmuls(device_type)))
-    for name, (cosine, rel_l2) in (("whole-forward bf16 autocast", plain), ("bf16 policy (Bf16Matmuls)", policy)):
-        print(f"{name} vs float32 gradients on one batch of {len(x)}: cosine {cosine:.5f}, relative L2 {rel_l2:.2%}")
-    return policy
+    cosine, rel_l2 = agreement(gradients(model, batch), gradients(model, batch, precision(x.device, amp=True)))
+    print(f"bf16 vs float32 gradients on one batch of {len(x)}: cosine {cosine:.5f}, relative L2 {rel_l2:.2%}")
+    return cosine, rel_l2
 
 
 def print_agreement(figures: tuple[float, float]) -> None:
@@ -134,7 +129,7 @@ def main() -> None:
     }
     if not args.no_bf16:
         variants["bf16"] = (bf16_model, [sgd(g, LEARNING_RATE) for g in bf16_model.parameter_groups()],
-                            Bf16Matmuls("cpu"))
+                            precision(torch.device("cpu"), amp=True))
 
     def run(name: str, steps: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
         model, optimizers, autocast = variants[name]

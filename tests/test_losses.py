@@ -1,5 +1,5 @@
 """Losses: the paper's values, finite values and gradients where the paper's formula overflows, and the
-``"amp": true`` precision policy (bf16 convolutions and linear layers, BatchNorm and losses in float32)."""
+``"amp": true`` precision policy (bf16 autocast over the forward, BatchNorm statistics and losses in float32)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from coala.train.step import Bf16Matmuls
+from coala.train.step import DualAE, Objective, forward_losses, precision
 from losses import contrastive_loss, kullback_leibler
 
 
@@ -66,30 +66,54 @@ def test_kl_is_zero_for_a_perfect_reconstruction_and_positive_otherwise():
     assert kullback_leibler(torch.rand(4, 1, 96, 96), y).item() > 0
 
 
-def _output_dtypes(model: nn.Module, x: torch.Tensor) -> dict[str, torch.dtype]:
-    """Each layer's output dtype in one forward under ``Bf16Matmuls``."""
+def _output_dtypes(model: nn.Module, x: torch.Tensor, policy: object) -> dict[str, torch.dtype]:
+    """Each layer's output dtype in one forward under the ``precision`` context ``policy``."""
     dtypes: dict[str, torch.dtype] = {}
 
     def record(layer: nn.Module, args: tuple, out: torch.Tensor) -> None:
         dtypes[type(layer).__name__] = out.dtype
 
     handles = [layer.register_forward_hook(record) for layer in model]
-    with Bf16Matmuls("cpu"):
+    with policy:
         model(x)
     for handle in handles:
         handle.remove()
     return dtypes
 
 
-def test_bf16_policy_runs_convolutions_and_linear_layers_in_bf16_and_batchnorm_in_float32() -> None:
+def test_bf16_policy_runs_the_layers_in_bf16_with_float32_batchnorm_statistics() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 4, stride=2, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
                           nn.Linear(64, 8), nn.BatchNorm1d(8), nn.Sigmoid())
-    expected = {"Conv2d": torch.bfloat16, "BatchNorm2d": torch.float32, "ReLU": torch.float32,
-                "Flatten": torch.float32, "Linear": torch.bfloat16, "BatchNorm1d": torch.float32,
-                "Sigmoid": torch.float32}
+    expected = {name: torch.bfloat16 for name in ("Conv2d", "BatchNorm2d", "ReLU", "Flatten", "Linear",
+                                                  "BatchNorm1d", "Sigmoid")}
     x = torch.rand(6, 1, 8, 8)
-    assert _output_dtypes(model, x) == expected
-    assert _output_dtypes(model, x) == expected  # the loop enters the same object for every batch
+    policy = precision(torch.device("cpu"), amp=True)
+    assert _output_dtypes(model, x, policy) == expected
+    assert _output_dtypes(model, x, policy) == expected  # the loop enters the same object for every batch
     assert not torch.is_autocast_enabled("cpu")
     assert model(x).dtype == torch.float32
+    assert _output_dtypes(model, x, precision(torch.device("cpu"), amp=False)) == dict.fromkeys(expected, torch.float32)
+
+    # The running statistics stay float32 and are the float32 mean of the bf16 convolution outputs: no
+    # bf16 accumulation (which would be off by about 1e-2 relative over these 6 * 16 values).
+    batchnorm = model[1]
+    batchnorm.reset_running_stats()
+    with policy:
+        conv_out = model[0](x)
+        batchnorm(conv_out)
+    assert batchnorm.running_mean.dtype == torch.float32
+    expected_mean = batchnorm.momentum * conv_out.double().mean(dim=(0, 2, 3))
+    assert torch.allclose(batchnorm.running_mean.double(), expected_mean, rtol=1e-6, atol=1e-9)
+
+
+def test_losses_under_the_bf16_policy_are_float32_and_near_the_float32_ones() -> None:
+    torch.manual_seed(0)
+    model = DualAE(n_tags=20).eval()
+    objective = Objective(5.0, 5.0, 10.0, temperature=0.1)
+    x, tags = torch.rand(8, 1, 96, 96), (torch.rand(8, 20) < 0.2).float()
+    _, fp32 = forward_losses(model, objective, x, tags)
+    _, bf16 = forward_losses(model, objective, x, tags, precision(torch.device("cpu"), amp=True))
+    for name in model.loss_names:
+        assert bf16[name].dtype == torch.float32
+        assert bf16[name].item() == pytest.approx(fp32[name].item(), rel=0.02)

@@ -114,22 +114,25 @@ def _byte_keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
 
 
 class _ScaledMask(torch.autograd.Function):
-    """``x * m`` with ``m`` = keep / (1 - p) saved once: one pass forward, one pass backward.
+    """``x * keep / (1 - p)`` with the 0/1 ``keep`` mask saved in ``x``'s dtype: two passes each way.
 
-    ``m`` is kept in at least float32 (1/0.75 is not a bf16 number) and the product is rounded once
-    into ``x``'s dtype, so bf16 activations get no systematic scale error.
+    Multiplying by the exact 0/1 mask and then by the scalar rounds once, like one multiplication by a
+    float32 scale mask, so bf16 activations get no systematic scale error; and every operand has the
+    input's dtype, which keeps the multiplications on torch's vectorized paths (a bf16 tensor times a
+    float32 mask was measured 10x slower than two bf16 passes on a 2-core CPU).
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        scale = _byte_keep_mask(x, p).to(torch.promote_types(x.dtype, torch.float32)).mul_(1.0 / (1.0 - p))
-        ctx.save_for_backward(scale)
-        return torch.mul(x, scale, out=torch.empty_like(x))
+        keep = _byte_keep_mask(x, p).to(x.dtype)
+        ctx.save_for_backward(keep)
+        ctx.scale = 1.0 / (1.0 - p)
+        return torch.mul(x, keep, out=torch.empty_like(x)).mul_(ctx.scale)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (scale,) = ctx.saved_tensors
-        return torch.mul(grad, scale, out=torch.empty_like(grad)), None
+        (keep,) = ctx.saved_tensors
+        return torch.mul(grad, keep.to(grad.dtype), out=torch.empty_like(grad)).mul_(ctx.scale), None
 
 
 class ByteMaskDropout(nn.Dropout):

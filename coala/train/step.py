@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.distributed.nn import functional as distributed_functional
-from torch.overrides import TorchFunctionMode
 
 from coala.audio.frontend import PATCH_SHAPE
 from coala.models.losses import contrastive_loss, kullback_leibler
@@ -37,44 +36,17 @@ def _full_precision(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
-class _Float32BatchNorm(TorchFunctionMode):
-    """Runs every ``F.batch_norm`` on a float32 input, so its output (and the ReLU, dropout and
-    sigmoid after it) stays float32 under autocast; every other function passes through unchanged."""
-
-    def __torch_function__(self, func: Callable, types: Iterable[type], args: tuple = (),
-                           kwargs: dict[str, Any] | None = None) -> Any:
-        if func is F.batch_norm:
-            args = (_full_precision(args[0]), *args[1:])
-        return func(*args, **(kwargs or {}))
-
-
-class Bf16Matmuls:
-    """The ``"amp": true`` precision policy: bf16 for the convolutions and linear layers, float32 for the rest.
-
-    Plain bf16 autocast also runs BatchNorm, ReLU, dropout and the output sigmoids on bf16 activations.
-    Here autocast still gives the convolutions and linear layers (the FLOPs) to bf16, but each BatchNorm
-    (called positionally, as ``nn.BatchNorm*`` does) first takes its input back to float32, and the losses
-    are computed in float32 outside the context (``forward_losses``). Measured against float32 gradients
-    on a batch of 8: relative L2 11.5% against plain autocast's 13.1% (docs/performance.md#bf16). A
-    reusable context manager: the training loop enters the same object for every step and validation batch.
-    """
-
-    def __init__(self, device_type: str) -> None:
-        self.device_type = device_type
-        self._stack = contextlib.ExitStack()
-
-    def __enter__(self) -> Bf16Matmuls:
-        self._stack.enter_context(torch.autocast(self.device_type, dtype=torch.bfloat16))
-        self._stack.enter_context(_Float32BatchNorm())
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stack.close()
-
-
 def precision(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
-    """The forward's precision context: ``Bf16Matmuls`` with ``amp``, otherwise plain float32."""
-    return Bf16Matmuls(device.type) if amp else contextlib.nullcontext()
+    """The forward's precision: with ``amp`` (the config's ``"amp": true``) bf16 autocast, otherwise float32.
+
+    Under autocast the convolutions and linear layers run in bf16 and their bf16 outputs flow through
+    BatchNorm (whose kernels accumulate the batch statistics in float32), ReLU and dropout; the losses
+    are computed in float32 outside the context (``forward_losses``). Taking every BatchNorm input back
+    to float32 was tried and dropped: the gradients stayed as far from float32 ones, and the casts and
+    float32 activations made the step much slower (docs/performance.md#bf16). The returned object is
+    entered again for every step and validation batch.
+    """
+    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
