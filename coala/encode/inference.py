@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from coala.models.fast_layers import tuned_for
+
 
 def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
@@ -37,34 +39,39 @@ def _fold_sequential(seq: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(*kept)
 
 
-class Bf16Autocast(nn.Module):
-    """``model`` run under bfloat16 autocast on its device; outputs come back as float32.
+class InferenceEncoder(nn.Module):
+    """An encoder ready for extraction: BatchNorm folded, dropout gone, channels_last where measured
+    faster (the CPU), optionally under bf16 autocast; outputs come back as float32.
 
-    Only the model: the front end (decoding, resampling, log-mel, scaling) stays in float. On a CPU
-    with bf16 instructions (AVX-512 BF16, AMX) or a GPU the convolutions run about twice as fast, with
-    per-chunk cosine to float32 above 0.9999; on a CPU without them bf16 is many times slower.
+    bf16 covers the model only: the front end (decoding, resampling, log-mel, scaling) stays in float.
+    On a CPU with bf16 instructions (AVX-512 BF16, AMX) or a GPU the convolutions run about twice as
+    fast, with per-chunk cosine to float32 above 0.9999; on a CPU without them bf16 is many times slower.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, folded: nn.Module, bf16: bool, channels_last: bool) -> None:
         super().__init__()
-        self.model = model
+        self.model = folded.to(memory_format=torch.channels_last) if channels_last else folded
+        self.bf16, self.channels_last = bf16, channels_last
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             outputs = self.model(x)
         return tuple(o.float() for o in outputs)
 
 
-def inference_model(model: nn.Module, bf16: bool = False) -> nn.Module:
-    """An eval-only copy with each BatchNorm folded into the convolution before it and dropout removed,
-    wrapped in ``Bf16Autocast`` when ``bf16``.
+def inference_model(model: nn.Module, bf16: bool = False) -> InferenceEncoder:
+    """An eval-only copy with each BatchNorm folded into the convolution before it and dropout removed.
 
     The encoders' BatchNorm and ReLU passes over the 48x48 activations cost about a fifth of a forward
-    on the CPU; folded, outputs move by float32 rounding only (relative 2.5e-7). The copy is for
-    extraction alone: it has no BatchNorm buffers and another ``state_dict``.
+    on the CPU; folded, outputs move by float32 rounding only (relative 2.5e-7). On the CPU the copy
+    also runs channels_last, the layout in which oneDNN's convolutions were measured faster
+    (docs/performance.md). The copy is for extraction alone: it has no BatchNorm buffers and another
+    ``state_dict``.
     """
     folded = copy.deepcopy(model).eval()
     for name, child in list(folded.named_children()):
         if isinstance(child, nn.Sequential):
             setattr(folded, name, _fold_sequential(child))
-    return Bf16Autocast(folded) if bf16 else folded
+    return InferenceEncoder(folded, bf16, channels_last=tuned_for(model_device(model)))
