@@ -8,12 +8,14 @@ from coala.errors import ConfigError
 # Each DataLoader worker (training's num_workers, encode.py's --workers) is a process forked when the
 # loader starts, a copy of the parent: a value in the thousands is a typo that would swamp the machine.
 MAX_WORKERS = 64
+# The value of a setting that the machine decides: training's ``device`` and ``amp`` keys.
+AUTO = "auto"
 
 
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` is CUDA when present, else CPU; a name torch does not know, or a CUDA device that is not
     there, is a ``ConfigError`` (training's ``device`` key and encode.py's ``--device`` alike)."""
-    if name == "auto":
+    if name == AUTO:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
@@ -25,3 +27,20 @@ def resolve_device(name: str) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
     return device
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bf16 training was measured faster than float32 on this kind of device, at equal quality.
+
+    On a CPU with bf16 instructions (AVX-512 BF16 or AMX) it was, with the same downstream accuracy and
+    retrieval mAP; on a CPU without them bf16 runs many times slower (docs/performance.md#bf16). No GPU
+    has been measured yet: CUDA stays float32 until ``bench/gpu_check.sh`` says otherwise.
+    """
+    if device.type != "cpu":
+        return False
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def resolve_amp(amp: bool | str, device: torch.device) -> bool:
+    """Training's ``amp`` key: ``true`` or ``false`` as given, ``"auto"`` bf16 where ``bf16_is_fast``."""
+    return bf16_is_fast(device) if amp == AUTO else bool(amp)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from torch import nn
 
 from coala import device as device_module
 from coala.cli import setup_logging
-from coala.device import resolve_device
+from coala.device import resolve_amp, resolve_device
 from coala.errors import ConfigError
 from coala.models.checkpoints import load_checkpoint
 from coala.models.fast_layers import accelerate
@@ -53,7 +54,8 @@ def test_shipped_configs_have_the_paper_values() -> None:
     ({"epochs": True}, "key 'epochs' must be an integer, got true"),
     ({"batch_size": 12.5}, "key 'batch_size' must be an integer"),
     ({"learning_rate": "fast"}, "key 'learning_rate' must be a finite number"),
-    ({"amp": 1}, "key 'amp' must be true or false"),
+    ({"amp": 1}, "key 'amp' must be true, false or \"auto\", got 1"),
+    ({"amp": "bf16"}, "key 'amp' must be true, false or \"auto\", got \"bf16\""),
     ({"device": "gpu"}, "key 'device' must be one of"),
     ({"model": "resnet"}, "key 'model' must be \"dual_ae\" or \"cnn\""),
     ({"contrastive_temperature": 0}, "key 'contrastive_temperature' must be between 0.001 and 100, got 0"),
@@ -207,6 +209,27 @@ def test_cnn_trains_in_bf16_on_a_300_tag_corpus_without_vocabulary(tmp_path: Pat
     assert model.fc[2].out_features == 300
     assert (tmp_path / "logs" / "cnn" / "examples_epoch_1.png").is_file()
     assert model.fc[2].weight.dtype == torch.float32  # autocast leaves the weights in float32
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_amp_auto_trains_in_bf16_exactly_where_the_cpu_has_bf16_instructions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fast: bool) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_corpus(tmp_path, n_train=8, n_val=4, n_tags=20)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: fast)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    entered: list[bool] = []
+    monkeypatch.setattr(torch.autocast, "__enter__", lambda self: entered.append(self.fast_dtype == torch.bfloat16))
+    monkeypatch.setattr(torch.autocast, "__exit__", lambda self, *exc: None)
+    cfg = parse_config(paper_config(tmp_path, "auto", epochs=1, batch_size=4, in_memory=True, checkpoint_dir="ckpt",
+                                    log_dir="logs"))
+    assert cfg.amp == "auto"  # the default
+    with caplog.at_level(logging.INFO):
+        train(cfg)
+    assert ("1 process(es) on cpu, bf16 (amp auto)" if fast else "1 process(es) on cpu, float32 (amp auto)") in caplog.text
+    assert entered and all(entered) if fast else not entered
+    assert resolve_amp(True, torch.device("cpu")) and not resolve_amp(False, torch.device("cpu"))
+    assert not resolve_amp("auto", torch.device("meta"))  # no other device type was measured: float32
 
 
 def test_validation_clamps_patches_and_tags_at_zero() -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coala.device import MAX_WORKERS
+from coala.device import AUTO, MAX_WORKERS
 from coala.errors import ConfigError
 from coala.jsonfile import read_json
 from coala.train.step import TRAINABLE
@@ -44,7 +44,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     in_memory: bool = False
-    amp: bool = False
+    amp: bool | str = "auto"
     compile: bool = False
     model: str = "dual_ae"
     checkpoint_dir: str = "saved_models"
@@ -115,6 +115,8 @@ def _type_ok(value: Any, annotation: str) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if annotation == "str":
         return isinstance(value, str) and _path_safe(value)
+    if annotation == "bool | str":  # true, false or "auto" (amp)
+        return isinstance(value, bool) or value == AUTO
     return isinstance(value, bool)
 
 
@@ -143,7 +145,7 @@ def parse_config(raw: Any, source: str = "config") -> TrainConfig:
         annotation = _FIELDS[key].type
         if not _type_ok(value, annotation):
             expected = {"float": "a finite number", "int": "an integer", "str": "a string without NUL or unpaired surrogates",
-                        "bool": "true or false"}[annotation]
+                        "bool": "true or false", "bool | str": f'true, false or "{AUTO}"'}[annotation]
             raise ConfigError(f"{source}: key {key!r} must be {expected}, got {json.dumps(value)}")
         rule = _VALUE_RULES.get(key)
         if rule is not None and not rule[0](value):

@@ -29,6 +29,7 @@ from coala.cli import progress_bar
 from coala.data.checks import check_values, fingerprint
 from coala.data.hdf5 import open_dataset
 from coala.data.tags import load_id2tag
+from coala.device import AUTO, resolve_amp
 from coala.distributed import Runtime, gather, joined, on_main
 from coala.errors import CheckpointError, ConfigError, DatasetError, DivergenceError, VocabularyError
 from coala.models.fast_layers import accelerate, tuned_for
@@ -239,9 +240,11 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
             training_state.set_rng_state(state["rng"][runtime.rank])
         elif runtime.main:
             log.warning(f"state saved by {len(state['rng'])} processes, resumed by {runtime.world_size}: new random streams")
+    bf16 = resolve_amp(cfg.amp, runtime.device)
     if runtime.main:
         log.info(f"{cfg.experiment_name}: {cfg.model}, {len(train_set)} training / {len(val_set)} validation patches, "
-                 f"{train_set.n_tags} tags, {runtime.world_size} process(es) on {runtime.device}"
+                 f"{train_set.n_tags} tags, {runtime.world_size} process(es) on {runtime.device}, "
+                 f"{'bf16' if bf16 else 'float32'}" + (f" (amp {AUTO})" if cfg.amp == AUTO else "")
                  + (f", resuming after epoch {start_epoch}" if start_epoch else ""))
     if runtime.main:
         write_metrics(cfg.log_folder, metrics)  # drops an epoch a kill interrupted before its state was saved
@@ -256,7 +259,7 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
     if cfg.compile:
         step_model = torch.compile(step_model)
     gather = all_gather_with_grad if runtime.distributed else None
-    autocast = precision(runtime.device, cfg.amp)
+    autocast = precision(runtime.device, bf16)
     train_loader, train_sampler = _loader(train_set, cfg, runtime, train=True)
     val_loader, _ = _loader(val_set, cfg, runtime, train=False)
     tensorboard = _open_tensorboard(cfg.log_folder) if runtime.main else None
