@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import logging
 import signal
 import subprocess
 import sys
@@ -104,7 +103,7 @@ def test_config_text_python_cannot_hold_is_one_line(tmp_path: Path, text: str, m
 
 def test_paper_keys_alone_give_the_defaults(tmp_path: Path) -> None:
     cfg = parse_config(paper_config(tmp_path, "x"))
-    assert (cfg.seed, cfg.num_workers, cfg.in_memory, cfg.amp, cfg.compile, cfg.model) == (0, 0, False, False, False, "dual_ae")
+    assert (cfg.seed, cfg.num_workers, cfg.in_memory, cfg.amp, cfg.compile, cfg.model) == (0, 0, False, "auto", False, "dual_ae")
     assert cfg.checkpoint_folder == Path("saved_models/x") and cfg.log_folder == Path("runs/x")
 
 
@@ -213,7 +212,8 @@ def test_cnn_trains_in_bf16_on_a_300_tag_corpus_without_vocabulary(tmp_path: Pat
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_amp_auto_trains_in_bf16_exactly_where_the_cpu_has_bf16_instructions(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fast: bool) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, fast: bool) -> None:
+    setup_logging()  # as the script: messages to stderr
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path, n_train=8, n_val=4, n_tags=20)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: fast)
@@ -224,9 +224,8 @@ def test_amp_auto_trains_in_bf16_exactly_where_the_cpu_has_bf16_instructions(
     cfg = parse_config(paper_config(tmp_path, "auto", epochs=1, batch_size=4, in_memory=True, checkpoint_dir="ckpt",
                                     log_dir="logs"))
     assert cfg.amp == "auto"  # the default
-    with caplog.at_level(logging.INFO):
-        train(cfg)
-    assert ("1 process(es) on cpu, bf16 (amp auto)" if fast else "1 process(es) on cpu, float32 (amp auto)") in caplog.text
+    train(cfg)
+    assert ("1 process(es) on cpu, bf16 (amp auto)" if fast else "1 process(es) on cpu, float32 (amp auto)") in capsys.readouterr().err
     assert entered and all(entered) if fast else not entered
     assert resolve_amp(True, torch.device("cpu")) and not resolve_amp(False, torch.device("cpu"))
     assert not resolve_amp("auto", torch.device("meta"))  # no other device type was measured: float32
