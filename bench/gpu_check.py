@@ -138,17 +138,16 @@ def step_rate(case: StepCase, device: torch.device, sizes: Sizes) -> float:
 
 
 def extraction_rate(precision_name: str, device: torch.device, sizes: Sizes) -> float:
-    """Chunks per second of the batched encoder as encode.py runs it (BatchNorm folded, numpy in and out)."""
+    """Chunks per second of the batched encoder as encode.py runs it (``inference_model``: BatchNorm folded,
+    the device's layout, ``--bf16``'s autocast; numpy in and out)."""
     torch.manual_seed(0)
-    encoder = inference_model(AudioEncoder()).to(device)
+    encoder = inference_model(AudioEncoder().to(device), bf16=precision_name == "bf16")
     chunks = np.random.default_rng(0).random((sizes.chunks, *PATCH_SHAPE), dtype=np.float32)
-    context = precision(device, precision_name == "bf16")
     batches = range(0, sizes.chunks, sizes.extraction_batch)
 
     def run() -> None:
-        with context:
-            for start in batches:
-                embed_patches(encoder, chunks[start:start + sizes.extraction_batch])
+        for start in batches:
+            embed_patches(encoder, chunks[start:start + sizes.extraction_batch])
     return timed_rate(run, device, 1, 1, sizes.chunks)
 
 
