@@ -3,7 +3,8 @@ batched extraction in float32 and bf16, and the projected time of one epoch of t
 
 No GPU figure existed when this was written (the project was developed on 2-core CPUs), so the
 choices the code makes on a GPU are unmeasured: ``fast_layers.tuned_for`` keeps the CPU-tuned layers
-off CUDA, ``"amp"`` and ``"compile"`` are off by default. This check measures both sides of each
+off CUDA, ``"amp": "auto"`` (``coala.device.bf16_is_fast``) keeps CUDA in float32, ``"compile"`` is
+off by default, and extraction runs channels_last only on the CPU. This check measures both sides of each
 choice, on random inputs already on the device (what the model costs, not the data loading):
 
   paper     the paper's step: stock layers, three backward passes with retain_graph, default SGD
