@@ -87,9 +87,9 @@ def main() -> None:
             models[precision, seed], took = train(args.work, name, amp, seed, args.epochs)
             if took is not None:
                 seconds[precision].append(took)
-            if not (data / "embeddings" / name).is_dir():
-                run("encode.py", "--quiet", "--model", models[precision, seed] / f"audio_encoder_epoch_{args.epochs}.pt",
-                    "--dataset", "all", "--data-dir", data, "--scaler", ROOT / "json" / "scaler_demo.json", "--name", name)
+            # encode.py skips the files already encoded, so an interrupted run resumes here too.
+            run("encode.py", "--quiet", "--model", models[precision, seed] / f"audio_encoder_epoch_{args.epochs}.pt",
+                "--dataset", "all", "--data-dir", data, "--scaler", ROOT / "json" / "scaler_demo.json", "--name", name)
 
     results_path = args.work / "results" / "performances.json"
     run("classify.py", "--data-dir", data, "--runs", args.runs, "--jobs", 2, "--out", results_path,
