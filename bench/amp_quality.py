@@ -23,22 +23,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from coala.evaluation.report import TASK_ORDER  # noqa: E402
+from coala.search.metrics import DIRECTIONS  # noqa: E402
+
 DEMO_CONFIG = ROOT / "configs" / "demo.json"
 DEMO_DATA = ROOT / "demo" / "data"
 PRECISIONS = {"float32": False, "bf16": True}
-TASKS = ("US8K", "GTZAN", "NSynth")
-DIRECTIONS = ("tag_to_audio_map", "audio_to_tag_map")
 
 
 def run(*args: str | Path) -> None:
-    subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, check=True)
+    """One of the project's scripts; a failure (its own error line is above) ends the benchmark in one line."""
+    status = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT).returncode
+    if status != 0:
+        sys.exit(f"error: {args[0]} exited with status {status}; the benchmark stops here (a rerun resumes)")
 
 
-def train(work: Path, name: str, amp: bool, seed: int, epochs: int) -> tuple[Path, float | None]:
+def train(demo: dict[str, Any], work: Path, name: str, amp: bool, seed: int, epochs: int) -> tuple[Path, float | None]:
     """Train one model (unless its last checkpoint exists); its folder and the training seconds (None if reused)."""
-    config = json.loads(DEMO_CONFIG.read_text())
+    config = dict(demo)
     config.update(experiment_name=name, amp=amp, seed=seed, epochs=epochs,
                   checkpoint_dir=str(work / "saved_models"), log_dir=str(work / "runs"))
     folder = work / "saved_models" / name
@@ -56,10 +63,10 @@ def data_folder(work: Path) -> Path:
     """A data folder whose datasets are the demo's (links) and whose embeddings are this benchmark's own."""
     data = work / "data"
     data.mkdir(parents=True, exist_ok=True)
-    for dataset in ("UrbanSound8K", "GTZAN", "nsynth"):
-        link = data / dataset
-        if not link.exists():
-            link.symlink_to((DEMO_DATA / dataset).resolve(), target_is_directory=True)
+    for entry in DEMO_DATA.iterdir():
+        link = data / entry.name
+        if entry.is_dir() and entry.name != "embeddings" and not link.exists():
+            link.symlink_to(entry.resolve(), target_is_directory=True)
     return data
 
 
@@ -84,7 +91,7 @@ def main() -> None:
     for seed in args.seeds:
         for precision, amp in PRECISIONS.items():
             name = f"amp_{precision}_s{seed}"
-            models[precision, seed], took = train(args.work, name, amp, seed, args.epochs)
+            models[precision, seed], took = train(demo, args.work, name, amp, seed, args.epochs)
             if took is not None:
                 seconds[precision].append(took)
             # encode.py skips the files already encoded, so an interrupted run resumes here too.
@@ -103,10 +110,10 @@ def main() -> None:
     retrieval = list(json.loads(search_path.read_text()).values())  # in the order of --model
     metrics: dict[str, dict[str, list[float]]] = {precision: {} for precision in PRECISIONS}
     for (precision, seed), search in zip(models, retrieval):
-        for task in TASKS:
+        for task in TASK_ORDER:
             metrics[precision].setdefault(task, []).append(statistics.mean(accuracy[task][f"amp_{precision}_s{seed}"]))
         for direction in DIRECTIONS:
-            metrics[precision].setdefault(direction, []).append(search[direction])
+            metrics[precision].setdefault(f"{direction}_map", []).append(search[f"{direction}_map"])
 
     print(f"\n{len(args.seeds)} seeds x {args.epochs} epochs, {args.runs} classify runs per model; mean ± std over seeds")
     print("| precision | " + " | ".join(metrics["float32"]) + " | training s |")

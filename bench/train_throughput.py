@@ -6,8 +6,9 @@ from the same initial weights:
   ours   fast layers + channels_last, one backward of the weighted sum, fused SGD (the default step)
   bf16   ours under the ``"amp": true`` policy (``precision``: bf16 autocast, losses in float32)
 It also prints the FLOPs per sample, a large matmul's GFLOP/s on this machine and the fraction of it
-our float32 step reaches, and how close the bf16 step's gradients are to float32 ones. Last lines: ``speedup_vs_paper: X.XX`` (ours float32 /
-paper), ``bf16_speedup_vs_paper``, ``bf16_grad_cosine`` and ``bf16_grad_rel_l2``.
+our float32 step reaches, and how close the bf16 step's gradients are to float32 ones. Last lines:
+``speedup_vs_paper: X.XX`` (ours float32 / paper), ``bf16_speedup_vs_paper``, ``bf16_grad_cosine`` and
+``bf16_grad_rel_l2``.
 
     python bench/train_throughput.py                  # batch 128, 3 repetitions of 2 steps
     python bench/train_throughput.py --reps 1 --steps 1 --batch-size 32   # quick look
