@@ -22,7 +22,7 @@ from coala.atomic import require_writable_folder
 from coala.cli import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, entry_point
 from coala.device import MAX_WORKERS, resolve_device
 from coala.data.tags import load_id2tag
-from coala.errors import AnalysisError, UsageError
+from coala.core.errors import AnalysisError, UsageError
 
 log = logging.getLogger("coala.analysis")
 

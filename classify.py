@@ -22,7 +22,7 @@ import sklearn
 from coala import assets
 from coala.atomic import require_writable_folder
 from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, require_file
-from coala.errors import DataAbsentError, UsageError
+from coala.core.errors import DataAbsentError, UsageError
 from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
 from coala.evaluation.protocol import CLASSIFIERS, LINEAR_MAX_ITER, LINEAR_SUFFIX, MLP_HIDDEN, evaluate_task, run_seeds
 from coala.evaluation.report import META_KEY, best_result, merge_previous, plot_confusion, write_results

@@ -32,13 +32,19 @@ from coala.device import MAX_WORKERS
 from coala.distributed import SHARE_TIMEOUT, Runtime, agree, gather, joined, on_main
 from coala.encode.api import (encode_files, extract_audio_embedding, extract_audio_embedding_chunks,
                               extract_tag_embedding, load_audio_model, return_loaded_model)
-from coala.encode.batch import (CPU_BATCH_SIZE, FAILURES_FILE, GPU_BATCH_SIZE, FileJob, RunSummary, chunk_computer,
-                                dataset_jobs, default_batch_size, embedding_name, plan_inputs, run_extraction)
+from coala.core.model import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+from coala.encode.failures import FAILURES_FILE
+from coala.encode.jobs import FileJob
+from coala.cli import RunSummary
+from coala.encode.files import chunk_computer
+from coala.encode.jobs import dataset_jobs, embedding_name, plan_inputs
+from coala.core.model import default_batch_size
+from coala.encode.run import run_extraction
 from coala.encode.projection import projection_record, write_projection_record
 from coala.encode.shards import SHARD_BYTES, read_embeddings
-from coala.errors import UsageError
+from coala.core.errors import UsageError
 from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
-from coala.models.networks import AudioEncoder
+from coala.core.model import AudioEncoder
 from coala.models.registry import AUDIO_NETWORKS
 
 __all__ = ["return_loaded_model", "extract_audio_embedding", "extract_audio_embedding_chunks",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from coala.assets import HOME_VARIABLE, asset_root
 from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point
-from coala.errors import UsageError
+from coala.core.errors import UsageError
 from coala.fetch import DEADLINE_S, PAPER_ASSETS, PAPER_BASE_URL, fetch_all
 
 log = logging.getLogger("coala.fetch")

@@ -1,7 +1,7 @@
 """The training losses under their module name: ``from losses import contrastive_loss, kullback_leibler``.
 
-They live in ``coala.models.losses``.
+They live in ``coala.core.model``.
 """
-from coala.models.losses import contrastive_loss, kullback_leibler
+from coala.core.model import contrastive_loss, kullback_leibler
 
 __all__ = ["contrastive_loss", "kullback_leibler"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from coala.cli import EXIT_OK, entry_point
 from coala.data.tags import load_id2tag
 from coala.demo.data import DemoDataSpec, write_demo_data, write_untrained_tag_encoder
-from coala.errors import UsageError
+from coala.core.errors import UsageError
 
 log = logging.getLogger("coala.demo")
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from coala.atomic import atomic_write_text
 from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, require_file
 from coala.device import MAX_WORKERS, resolve_device
-from coala.errors import UsageError
+from coala.core.errors import UsageError
 from coala.models.checkpoints import load_checkpoint
-from coala.models.networks import CNN
+from coala.core.model import CNN
 from coala.search.index import Hit, build_index, build_index_from_embeddings, open_index
 from coala.search.metrics import evaluate_release, metrics_table, plot_precision_recall
 from coala.search.model import load_pair

@@ -2,7 +2,7 @@
 
 ``pad`` and ``compute_spectrogram`` keep the paper's signatures and results: the spectrogram is
 computed with its resampler (resampy's ``kaiser_fast``) and its STFT padding, so it matches the
-paper's own output; the project's pipeline uses the faster soxr (``coala.audio.frontend``).
+paper's own output; the project's pipeline uses the faster soxr (``coala.core.frontend``).
 """
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from coala.audio.frontend import N_MELS, SAMPLE_RATE, pad
-from coala.audio.frontend import compute_spectrogram as _compute_spectrogram
-from coala.audio.patches import max_energy_patch as return_spectrogram_max_nrg_frame
-from coala.models.losses import contrastive_loss as _contrastive_loss
-from coala.models.losses import kullback_leibler
+from coala.core.frontend import N_MELS, SAMPLE_RATE, pad
+from coala.core.frontend import compute_spectrogram as _compute_spectrogram
+from coala.core.frontend import max_energy_patch as return_spectrogram_max_nrg_frame
+from coala.core.model import contrastive_loss as _contrastive_loss
+from coala.core.model import kullback_leibler
 
 PAPER_RESAMPLER = "kaiser_fast"
 

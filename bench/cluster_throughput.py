@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from coala.audio.scaler import MinMaxScaler  # noqa: E402
+from coala.audio.scaler import MinMaxScaler, save_scaler  # noqa: E402
 from models_t1000 import AudioEncoder  # noqa: E402
 
 
@@ -84,7 +84,7 @@ def main() -> None:
         torch.manual_seed(0)
         (root / "model").mkdir()
         torch.save(AudioEncoder().state_dict(), root / "model" / "audio_encoder_epoch_1.pt")
-        MinMaxScaler.fit(np.random.default_rng(1).uniform(-16.0, 4.0, size=(8, 96, 96))).save(root / "scaler.json")
+        save_scaler(MinMaxScaler.fit(np.random.default_rng(1).uniform(-16.0, 4.0, size=(8, 96, 96))), root / "scaler.json")
         common = ["--model", str(root / "model" / "audio_encoder_epoch_1.pt"), "--scaler", str(root / "scaler.json")]
         walls: dict[int, list[float]] = {p: [] for p in launches}
         fixed: dict[int, list[float]] = {p: [] for p in launches}

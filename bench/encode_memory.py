@@ -34,10 +34,11 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from coala.audio.frontend import HOP_LENGTH, LOG_EPS, N_FFT, N_MELS, PATCH_FRAMES, SAMPLE_RATE  # noqa: E402
-from coala.audio.patches import scaled_chunks  # noqa: E402
-from coala.audio.scaler import MinMaxScaler  # noqa: E402
-from coala.encode.inference import embed_patches, inference_model  # noqa: E402
+from coala.core.frontend import HOP_LENGTH, LOG_EPS, N_FFT, N_MELS, PATCH_FRAMES, SAMPLE_RATE  # noqa: E402
+from coala.core.frontend import scaled_chunks  # noqa: E402
+from coala.audio.scaler import MinMaxScaler, save_scaler  # noqa: E402
+from coala.core.model import embed# noqa: E402
+from coala.encode.inference import inference_model# noqa: E402
 from models_t1000 import AudioEncoder  # noqa: E402
 
 FILE_SR = 44100
@@ -72,7 +73,7 @@ def whole_file_embeddings(model: AudioEncoder, scaler: MinMaxScaler, path: Path)
         spec[:, start:start + 4096] = np.log(mel @ magnitude.T + LOG_EPS)
     chunks = scaled_chunks(spec, scaler)
     folded = inference_model(model)
-    return np.concatenate([embed_patches(folded, chunks[i:i + 64])[0].numpy() for i in range(0, len(chunks), 64)])
+    return np.concatenate([embed(folded, chunks[i:i + 64])[0].numpy() for i in range(0, len(chunks), 64)])
 
 
 def main() -> None:
@@ -93,7 +94,7 @@ def main() -> None:
         model_path.parent.mkdir()
         torch.save(model.state_dict(), model_path)
         scaler = MinMaxScaler.fit(np.random.default_rng(0).uniform(-16, 4, size=(20, N_MELS, PATCH_FRAMES)))
-        scaler.save(tmp / "scaler.json")
+        save_scaler(scaler, tmp / "scaler.json")
 
         command = [sys.executable, str(args.project / "encode.py"), "--model", str(model_path), "--scaler",
                    str(tmp / "scaler.json"), "--input", str(clip), "--output", str(tmp / "out"), "--quiet",

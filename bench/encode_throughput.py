@@ -45,9 +45,9 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coala.audio.frontend import (HOP_LENGTH, LOG_EPS, N_FFT, N_MELS, NOISE_AMPLITUDE, NOISE_SEED, PAD_SAMPLES,  # noqa: E402
+from coala.core.frontend import (HOP_LENGTH, LOG_EPS, N_FFT, N_MELS, NOISE_AMPLITUDE, NOISE_SEED, PAD_SAMPLES,  # noqa: E402
                          PATCH_FRAMES, SAMPLE_RATE)
-from coala.audio.scaler import load_scaler  # noqa: E402
+from coala.audio.scaler import load_scaler, save_scaler  # noqa: E402
 import encode  # noqa: E402
 from models_t1000 import AudioEncoder  # noqa: E402
 
@@ -126,7 +126,7 @@ def main() -> None:
         torch.save(model.state_dict(), model_path)
         sk_scaler = SkMinMaxScaler().fit(np.random.default_rng(0).uniform(-16, 4, size=(20 * N_MELS, PATCH_FRAMES)))
         scaler_path = tmp / "scaler.json"
-        load_scaler(sk_scaler).save(scaler_path)
+        save_scaler(load_scaler(sk_scaler), scaler_path)
         extra = args.cli_args.split()
 
         methods: dict[str, Callable[[Path, Path], None]] = {

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 import utils  # noqa: E402
 from coala.audio.scaler import load_scaler  # noqa: E402
-from coala.models.losses import contrastive_loss, kullback_leibler  # noqa: E402
+from coala.core.model import contrastive_loss, kullback_leibler  # noqa: E402
 from encode import (extract_audio_embedding, extract_audio_embedding_chunks, extract_tag_embedding,  # noqa: E402
                     return_loaded_model)
 from models_t1000 import CNN, AudioEncoder, TagEncoder  # noqa: E402

@@ -33,11 +33,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.train_throughput import LEARNING_RATE, OBJECTIVE, synthetic_batches  # noqa: E402
-from coala.audio.frontend import PATCH_SHAPE  # noqa: E402
-from coala.encode.batch import GPU_BATCH_SIZE  # noqa: E402
-from coala.encode.inference import embed_patches, inference_model  # noqa: E402
+from coala.core.frontend import PATCH_SHAPE  # noqa: E402
+from coala.core.model import GPU_BATCH_SIZE# noqa: E402
+from coala.core.model import embed# noqa: E402
+from coala.encode.inference import inference_model# noqa: E402
 from coala.models.fast_layers import accelerate  # noqa: E402
-from coala.models.networks import N_TAGS, AudioEncoder  # noqa: E402
+from coala.core.model import N_TAGS, AudioEncoder  # noqa: E402
 from coala.train.step import DualAE, as_patches, paper_step, precision, sgd, train_step  # noqa: E402
 
 # The paper's training set (about 170,000 patches, docs/performance.md) and batch size (configs/*.json).
@@ -148,7 +149,7 @@ def extraction_rate(precision_name: str, device: torch.device, sizes: Sizes) -> 
 
     def run() -> None:
         for start in batches:
-            embed_patches(encoder, chunks[start:start + sizes.extraction_batch])
+            embed(encoder, chunks[start:start + sizes.extraction_batch])
     return timed_rate(run, device, 1, 1, sizes.chunks)
 
 

@@ -34,8 +34,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import coala.hear as hear  # noqa: E402
-from coala.audio.frontend import N_MELS, PATCH_FRAMES  # noqa: E402
-from coala.audio.scaler import MinMaxScaler  # noqa: E402
+from coala.core.frontend import N_MELS, PATCH_FRAMES  # noqa: E402
+from coala.audio.scaler import MinMaxScaler, save_scaler  # noqa: E402
 from coala.device import resolve_device  # noqa: E402
 from encode import extract_audio_embedding_chunks, return_loaded_model  # noqa: E402
 from models_t1000 import AudioEncoder  # noqa: E402
@@ -82,7 +82,7 @@ def main() -> None:
             torch.save(AudioEncoder().state_dict(), checkpoint)
         if scaler is None:
             scaler = tmp_path / "scaler.json"
-            MinMaxScaler.fit(np.random.default_rng(1).uniform(-16, 4, (8, N_MELS, PATCH_FRAMES))).save(scaler)
+            save_scaler(MinMaxScaler.fit(np.random.default_rng(1).uniform(-16, 4, (8, N_MELS, PATCH_FRAMES))), scaler)
         model = hear.load_model(str(checkpoint), scaler=str(scaler), device=str(device),
                                 timestamp_hop_frames=args.hop_frames)
         rng = np.random.default_rng(0)

@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from coala.models.networks import LATENT_DIM  # noqa: E402
+from coala.core.model import LATENT_DIM  # noqa: E402
 from coala.search.index import CHUNKS, CLIPS, MANIFEST, open_index, write_index  # noqa: E402
 
 BUILD_BLOCK = 50_000

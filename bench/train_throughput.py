@@ -30,9 +30,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coala.audio.frontend import PATCH_SHAPE  # noqa: E402
+from coala.core.frontend import PATCH_SHAPE  # noqa: E402
 from coala.models.fast_layers import accelerate  # noqa: E402
-from coala.models.networks import N_TAGS  # noqa: E402
+from coala.core.model import N_TAGS  # noqa: E402
 from coala.train.step import (DualAE, Objective, forward_losses, paper_step, precision, sgd,  # noqa: E402
                               train_step)
 

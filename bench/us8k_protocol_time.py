@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from coala.evaluation.datasets import US8K_CSV, read_us8k  # noqa: E402
 from coala.evaluation.protocol import fit_and_score  # noqa: E402
 from coala.evaluation.task import load_embeddings  # noqa: E402
-from coala.models.networks import LATENT_DIM  # noqa: E402
+from coala.core.model import LATENT_DIM  # noqa: E402
 
 FOLD_SIZES = (873, 888, 925, 990, 936, 823, 838, 806, 816, 837)  # UrbanSound8K's folds 1-10: 8,732 clips
 CLASS_COUNTS = {"air_conditioner": 1000, "car_horn": 429, "children_playing": 1000, "dog_bark": 1000,

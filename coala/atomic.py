@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from coala.errors import CoalaError, UsageError
+from coala.core.errors import CoalaError, UsageError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What every entry point shares: logging to stderr, progress bars, and one way to report a user's error.
 
 Exit statuses: 0 when everything was done; 1 when the run finished but some items failed (listed in
-its output); 2 when the command or its config cannot run (a :class:`~coala.errors.CoalaError`, or an
+its output); 2 when the command or its config cannot run (a :class:`~coala.core.errors.CoalaError`, or an
 ``OSError`` such as a folder that cannot be written, reported as one ``error:`` line); 130 on Ctrl-C.
 Any other exception is a bug and keeps its traceback.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from coala.errors import CoalaError, UsageError
+from coala.core.errors import CoalaError, UsageError
 
 EXIT_OK, EXIT_FAILURES, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # A progress bar redraws this often (seconds) on a terminal, and this rarely when stderr is a log file,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from coala.errors import ConfigError
+from coala.core.errors import ConfigError
 
 # Each DataLoader worker (training's num_workers, encode.py's --workers) is a process forked when the
 # loader starts, a copy of the parent: a value in the thousands is a typo that would swamp the machine.

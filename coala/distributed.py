@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from coala.device import resolve_device
-from coala.errors import CoalaError, PlanMismatchError
+from coala.core.errors import CoalaError, PlanMismatchError
 
 T = TypeVar("T")
 

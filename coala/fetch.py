@@ -25,9 +25,9 @@ from pathlib import Path
 
 from coala import assets
 from coala.atomic import atomic_path
-from coala.audio.scaler import load_scaler
+from coala.audio.scaler import load_scaler, save_scaler
 from coala.cli import progress_bar
-from coala.errors import AssetError, CheckpointError, ScalerError
+from coala.core.errors import AssetError, CheckpointError, ScalerError
 from coala.models.checkpoints import load_checkpoint
 from coala.models.registry import NETWORKS
 
@@ -249,7 +249,7 @@ def fetch(asset: Asset, base_url: str, root: Path, show_progress: bool = True, m
         with atomic_path(dest) as installed:
             os.replace(staged, installed)
     if asset.converted is not None and (fresh or not (root / asset.converted).is_file()):
-        load_scaler(dest).save(root / asset.converted)
+        save_scaler(load_scaler(dest), root / asset.converted)
     return fresh
 
 

@@ -29,16 +29,17 @@ import torch
 from torch import nn
 
 from coala import assets
-from coala.audio.frontend import (HOP_LENGTH, PATCH_FRAMES, SAMPLE_RATE, log_mel, pad_short_clip, padding_noise,
+from coala.core.frontend import (HOP_LENGTH, PATCH_FRAMES, SAMPLE_RATE, log_mel, pad_short_clip, padding_noise,
                                   resample)
-from coala.audio.patches import scaled_chunks
+from coala.core.frontend import scaled_chunks
 from coala.audio.scaler import MinMaxScaler, load_scaler
 from coala.device import resolve_device
-from coala.encode.batch import default_batch_size
-from coala.encode.inference import embed_patches, inference_model, model_device
-from coala.errors import AudioInputError, CheckpointError, UsageError
+from coala.core.model import default_batch_size
+from coala.core.model import embed, model_device
+from coala.encode.inference import inference_model
+from coala.core.errors import AudioInputError, CheckpointError, UsageError
 from coala.models.checkpoints import load_checkpoint
-from coala.models.networks import LATENT_DIM
+from coala.core.model import LATENT_DIM
 from coala.models.registry import AUDIO_NETWORKS
 
 HEAR_SAMPLE_RATE = 22050
@@ -78,7 +79,7 @@ class CoalaHear(nn.Module):
     def embed(self, patches: np.ndarray) -> np.ndarray:
         """``(n, 96, 96)`` scaled patches to their ``z`` ``(n, 1152)``, in forwards of the device's batch size."""
         size = default_batch_size(model_device(self.encoder))
-        parts = [embed_patches(self.encoder, patches[i:i + size])[0].numpy() for i in range(0, len(patches), size)]
+        parts = [embed(self.encoder, patches[i:i + size])[0].numpy() for i in range(0, len(patches), size)]
         return np.concatenate(parts) if parts else np.zeros((0, LATENT_DIM), np.float32)
 
 

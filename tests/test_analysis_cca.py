@@ -13,7 +13,7 @@ import analyse
 from coala.analysis import cca
 from coala.analysis.descriptors import DESCRIPTOR_KEYS
 from coala.cli import EXIT_OK, EXIT_UNUSABLE
-from coala.models.networks import AudioEncoder, TagEncoder
+from coala.core.model import AudioEncoder, TagEncoder
 from tiny_release import write_release_file
 
 

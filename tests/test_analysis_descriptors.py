@@ -17,7 +17,7 @@ import soundfile as sf
 import analyse
 from coala.analysis import descriptors
 from coala.cli import EXIT_FAILURES, EXIT_OK, EXIT_UNUSABLE
-from coala.errors import AnalysisError
+from coala.core.errors import AnalysisError
 
 SR = 22000
 

@@ -10,7 +10,7 @@ import torch
 import analyse
 from coala.analysis import maps
 from coala.cli import EXIT_OK, EXIT_UNUSABLE
-from coala.models.networks import AudioEncoder, TagEncoder
+from coala.core.model import AudioEncoder, TagEncoder
 from tiny_release import write_release_file
 
 N_TAGS = 30

@@ -6,9 +6,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from coala.audio.frontend import PAD_SAMPLES, SAMPLE_RATE, compute_spectrogram, load_audio
-from coala.audio.patches import chunk_spectrogram, max_energy_patch, scaled_chunks
-from coala.errors import AudioError, VocabularyError
+from coala.core.frontend import PAD_SAMPLES, SAMPLE_RATE, compute_spectrogram, load_audio
+from coala.core.frontend import chunk_spectrogram, max_energy_patch, scaled_chunks
+from coala.core.errors import AudioError, VocabularyError
 from conftest import CLIPS, PADDED_CLIPS
 from encode import (extract_audio_embedding, extract_audio_embedding_chunks, extract_tag_embedding,
                     return_loaded_model)

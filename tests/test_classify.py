@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import classify
-from coala.errors import DownstreamError
+from coala.core.errors import DownstreamError
 from coala.evaluation.datasets import read_nsynth, select_nsynth_training
 from coala.evaluation.report import PAPER_RESULTS, markdown_table, paper_name
 

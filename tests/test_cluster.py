@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import encode
-from coala.audio.scaler import MinMaxScaler
+from coala.audio.scaler import MinMaxScaler, save_scaler
 from coala.data.builder import BuildOptions, build_dataset
 from coala.distributed import balanced_shares
 from models_t1000 import AudioEncoder
@@ -72,7 +72,7 @@ def encode_inputs(tmp_path_factory) -> tuple[Path, list[str]]:
         write_clip(root / "clips" / ("sub" if seed % 2 else "") / f"c{seed}.wav", 22050, 1, seconds, seed=seed)
     (root / "clips" / "broken.wav").write_bytes(b"RIFF\x00\x10\x00\x00WAVEfmt " + bytes(range(256)) * 4)
     model = save_random(AudioEncoder, root / "models" / "x" / "audio_encoder_epoch_1.pt")
-    MinMaxScaler.fit(np.random.default_rng(1).uniform(-16.0, 4.0, size=(8, 96, 96))).save(root / "scaler.json")
+    save_scaler(MinMaxScaler.fit(np.random.default_rng(1).uniform(-16.0, 4.0, size=(8, 96, 96))), root / "scaler.json")
     return root, ["--model", str(model), "--scaler", str(root / "scaler.json"), "--input", str(root / "clips"), "--quiet"]
 
 

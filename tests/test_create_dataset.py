@@ -15,9 +15,9 @@ import soundfile as sf
 import torch
 
 import create_dataset
-from coala.audio.frontend import N_MELS, PATCH_FRAMES, SAMPLE_RATE, compute_spectrogram
-from coala.audio.patches import max_energy_patch
-from coala.errors import DatasetError
+from coala.core.frontend import N_MELS, PATCH_FRAMES, SAMPLE_RATE, compute_spectrogram
+from coala.core.frontend import max_energy_patch
+from coala.core.errors import DatasetError
 from coala.data.builder import (BuildOptions, build_dataset, cache_file, compute_patches,
                                   load_patches, split_train_validation)
 from coala.audio.scaler import MinMaxScaler, load_scaler

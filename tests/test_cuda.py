@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from bench import gpu_check
-from coala.encode.batch import FileResult, embed_stream
-from coala.models.networks import N_TAGS, AudioEncoder
+from coala.encode.files import FileResult
+from coala.encode.stream import embed_stream
+from coala.core.model import N_TAGS, AudioEncoder
 from coala.train.step import DualAE, Objective, precision, sgd, train_step
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -9,7 +9,7 @@ import pytest
 
 from coala.cli import setup_logging
 from coala.data import checks
-from coala.errors import DatasetError
+from coala.core.errors import DatasetError
 from tiny_release import write_release_file
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from coala.errors import DatasetError
+from coala.core.errors import DatasetError
 from data_loader import HDF5Dataset, InMemoryDataset, inspect_hdf5
 from tiny_release import write_release_file
 

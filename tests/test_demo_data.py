@@ -13,11 +13,11 @@ import pytest
 import soundfile as sf
 
 import make_demo_data
-from coala.audio.frontend import load_audio, log_mel
+from coala.core.frontend import load_audio, log_mel
 from coala.demo import corpus as tc
 from coala.demo import downstream as ds
 from coala.demo.data import MANIFEST, UNTRAINED_ENCODER, DemoDataSpec, write_demo_data
-from coala.errors import DemoDataError
+from coala.core.errors import DemoDataError
 from coala.models.checkpoints import load_checkpoint
 from models_t1000 import AudioEncoder
 

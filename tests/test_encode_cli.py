@@ -12,10 +12,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from coala.audio.frontend import N_MELS, PATCH_FRAMES, SAMPLE_RATE
-from coala.audio.scaler import MinMaxScaler
-from coala.errors import AudioError
-from coala.models.networks import LATENT_DIM
+from coala.core.frontend import N_MELS, PATCH_FRAMES, SAMPLE_RATE
+from coala.audio.scaler import MinMaxScaler, save_scaler
+from coala.core.errors import AudioError
+from coala.core.model import LATENT_DIM
 from conftest import CLIPS
 from encode import encode_files, extract_audio_embedding_chunks, main, return_loaded_model
 from models_t1000 import CNN, AudioEncoder, TagEncoder
@@ -54,7 +54,7 @@ def run_cli(capsys, *argv: str | Path) -> tuple[int, str, str]:
 def scaler_file(tmp_path_factory) -> Path:
     patches = np.random.default_rng(1).uniform(-16.0, 4.0, size=(8, N_MELS, PATCH_FRAMES))
     path = tmp_path_factory.mktemp("scaler") / "scaler.json"
-    MinMaxScaler.fit(patches).save(path)
+    save_scaler(MinMaxScaler.fit(patches), path)
     return path
 
 
@@ -143,13 +143,15 @@ def test_concurrent_failure_updates_lose_no_entry(tmp_path):
     """Each update reads, merges and rewrites the list under the lock: none overwrites another's entries."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from coala.encode.batch import FileJob, _update_failures
+    from coala.encode.jobs import FileJob
+
+    from coala.encode.failures import update_failures
 
     path = tmp_path / "failures.tsv"
 
     def fail(i: int) -> None:
         source = tmp_path / f"clip_{i}.wav"
-        _update_failures(path, [FileJob(source, tmp_path / f"clip_{i}.npy")], [(source, f"reason {i}")],
+        update_failures(path, [FileJob(source, tmp_path / f"clip_{i}.npy")], [(source, f"reason {i}")],
                          lambda job: job.output.exists())
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(fail, range(40)))
@@ -320,7 +322,8 @@ def test_bad_command_lines_get_one_line_errors(capsys, tmp_path, clip_folder, en
 
 def test_an_interrupted_run_leaves_complete_files_and_resumes(tmp_path, clip_folder):
     from coala.audio.mfcc import mfcc_features
-    from coala.encode.batch import plan_inputs, run_extraction
+    from coala.encode.jobs import plan_inputs
+    from coala.encode.run import run_extraction
 
     calls = []
 
@@ -378,8 +381,9 @@ def test_bf16_option_runs_the_model_in_bfloat16(capsys, tmp_path, clip_folder, e
 
 def test_a_run_sweeps_killed_writers_temporaries_and_checks_its_output_first(tmp_path, clip_folder):
     from coala.audio.mfcc import mfcc_features
-    from coala.encode.batch import plan_inputs, run_extraction
-    from coala.errors import UsageError
+    from coala.encode.jobs import plan_inputs
+    from coala.encode.run import run_extraction
+    from coala.core.errors import UsageError
 
     out = tmp_path / "out"
     tasks = [t for t in plan_inputs([clip_folder], out) if t.source.name != "broken.wav"]

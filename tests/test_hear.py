@@ -12,10 +12,10 @@ import torch
 
 import coala.hear as hear
 from coala import assets
-from coala.audio.frontend import HOP_LENGTH, SAMPLE_RATE, log_mel, pad_short_clip, resample
-from coala.audio.patches import scaled_chunks
-from coala.audio.scaler import MinMaxScaler
-from coala.errors import AudioInputError, CheckpointError, CoalaError, ConfigError, UsageError
+from coala.core.frontend import HOP_LENGTH, SAMPLE_RATE, log_mel, pad_short_clip, resample
+from coala.core.frontend import scaled_chunks
+from coala.audio.scaler import MinMaxScaler, save_scaler
+from coala.core.errors import AudioInputError, CheckpointError, CoalaError, ConfigError, UsageError
 from encode import extract_audio_embedding_chunks, return_loaded_model
 from models_t1000 import CNN, AudioEncoder, TagEncoder
 from test_encode_cli import save_random, write_clip
@@ -27,7 +27,7 @@ HOP_MS = 1000.0 * hear.DEFAULT_HOP_FRAMES * HOP_LENGTH / SAMPLE_RATE
 def scaler_file(tmp_path_factory) -> Path:
     patches = np.random.default_rng(1).uniform(-16.0, 4.0, size=(8, 96, 96))
     path = tmp_path_factory.mktemp("scaler") / "scaler.json"
-    MinMaxScaler.fit(patches).save(path)
+    save_scaler(MinMaxScaler.fit(patches), path)
     return path
 
 

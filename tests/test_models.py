@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from coala.errors import CheckpointError
+from coala.core.errors import CheckpointError
 from conftest import ROOT
 from encode import return_loaded_model
 from models_t1000 import CNN, AudioDecoder, AudioEncoder, TagDecoder, TagEncoder

@@ -15,7 +15,7 @@ import pytest
 
 from coala import assets
 from coala.cli import EXIT_UNUSABLE, entry_point, progress_bar
-from coala.errors import CoalaError, UsageError
+from coala.core.errors import CoalaError, UsageError
 from conftest import ROOT
 
 PACKAGE = ROOT / "coala"

@@ -16,8 +16,8 @@ import torch
 
 import encode
 import utils
-from coala.audio.scaler import load_scaler
-from coala.errors import VocabularyError
+from coala.audio.scaler import load_scaler, save_scaler
+from coala.core.errors import VocabularyError
 from models_t1000 import AudioEncoder, TagEncoder
 from conftest import CLIPS, ROOT
 
@@ -58,7 +58,7 @@ def test_scaler_transforms_2d_chunks_as_scikit_learn_did(reference: Path) -> Non
 def install_assets(reference: Path, home: Path) -> Path:
     """What ``python fetch_assets.py`` leaves in an asset root, made from the reference files."""
     (home / "json").mkdir(parents=True)
-    load_scaler(reference / "original" / "scaler_top_1000.pkl").save(home / "json" / "scaler_top_1000.json")
+    save_scaler(load_scaler(reference / "original" / "scaler_top_1000.pkl"), home / "json" / "scaler_top_1000.json")
     shutil.copy(reference / "original" / "id2token_top_1000.json", home / "json")
     models = home / "saved_models" / "dual_ae_c"
     models.mkdir(parents=True)

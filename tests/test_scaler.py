@@ -13,7 +13,7 @@ from sklearn.preprocessing import MaxAbsScaler, RobustScaler, StandardScaler
 from sklearn.preprocessing import MinMaxScaler as SkMinMaxScaler
 
 from coala.audio.scaler import MinMaxScaler, load_scaler, main
-from coala.errors import ScalerError
+from coala.core.errors import ScalerError
 
 
 def test_pickle_converts_to_json_with_the_papers_parameters(reference, tmp_path):
@@ -43,7 +43,7 @@ def test_bad_scaler_files_are_named(tmp_path):
         load_scaler(tmp_path / "nowhere.json")
     bad = tmp_path / "bad.json"
     bad.write_text('{"data_min": [1, 2]}')
-    with pytest.raises(ScalerError, match="bad.json: not a scaler file"):
+    with pytest.raises(ScalerError, match="bad.json: not a scaler of this project"):
         load_scaler(bad)
     assert main([str(tmp_path / "absent.pkl"), str(tmp_path / "o.json")]) == 2
     fitted = {"data_min": [0.0] * 96, "data_max": [1.0] * 96, "scale": [1.0] * 96, "min": [0.0] * 96}
@@ -51,7 +51,7 @@ def test_bad_scaler_files_are_named(tmp_path):
     with pytest.raises(ScalerError, match="bad.json: scaler parameter min holds nan at feature 95"):
         load_scaler(bad)
     bad.write_text(json.dumps({**fitted, "n_samples_seen": float("inf")}))
-    with pytest.raises(ScalerError, match="bad.json: not a scaler file of this project \\(OverflowError"):
+    with pytest.raises(ScalerError, match="bad.json: not a scaler of this project \\(OverflowError"):
         load_scaler(bad)
     bad.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ScalerError, match="bad.json: not a scaler file of this project \\(ValueError: nested too deeply\\)"):

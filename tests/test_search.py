@@ -13,8 +13,8 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from coala.audio.frontend import N_MELS, PATCH_FRAMES
-from coala.audio.scaler import MinMaxScaler
+from coala.core.frontend import N_MELS, PATCH_FRAMES
+from coala.audio.scaler import MinMaxScaler, save_scaler
 from coala.search.metrics import expected_random_ap
 from encode import extract_audio_embedding_chunks
 from encode import main as encode_main
@@ -56,7 +56,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     id2tag = root / "id2tag.json"
     id2tag.write_text(json.dumps({str(i): w for i, w in enumerate(WORDS)}))
     scaler = root / "scaler.json"
-    MinMaxScaler.fit(np.random.default_rng(1).uniform(-16.0, 4.0, size=(8, N_MELS, PATCH_FRAMES))).save(scaler)
+    save_scaler(MinMaxScaler.fit(np.random.default_rng(1).uniform(-16.0, 4.0, size=(8, N_MELS, PATCH_FRAMES))), scaler)
     audio = root / "audio"
     for seed, (name, (sr, channels, seconds)) in enumerate(CLIPS.items()):
         write_clip(audio / name, sr, channels, seconds, seed=seed)

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from coala.encode import read_embeddings
-from coala.encode.batch import plan_inputs, run_extraction
+from coala.encode.jobs import plan_inputs
+from coala.encode.run import run_extraction
 from coala.encode.shards import ShardWriter
-from coala.errors import EmbeddingsError
-from coala.models.networks import LATENT_DIM
+from coala.core.errors import EmbeddingsError
+from coala.core.model import LATENT_DIM
 from coala.search.index import index_embeddings
 from encode import main as encode_main
 from test_classify import GENRES, RANDOM, SEPARABLE, Writer, _run, make_gtzan, the_error

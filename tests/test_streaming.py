@@ -10,13 +10,15 @@ import pytest
 import soundfile as sf
 import torch
 
-from coala.audio.frontend import (HOP_LENGTH, LOG_EPS, N_FFT, N_MELS, PATCH_FRAMES, SAMPLE_RATE, LogMelStream,
+from coala.core.frontend import (HOP_LENGTH, LOG_EPS, N_FFT, N_MELS, PATCH_FRAMES, SAMPLE_RATE, LogMelStream,
                                   iter_audio, iter_spectrogram, log_mel, pad_short_clip)
-from coala.audio.patches import chunk_spectrogram, iter_chunks, scaled_chunks
+from coala.core.frontend import chunk_spectrogram, iter_chunks, scaled_chunks
 from coala.audio.scaler import MinMaxScaler
-from coala.encode.batch import chunk_computer, embed_stream, iter_files
-from coala.encode.inference import embed_patches, inference_model
-from coala.errors import AudioError
+from coala.encode.files import chunk_computer, iter_files
+from coala.encode.stream import embed_stream
+from coala.core.model import embed
+from coala.encode.inference import inference_model
+from coala.core.errors import AudioError
 from models_t1000 import AudioEncoder
 from test_audio_frontend import cosine
 from test_encode_cli import write_clip
@@ -96,7 +98,7 @@ def test_streamed_embeddings_equal_the_whole_file_path(tmp_path, model, scaler, 
     results = list(embed_stream(model, iter_files(paths, chunk_computer(scaler, block_samples=4096), workers), 5))
     assert [r.index for r in results] == [0, 1, 2] and all(r.error is None for r in results)
     for result, path in zip(results, paths):
-        expected, expected_d = embed_patches(model, scaled_chunks(whole_file_spectrogram(path), scaler))
+        expected, expected_d = embed(model, scaled_chunks(whole_file_spectrogram(path), scaler))
         embedding, embedding_d = result.value
         assert embedding.shape == expected.shape
         assert cosine(embedding, expected).min() >= 0.9999 and cosine(embedding_d, expected_d).min() >= 0.9999
@@ -118,7 +120,7 @@ def test_a_file_failing_mid_stream_loses_its_pieces_and_only_them(model):
     assert [(r.index, r.error) for r in results] == [(0, None), (1, "cannot decode audio (broken in the middle)"),
                                                      (2, None)]
     for result, name in zip((results[0], results[2]), ("a", "c")):
-        expected, _ = embed_patches(model, np.concatenate(pieces[name]))
+        expected, _ = embed(model, np.concatenate(pieces[name]))
         torch.testing.assert_close(result.value[0], expected, rtol=0, atol=1e-5)
 
 

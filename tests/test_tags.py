@@ -7,7 +7,7 @@ import pytest
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from coala.data.tags import build_vocabulary, load_id2tag, preprocess_tags, singular, stop_words
-from coala.errors import VocabularyError
+from coala.core.errors import VocabularyError
 
 
 def paper_vocabulary(reference) -> list[str]:

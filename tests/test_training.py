@@ -17,7 +17,7 @@ from torch import nn
 from coala import device as device_module
 from coala.cli import setup_logging
 from coala.device import resolve_amp, resolve_device
-from coala.errors import ConfigError
+from coala.core.errors import ConfigError
 from coala.models.checkpoints import load_checkpoint
 from coala.models.fast_layers import accelerate
 from coala.train.config import load_config, parse_config
@@ -265,7 +265,7 @@ def test_changed_trajectory_settings_are_refused_on_resume(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path, n_train=8, n_val=4)
     train(parse_config(paper_config(tmp_path, "x", epochs=1, num_workers=2)))  # HDF5 opened in each worker
-    from coala.errors import StateError
+    from coala.core.errors import StateError
     with pytest.raises(StateError, match="learning_rate = 0.005 but the config says 0.1"):
         train(parse_config(paper_config(tmp_path, "x", epochs=2, learning_rate=0.1)))
 

@@ -13,7 +13,7 @@ import torch
 
 from coala.atomic import _host
 from coala.cli import setup_logging
-from coala.errors import ConfigError, DatasetError, DivergenceError, StateError
+from coala.core.errors import ConfigError, DatasetError, DivergenceError, StateError
 from coala.train import loop, plots
 from coala.train.config import parse_config
 from coala.train.loop import train, write_metrics

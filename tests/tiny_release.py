@@ -7,7 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from coala.audio.frontend import PATCH_SHAPE
+from coala.core.frontend import PATCH_SHAPE
 
 
 def write_release_file(path: Path, n: int, n_tags: int = 1000, seed: int = 0) -> Path:

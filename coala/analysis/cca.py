@@ -28,7 +28,7 @@ from matplotlib.patches import Patch
 
 from coala.analysis.descriptors import DESCRIPTOR_KEYS, Descriptors
 from coala.atomic import atomic_write_text
-from coala.errors import AnalysisError
+from coala.core.errors import AnalysisError
 from coala.figures import save_figure
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Classic acoustic descriptors of the validation clips, by the recipe of the paper's analysis.
 
 The paper compared its embeddings with descriptors computed by its own recipe, which differs from the
-training front end (``coala.audio.frontend``) on purpose: a dB power mel spectrogram with 128 bands
+training front end (``coala.core.frontend``) on purpose: a dB power mel spectrogram with 128 bands
 (librosa's default mel) rather than 96 log-magnitude bands, and the 96-frame window chosen by the sum
 of STFT magnitudes rather than of log-mel values. Its constants below belong to that recipe alone.
 Shared with training: the sample rate (22000 Hz), decoding and resampling (``load_audio``, soxr where
@@ -32,11 +32,11 @@ import numpy as np
 import scipy.stats
 
 from coala.atomic import atomic_write_text
-from coala.audio.frontend import SAMPLE_RATE, load_audio, pad_short_clip
+from coala.core.frontend import SAMPLE_RATE, load_audio, pad_short_clip
 from coala.cli import progress_bar
 from coala.data.builder import find_audio_files, init_worker
 from coala.data.hdf5 import GROUP, inspect_hdf5
-from coala.errors import AnalysisError, AudioError
+from coala.core.errors import AnalysisError, AudioError
 from coala.jsonfile import read_json
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,10 @@ from torch import nn
 
 from coala.data.hdf5 import InMemoryDataset
 from coala.encode.api import load_audio_model
-from coala.encode.batch import default_batch_size, embedding_name
-from coala.encode.inference import embed_patches, model_device
-from coala.errors import UsageError
+from coala.core.model import default_batch_size
+from coala.encode.jobs import embedding_name
+from coala.core.model import embed, model_device
+from coala.core.errors import UsageError
 from coala.models.checkpoints import load_checkpoint
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def model_label(spec: str) -> tuple[str, Path]:
 def audio_embeddings(model: nn.Module, patches: np.ndarray) -> np.ndarray:
     """``z`` of each patch clamped at 0: ``(n, 1152)`` float64."""
     size = default_batch_size(model_device(model))
-    out = [embed_patches(model, np.clip(patches[i:i + size], 0.0, None))[0].numpy() for i in range(0, len(patches), size)]
+    out = [embed(model, np.clip(patches[i:i + size], 0.0, None))[0].numpy() for i in range(0, len(patches), size)]
     return np.concatenate(out).astype(np.float64)
 
 

@@ -18,7 +18,7 @@ from sklearn.manifold import TSNE
 from torch import nn
 
 from coala.analysis.embeddings import ValidationSet, audio_embeddings, tag_embeddings
-from coala.errors import VocabularyError
+from coala.core.errors import VocabularyError
 from coala.figures import save_figure
 
 AUDIO_TAG_MAP, VOCABULARY_MAP = "map_audio_tags.png", "map_vocabulary.png"

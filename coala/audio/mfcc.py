@@ -18,7 +18,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from coala.audio.frontend import SAMPLE_RATE, load_audio
+from coala.core.frontend import SAMPLE_RATE, load_audio
 
 N_MFCC = 20
 DELTA_WIDTH = 5

@@ -1,4 +1,4 @@
-"""The MinMax scaler applied to every 96x96 patch, in the project's JSON format.
+"""The MinMax scaler's files: the project's JSON format, and the paper's pickle read safely.
 
 The paper pickled a scikit-learn 0.22 ``MinMaxScaler``; pickles are fragile across versions and can run
 code, so the project stores the fitted parameters as JSON and reads a pickle only when a user names one
@@ -24,102 +24,27 @@ import numpy as np
 
 from coala import assets
 from coala.atomic import atomic_write_text
-from coala.audio.frontend import PATCH_FRAMES
+from coala.core.frontend import MinMaxScaler
 from coala.cli import entry_point
-from coala.errors import ScalerError
+from coala.core.errors import ScalerError
 from coala.jsonfile import read_json
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class MinMaxScaler:
-    """Fitted MinMax parameters over the 96 frame positions of a patch.
-
-    ``scale`` and ``min`` are stored, not re-derived, because the paper's pickle holds values rounded
-    differently from a float64 recomputation (by up to 1e-7 relative).
-    """
-
-    data_min: np.ndarray
-    data_max: np.ndarray
-    scale: np.ndarray
-    min: np.ndarray
-    feature_range: tuple[float, float] = (0.0, 1.0)
-    n_samples_seen: int = 0
-
-    def transform(self, patches: np.ndarray) -> np.ndarray:
-        """Scale ``(..., 96 mels, 96 frames)`` patches; float32 out, as the paper's model saw them.
-
-        A 2-D ``(rows, 96)`` array is what the paper passed to scikit-learn's ``transform`` (one chunk,
-        mel bands as rows), so code written for its pickle runs on this scaler unchanged.
-        """
-        patches = np.asarray(patches)
-        if patches.ndim < 2 or patches.shape[-1] != self.data_min.shape[0]:
-            raise ValueError(f"scaler has {self.data_min.shape[0]} features; expected an array (..., "
-                             f"{self.data_min.shape[0]}), got shape {patches.shape}")
-        return (patches.astype(np.float64) * self.scale + self.min).astype(np.float32)
-
-    def inverse_transform(self, scaled: np.ndarray) -> np.ndarray:
-        """Back from the scaled range to log-mel values (to look at a reconstruction as a spectrogram)."""
-        return ((np.asarray(scaled, dtype=np.float64) - self.min) / self.scale).astype(np.float32)
-
-    # scikit-learn's attribute names, for code written against the paper's pickle.
-    data_min_ = property(lambda self: self.data_min)
-    data_max_ = property(lambda self: self.data_max)
-    data_range_ = property(lambda self: self.data_max - self.data_min)
-    scale_ = property(lambda self: self.scale)
-    min_ = property(lambda self: self.min)
-    n_features_in_ = property(lambda self: int(self.data_min.shape[0]))
-    n_samples_seen_ = property(lambda self: self.n_samples_seen)
-
-    @classmethod
-    def fit(cls, patches: np.ndarray) -> "MinMaxScaler":
-        """Fit on ``(n, 96 mels, 96 frames)`` patches: every mel row of every patch is one sample."""
-        rows = patches.reshape(-1, patches.shape[-1]).astype(np.float64)
-        data_min, data_max = rows.min(axis=0), rows.max(axis=0)
-        data_range = data_max - data_min
-        scale = 1.0 / np.where(data_range == 0.0, 1.0, data_range)
-        return cls(data_min, data_max, scale, -data_min * scale, n_samples_seen=int(rows.shape[0]))
-
-    def to_dict(self) -> dict:
-        return {
-            "kind": "MinMaxScaler",
-            "feature_range": list(self.feature_range),
-            "n_features": int(self.data_min.shape[0]),
-            "data_min": self.data_min.tolist(),
-            "data_max": self.data_max.tolist(),
-            "scale": self.scale.tolist(),
-            "min": self.min.tolist(),
-            "n_samples_seen": self.n_samples_seen,
-        }
-
-    def save(self, path: str | Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+def save_scaler(scaler: MinMaxScaler, path: str | Path) -> None:
+    """The scaler as this project's JSON file, written atomically."""
+    atomic_write_text(path, json.dumps(scaler.to_dict(), indent=1))
 
 
 def _from_json(path: Path) -> MinMaxScaler:
     try:
         params = read_json(path)
-        scaler = MinMaxScaler(*(np.asarray(params[k], dtype=np.float64) for k in ("data_min", "data_max", "scale", "min")),
-                              tuple(float(v) for v in params.get("feature_range", (0.0, 1.0))),
-                              int(params.get("n_samples_seen", 0)))
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+    except ValueError as exc:
         raise ScalerError(f"{path}: not a scaler file of this project ({type(exc).__name__}: {exc})") from None
-    return _patch_sized(scaler, path)
-
-
-def _patch_sized(scaler: MinMaxScaler, path: Path) -> MinMaxScaler:
-    """The scaler, when it was fitted on 96 frame positions (a scaler of other data would mis-scale patches)
-    and its parameters are finite (a NaN or Inf in one would make every embedding NaN, written unnoticed)."""
-    parameters = {"data_min": scaler.data_min, "data_max": scaler.data_max, "scale": scaler.scale, "min": scaler.min}
-    shapes = {a.shape for a in parameters.values()}
-    if shapes != {(PATCH_FRAMES,)}:
-        raise ScalerError(f"{path}: scaler parameters must have {PATCH_FRAMES} features each, found {sorted(shapes)}")
-    for name, values in parameters.items():
-        if not np.isfinite(values).all():
-            index = int(np.flatnonzero(~np.isfinite(values))[0])
-            raise ScalerError(f"{path}: scaler parameter {name} holds {values[index]} at feature {index}")
-    return scaler
+    if not isinstance(params, dict):
+        raise ScalerError(f"{path}: not a scaler file of this project (holds {type(params).__name__})")
+    return MinMaxScaler.from_dict(params, path)
 
 
 class _PickledMinMaxScaler:
@@ -174,7 +99,7 @@ def _from_pickle(path: Path) -> MinMaxScaler:
         scaler = _from_sklearn(sk)
     except (AttributeError, TypeError, ValueError, OverflowError) as exc:
         raise ScalerError(f"{path}: the pickled MinMaxScaler is not fitted ({type(exc).__name__}: {exc})") from None
-    return _patch_sized(scaler, path)
+    return scaler.checked(path)
 
 
 def _from_sklearn(sk) -> MinMaxScaler:
@@ -209,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.pickle.is_file():
         raise ScalerError(f"{args.pickle}: scaler pickle not found")
-    _from_pickle(args.pickle).save(args.output)
+    save_scaler(_from_pickle(args.pickle), args.output)
     log.info(f"wrote {args.output}")
     return 0
 

@@ -32,14 +32,14 @@ from threadpoolctl import threadpool_limits
 
 from coala.atomic import (atomic_paths, atomic_write, atomic_write_text, finish_interrupted_commit,
                           remove_stale_temporaries, require_writable_folder)
-from coala.audio.frontend import DEFAULT_RESAMPLER, PATCH_SHAPE, SAMPLE_RATE, load_audio, log_mel, pad_short_clip
-from coala.audio.patches import max_energy_patch
-from coala.audio.scaler import MinMaxScaler
+from coala.core.frontend import DEFAULT_RESAMPLER, PATCH_SHAPE, SAMPLE_RATE, load_audio, log_mel, pad_short_clip
+from coala.core.frontend import max_energy_patch
+from coala.audio.scaler import MinMaxScaler, save_scaler
 from coala.cli import RunSummary, is_plain_name, progress_bar
 from coala.data.tags import build_vocabulary, preprocess_tags
 from coala.device import MAX_WORKERS
 from coala.distributed import Runtime, agree, balanced_shares, file_weight, from_main, gather, on_main, round_robin
-from coala.errors import AudioError, DatasetError
+from coala.core.errors import AudioError, DatasetError
 from coala.jsonfile import read_json
 
 log = logging.getLogger(__name__)
@@ -525,7 +525,7 @@ def _finish(options: BuildOptions, inputs: _Inputs, bad: list[Skipped]) -> dict:
         write_hdf5(train_tmp, train_ids, labels[train_rows], options.cache_dir, scaler)
         write_hdf5(val_tmp, val_ids, labels[val_rows], options.cache_dir, scaler)
         _write_json(vocabulary_tmp, {str(i): word for i, word in enumerate(vocabulary)})
-        scaler.save(scaler_tmp)
+        save_scaler(scaler, scaler_tmp)
         _write_json(report_tmp, report)
     return report
 

@@ -24,7 +24,7 @@ import numpy as np
 from coala import assets
 from coala.atomic import atomic_write_text
 from coala.data.hdf5 import GROUP, inspect_hdf5
-from coala.errors import DatasetError
+from coala.core.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import h5py
 import numpy as np
 from torch.utils.data import Dataset
 
-from coala.audio.frontend import PATCH_SHAPE
-from coala.errors import DatasetError
+from coala.core.frontend import PATCH_SHAPE
+from coala.core.errors import DatasetError
 
 GROUP = "dataset"
 Item = tuple[np.ndarray, np.ndarray, np.ndarray]

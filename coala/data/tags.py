@@ -19,7 +19,7 @@ from pathlib import Path
 import inflect
 
 from coala import assets
-from coala.errors import VocabularyError
+from coala.core.errors import VocabularyError
 from coala.jsonfile import read_json
 
 STOP_WORDS_FILE = Path(__file__).with_name("stopwords_en_nltk.txt")

@@ -27,9 +27,9 @@ from coala import assets
 from coala.atomic import atomic_path, atomic_write_text
 from coala.cli import progress_bar
 from coala.demo import corpus as tagged_corpus, downstream as downstream_sets
-from coala.errors import DemoDataError
+from coala.core.errors import DemoDataError
 from coala.evaluation.datasets import GTZAN_GENRES, NSYNTH_FAMILIES, US8K_CLASSES
-from coala.models.networks import AudioEncoder, TagEncoder
+from coala.core.model import AudioEncoder, TagEncoder
 
 MANIFEST = "demo_data.json"
 UNTRAINED_ENCODER = Path("untrained") / "audio_encoder_epoch_0.pt"

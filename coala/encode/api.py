@@ -17,13 +17,15 @@ import torch
 from torch import nn
 
 from coala import assets
-from coala.audio.frontend import PATCH_FRAMES, compute_spectrogram
-from coala.audio.patches import scaled_chunks
+from coala.core.frontend import PATCH_FRAMES, compute_spectrogram
+from coala.core.frontend import scaled_chunks
 from coala.audio.scaler import MinMaxScaler, load_scaler
 from coala.data.tags import load_id2tag, tag_index
-from coala.encode.batch import chunk_computer, default_batch_size, embed_stream, iter_files
-from coala.encode.inference import embed_patches, model_device
-from coala.errors import AudioError, VocabularyError
+from coala.encode.files import chunk_computer, iter_files
+from coala.core.model import default_batch_size
+from coala.encode.stream import embed_stream
+from coala.core.model import embed, model_device
+from coala.core.errors import AudioError, VocabularyError
 from coala.models.checkpoints import load_checkpoint
 from coala.models.registry import AUDIO_NETWORKS, NETWORKS
 
@@ -54,14 +56,14 @@ def extract_audio_embedding_chunks(model: nn.Module, filename: str | Path,
     Both are ``(n_chunks, 1152)`` float32 tensors (for the CNN: ``(z, tag_probabilities)``). Raises
     ``AudioError`` naming the file when it cannot be decoded or holds no audio.
     """
-    return embed_patches(model, scaled_chunks(compute_spectrogram(filename), load_scaler(scaler)))
+    return embed(model, scaled_chunks(compute_spectrogram(filename), load_scaler(scaler)))
 
 
 def extract_audio_embedding(model: nn.Module, filename: str | Path,
                             scaler: ScalerArg = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The paper's single-patch embedding: the file's first 96 frames, ``(1, 1152)`` each."""
     spec = compute_spectrogram(filename)[:, :PATCH_FRAMES]
-    return embed_patches(model, load_scaler(scaler).transform(spec[None]))
+    return embed(model, load_scaler(scaler).transform(spec[None]))
 
 
 def check_vocabulary_fits(vocabulary: dict[int, str], width: int, source: object) -> None:

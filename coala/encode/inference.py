@@ -1,30 +1,14 @@
-"""Turning scaled 96x96 patches into embeddings with a loaded encoder (or the CNN baseline)."""
+"""The inference copy of an audio encoder: BatchNorm folded, dropout gone, the layout and precision that run fastest."""
 from __future__ import annotations
 
 import copy
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from coala.core.model import model_device
 from coala.models.fast_layers import tuned_for
-
-
-def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-@torch.inference_mode()
-def embed_patches(model: nn.Module, patches: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``(n, 96, 96)`` scaled patches through the model as ``(n, 1, 96, 96)``; returns its two outputs.
-
-    For an encoder that is ``(z, z_d)``, for the CNN baseline ``(z, tag_probabilities)``; results are
-    float32 on the CPU whatever device the model is on.
-    """
-    x = torch.as_tensor(np.asarray(patches, dtype=np.float32)).unsqueeze(1).to(model_device(model))
-    first, second = model(x)
-    return first.float().cpu(), second.float().cpu()
 
 
 def _fold_sequential(seq: nn.Sequential) -> nn.Sequential:

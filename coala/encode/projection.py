@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from coala.atomic import atomic_write_text
-from coala.errors import UsageError
+from coala.core.errors import UsageError
 from coala.fetch import sha256_of
 from coala.jsonfile import read_json
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from coala.atomic import atomic_write, atomic_write_text
-from coala.errors import EmbeddingsError
+from coala.core.errors import EmbeddingsError
 from coala.jsonfile import read_json
 
 SHARD_FORMAT = 1

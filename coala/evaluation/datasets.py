@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from coala import assets
-from coala.audio.frontend import AUDIO_SUFFIXES
-from coala.errors import DataAbsentError, DownstreamError
+from coala.core.frontend import AUDIO_SUFFIXES
+from coala.core.errors import DataAbsentError, DownstreamError
 from coala.evaluation.task import Task, clips_on_disk, embedding_names, stems_on_disk
 from coala.jsonfile import read_json
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from coala.encode.shards import EmbeddingFolder
-from coala.errors import DownstreamError
+from coala.core.errors import DownstreamError
 
 
 @dataclass

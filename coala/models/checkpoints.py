@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from coala import assets
-from coala.errors import CheckpointError
+from coala.core.errors import CheckpointError
 from coala.models.registry import Network, detect, network_of
 
 M = TypeVar("M", bound=nn.Module)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from coala.errors import CheckpointError
-from coala.models.networks import CNN, AudioDecoder, AudioEncoder, TagDecoder, TagEncoder
+from coala.core.errors import CheckpointError
+from coala.core.model import CNN, AudioDecoder, AudioEncoder, TagDecoder, TagEncoder
 
 
 @dataclass(frozen=True)

@@ -25,16 +25,20 @@ from pathlib import Path
 import numpy as np
 
 from coala.atomic import atomic_path, atomic_write, atomic_write_text, require_writable_folder
-from coala.audio.frontend import HOP_LENGTH, PATCH_FRAMES, SAMPLE_RATE
+from coala.core.frontend import HOP_LENGTH, PATCH_FRAMES, SAMPLE_RATE
 from coala.audio.scaler import load_scaler
 from coala.encode.api import ScalerArg
-from coala.encode.batch import (FAILURES_FILE, RunSummary, chunk_computer, default_batch_size, plan_inputs,
-                                run_extraction)
-from coala.encode.inference import model_device
+from coala.encode.failures import FAILURES_FILE
+from coala.cli import RunSummary
+from coala.encode.files import chunk_computer
+from coala.core.model import default_batch_size
+from coala.encode.jobs import plan_inputs
+from coala.encode.run import run_extraction
+from coala.core.model import model_device
 from coala.encode.shards import EmbeddingFolder, clip_name
-from coala.errors import SearchError
+from coala.core.errors import SearchError
 from coala.jsonfile import read_json
-from coala.models.networks import LATENT_DIM
+from coala.core.model import LATENT_DIM
 from coala.encode.projection import PROJECTION_RECORD, projection_record, read_projection_record, write_projection_record
 from coala.search.model import ModelPair, normalise
 

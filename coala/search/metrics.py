@@ -21,9 +21,10 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 from torch import nn
 
 from coala.data.hdf5 import GROUP, inspect_hdf5
-from coala.encode.batch import default_batch_size
-from coala.encode.inference import embed_patches, inference_model, model_device
-from coala.errors import SearchError
+from coala.core.model import default_batch_size
+from coala.core.model import embed, model_device
+from coala.encode.inference import inference_model
+from coala.core.errors import SearchError
 from coala.search.model import ModelPair, normalise
 
 K = 10
@@ -94,7 +95,7 @@ def _forward_all(model: nn.Module, path: Path, output: int) -> np.ndarray:
         data = f[GROUP]["data"]
         for start in range(0, len(data), EVAL_BATCH):
             patches = np.clip(data[start:start + EVAL_BATCH], 0.0, None)
-            outputs += [embed_patches(model, patches[i:i + forward_batch])[output].numpy()
+            outputs += [embed(model, patches[i:i + forward_batch])[output].numpy()
                         for i in range(0, len(patches), forward_batch)]
     return np.concatenate(outputs)
 

@@ -20,11 +20,11 @@ import torch
 from coala import assets
 from coala.data.tags import load_id2tag, preprocess_tags
 from coala.encode.api import check_vocabulary_fits, vocabulary_source
-from coala.encode.inference import model_device
-from coala.errors import SearchError
+from coala.core.model import model_device
+from coala.core.errors import SearchError
 from coala.fetch import sha256_of
 from coala.models.checkpoints import load_checkpoint
-from coala.models.networks import AudioEncoder, TagEncoder
+from coala.core.model import AudioEncoder, TagEncoder
 
 AUDIO_PREFIX = "audio_encoder"
 TAG_PREFIX = "tag_encoder"

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from coala.device import AUTO, MAX_WORKERS
-from coala.errors import ConfigError
+from coala.core.errors import ConfigError
 from coala.jsonfile import read_json
-from coala.train.step import TRAINABLE
+from coala.core.model import MODEL_KINDS
 
 _DEVICE_PATTERN = re.compile(r"^(cpu|cuda|cuda:\d+|auto)$")
 
@@ -100,7 +100,7 @@ _VALUE_RULES = {
     "save_model_every": (lambda v: v >= 1, ">= 1"),
     "num_workers": (lambda v: 0 <= v <= MAX_WORKERS, f"between 0 and {MAX_WORKERS}"),
     "seed": (lambda v: 0 <= v < SEED_LIMIT, f"between 0 and {SEED_LIMIT - 1}"),
-    "model": (lambda v: v in TRAINABLE, " or ".join(f'"{m}"' for m in TRAINABLE)),
+    "model": (lambda v: v in MODEL_KINDS, " or ".join(f'"{m}"' for m in MODEL_KINDS)),
 }
 
 

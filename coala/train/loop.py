@@ -31,12 +31,13 @@ from coala.data.hdf5 import open_dataset
 from coala.data.tags import load_id2tag
 from coala.device import AUTO, resolve_amp
 from coala.distributed import Runtime, gather, joined, on_main
-from coala.errors import CheckpointError, ConfigError, DatasetError, DivergenceError, VocabularyError
+from coala.core.errors import CheckpointError, ConfigError, DatasetError, DivergenceError, VocabularyError
 from coala.models.fast_layers import accelerate, tuned_for
 from coala.train import plots, state as training_state
 from coala.train.config import TrainConfig
-from coala.train.step import (TRAINABLE, Objective, all_gather_with_grad, as_patches, forward_losses, precision, sgd,
-                              train_step, validation_inputs)
+from coala.core.model import MODEL_KINDS, Objective
+from coala.train.step import (all_gather_with_grad, as_patches, forward_losses, precision, sgd, train_step,
+                              validation_inputs)
 
 METRICS_FILE = "metrics.jsonl"
 log = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
     vocabulary = load_vocabulary(cfg.id2tag_file, train_set.n_tags) if runtime.main else {}
 
     torch.manual_seed(cfg.seed)
-    model = TRAINABLE[cfg.model](train_set.n_tags)
+    model = MODEL_KINDS[cfg.model](train_set.n_tags)
     tuned = tuned_for(runtime.device)  # the CPU-tuned layers where they were measured faster, stock elsewhere
     if tuned:
         accelerate(model, channels_last=True)

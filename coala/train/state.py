@@ -17,7 +17,7 @@ from torch import nn
 from coala import assets
 from coala.atomic import atomic_path
 from coala.data.checks import Fingerprint, fingerprint_difference
-from coala.errors import CheckpointError, StateError
+from coala.core.errors import CheckpointError, StateError
 from coala.models.checkpoints import load_into, read_state_dict
 from coala.train.config import TrainConfig
 

@@ -1,39 +1,28 @@
-"""What is trained: the model kinds, the paper's objective, and one optimisation step.
+"""One optimisation step of a model kind of ``coala.core.model``, and the paper's step beside it.
 
 The paper back-propagated its three weighted losses one after the other with ``retain_graph`` and
 then stepped two SGD optimizers. Gradients add, so one backward pass of the weighted sum gives the
 same update while walking the shared encoders once instead of twice (``paper_step`` keeps the
 paper's procedure as the yardstick for tests and the benchmark).
 
-Each trainable kind is one class with the same small interface (``forward(x, tags)``, ``losses``,
-``parts``, ``parameter_groups``, ``examples``); ``TRAINABLE`` maps the config's ``model`` key to it,
-so adding a kind is one class and one entry.
+Each trainable kind (``coala.core.model.MODEL_KINDS``) has the same small interface (``forward(x, tags)``,
+``losses``, ``parts``, ``parameter_groups``, ``examples``), which is all this step needs.
 """
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from itertools import chain
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.distributed.nn import functional as distributed_functional
 
-from coala.audio.frontend import PATCH_SHAPE
-from coala.models.losses import contrastive_loss, kullback_leibler
-from coala.models.networks import CNN, AudioDecoder, AudioEncoder, TagDecoder, TagEncoder
+from coala.core.frontend import PATCH_SHAPE
+from coala.core.model import DualAE, Losses, Objective
 
 # Gathers a per-process batch into the global batch (None in a single process).
 Gather = Callable[[torch.Tensor], torch.Tensor]
-Losses = dict[str, torch.Tensor]
-
-
-def _full_precision(t: torch.Tensor) -> torch.Tensor:
-    """bf16/fp16 outputs of an autocast forward go to float32 for the losses; float64 stays float64."""
-    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 def precision(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
@@ -47,107 +36,6 @@ def precision(device: torch.device, amp: bool) -> contextlib.AbstractContextMana
     entered again for every step and validation batch.
     """
     return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
-
-
-@dataclass(frozen=True)
-class Objective:
-    """The paper's weights and contrastive temperature (``configs/*.json``)."""
-
-    audio_weight: float
-    tag_weight: float
-    contrastive_weight: float
-    temperature: float
-
-
-class DualOutputs(NamedTuple):
-    z_d_audio: torch.Tensor
-    x_recon: torch.Tensor
-    z_d_tags: torch.Tensor
-    tags_recon: torch.Tensor
-
-
-class DualAE(nn.Module):
-    """AE_c / E_c: the four networks under one module, so that DDP and torch.compile see one forward.
-
-    Attribute names are the checkpoint file prefixes (``audio_encoder_epoch_<N>.pt``, ...).
-    """
-
-    loss_names = ("loss", "audio", "tag", "contrastive")
-
-    def __init__(self, n_tags: int) -> None:
-        super().__init__()
-        self.audio_encoder = AudioEncoder()
-        self.audio_decoder = AudioDecoder()
-        self.tag_encoder = TagEncoder(n_tags=n_tags)
-        self.tag_decoder = TagDecoder(n_tags=n_tags)
-
-    def forward(self, x: torch.Tensor, tags: torch.Tensor) -> DualOutputs:
-        z_audio, z_d_audio = self.audio_encoder(x)
-        z_tags, z_d_tags = self.tag_encoder(tags)
-        return DualOutputs(z_d_audio, self.audio_decoder(z_audio), z_d_tags, self.tag_decoder(z_tags))
-
-    @staticmethod
-    def losses(objective: Objective, out: DualOutputs, x: torch.Tensor, tags: torch.Tensor,
-               gather: Gather | None = None) -> Losses:
-        """Audio generalized KL, tag BCE and contrastive loss in at least float32; ``loss`` is the weighted sum.
-
-        With ``gather`` the contrastive loss takes its negatives from the global batch; each process
-        then holds the same contrastive value, and DDP's gradient averaging turns the per-process
-        sums of its gradient back into the gradient of one process on the whole batch.
-        """
-        audio = kullback_leibler(_full_precision(out.x_recon), x)
-        tag = F.binary_cross_entropy(_full_precision(out.tags_recon), tags)
-        z_audio, z_tags = _full_precision(out.z_d_audio), _full_precision(out.z_d_tags)
-        if gather is not None:
-            z_audio, z_tags = gather(z_audio), gather(z_tags)
-        contrastive = contrastive_loss(z_audio, z_tags, objective.temperature)
-        loss = objective.audio_weight * audio + objective.tag_weight * tag + objective.contrastive_weight * contrastive
-        return {"loss": loss, "audio": audio, "tag": tag, "contrastive": contrastive}
-
-    @staticmethod
-    def examples(out: DualOutputs, n: int) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """The first ``n`` reconstructions and tag scores, for the examples picture."""
-        return out.x_recon[:n], out.tags_recon[:n]
-
-    def parts(self) -> dict[str, nn.Module]:
-        return {name: getattr(self, name) for name in ("audio_encoder", "audio_decoder", "tag_encoder", "tag_decoder")}
-
-    def parameter_groups(self) -> list[list[nn.Parameter]]:
-        """The paper's two optimizer groups: audio encoder + decoder, tag encoder + decoder."""
-        return [list(chain(self.audio_encoder.parameters(), self.audio_decoder.parameters())),
-                list(chain(self.tag_encoder.parameters(), self.tag_decoder.parameters()))]
-
-
-class TagSupervisedCNN(nn.Module):
-    """The CNN baseline under the same interface; saved as ``audio_encoder`` (the paper's file naming)."""
-
-    loss_names = ("loss",)
-
-    def __init__(self, n_tags: int) -> None:
-        super().__init__()
-        self.audio_encoder = CNN(n_tags=n_tags)
-
-    def forward(self, x: torch.Tensor, tags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.audio_encoder(x)
-
-    @staticmethod
-    def losses(objective: Objective, out: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor, tags: torch.Tensor,
-               gather: Gather | None = None) -> Losses:
-        """BCE of the predicted tag probabilities (the paper's ``train_cnn.py``)."""
-        return {"loss": F.binary_cross_entropy(_full_precision(out[1]), tags)}
-
-    @staticmethod
-    def examples(out: tuple[torch.Tensor, torch.Tensor], n: int) -> tuple[torch.Tensor | None, torch.Tensor]:
-        return None, out[1][:n]
-
-    def parts(self) -> dict[str, nn.Module]:
-        return {"audio_encoder": self.audio_encoder}
-
-    def parameter_groups(self) -> list[list[nn.Parameter]]:
-        return [list(self.parameters())]
-
-
-TRAINABLE: dict[str, type[DualAE] | type[TagSupervisedCNN]] = {"dual_ae": DualAE, "cnn": TagSupervisedCNN}
 
 
 def sgd(params: Iterable[nn.Parameter], lr: float) -> torch.optim.SGD:

@@ -1,4 +1,4 @@
-"""The audio front end: decoding, padding and the paper's log-mel spectrogram.
+"""The paper's front end: audio -> log-mel -> 96x96 patches -> MinMax scaling, one chain for every tool.
 
 Every fixed number of the pipeline lives here, once. The values are the paper's (see the reference
 README): 22000 Hz (not 22050), 1024-point FFT, hop 512, 96 Slaney mel bands on the magnitude, centred
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache, reduce
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import scipy.sparse
 import soundfile as sf
 import soxr
 
-from coala.errors import AudioError
+from coala.core.errors import AudioError, ScalerError
 
 SAMPLE_RATE = 22000
 N_FFT = 1024
@@ -60,17 +61,44 @@ def _mono(y: np.ndarray) -> np.ndarray:
     return reduce(np.add, y.T) / np.float32(y.shape[1]) if y.shape[1] > 1 else y[:, 0]
 
 
+class _SequentialSoundFile(sf.SoundFile):
+    """A file soundfile reads front to back, with nothing but libsndfile's reads in between.
+
+    soundfile ends every read of a seekable file with a seek (``SEEK_SET``) to where the read
+    stopped. libsndfile's MP3 decoder turns that seek into ``mpg123_seek``, which drops the decoded
+    frames and decodes again from a frame or two before the position, without the bit reservoir of
+    the frames before those: up to three MP3 frames after every block boundary then differ from a
+    whole-file read (by as much as 0.4 to 1.2 in 32 kbps files, by a float rounding at 128 kbps). Told the
+    file is unseekable, ``read`` calls libsndfile's read alone (the frames left are counted by
+    ``_soundfile_blocks``); the other formats libsndfile reads gave the same samples either way.
+    """
+
+    def seekable(self) -> bool:
+        return False
+
+
 def _soundfile_blocks(path: Path, block_samples: int) -> tuple[int, Iterator[np.ndarray]]:
-    """The file's rate and its mono float32 blocks of ``block_samples`` frames, read as they are asked for."""
+    """The file's rate and its mono float32 blocks of ``block_samples`` frames, read as they are asked for.
+
+    Their concatenation is the whole-file read's samples (``sf.read``: the file's ``frames`` frames,
+    or fewer if the decoder ends sooner), whatever the format and block size.
+    """
     try:
-        handle = sf.SoundFile(str(path))
+        handle = _SequentialSoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise _Unreadable from exc
 
     def blocks() -> Iterator[np.ndarray]:
         with handle:
-            for block in handle.blocks(blocksize=block_samples, dtype="float32", always_2d=True):
-                yield _mono(block)
+            left = handle.frames
+            while left > 0:
+                asked = min(block_samples, left)
+                block = handle.read(asked, dtype="float32", always_2d=True)
+                if len(block):
+                    yield _mono(block)
+                if len(block) < asked:
+                    return
+                left -= asked
     return handle.samplerate, blocks()
 
 
@@ -271,17 +299,18 @@ def log_mel(y: np.ndarray, sr: int = SAMPLE_RATE, n_mels: int = N_MELS) -> np.nd
     return np.concatenate([stream.push(y), stream.finish()], axis=1)
 
 
-def iter_spectrogram(path: str | Path, res_type: str = DEFAULT_RESAMPLER, sr: int = SAMPLE_RATE,
-                     n_mels: int = N_MELS, block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
-    """The paper's spectrogram of one clip as consecutive ``(n_mels, k)`` blocks of frames.
+def spectrogram_blocks(signal: Iterable[np.ndarray], sr: int = SAMPLE_RATE,
+                       n_mels: int = N_MELS) -> Iterator[np.ndarray]:
+    """The paper's spectrogram of one clip, whose ``sr`` signal arrives in blocks, as consecutive
+    ``(n_mels, k)`` blocks of frames.
 
     Whether a clip is padded depends on its length: the first 10 s are held until the signal proves
     longer (then it is used as it is) or ends (then it is padded, ``pad``). After that, memory holds
-    one decoded block and a frame's worth of samples, whatever the file's length.
+    one block and a frame's worth of samples, whatever the signal's length.
     """
     limit, held, n_held = padded_length(sr), [], 0
     stream: LogMelStream | None = None
-    for y in iter_audio(path, res_type, sr, block_samples):
+    for y in signal:
         if stream is not None:
             yield stream.push(y)
             continue
@@ -293,11 +322,176 @@ def iter_spectrogram(path: str | Path, res_type: str = DEFAULT_RESAMPLER, sr: in
             held = []
     if stream is None:
         stream = LogMelStream(sr, n_mels)
-        yield stream.push(pad(np.concatenate(held), sr))
+        yield stream.push(pad(np.concatenate(held) if held else np.zeros(0, np.float32), sr))
     yield stream.finish()
+
+
+def iter_spectrogram(path: str | Path, res_type: str = DEFAULT_RESAMPLER, sr: int = SAMPLE_RATE,
+                     n_mels: int = N_MELS, block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+    """A file's spectrogram block by block (``spectrogram_blocks`` of ``iter_audio``)."""
+    return spectrogram_blocks(iter_audio(path, res_type, sr, block_samples), sr, n_mels)
 
 
 def compute_spectrogram(path: str | Path, res_type: str = DEFAULT_RESAMPLER, sr: int = SAMPLE_RATE,
                         n_mels: int = N_MELS) -> np.ndarray:
     """File -> padded signal -> log-mel ``(n_mels, frames)``: the paper's spectrogram of one clip."""
     return np.concatenate(list(iter_spectrogram(path, res_type, sr, n_mels)), axis=1)
+
+
+# --- patches: 96-frame chunks, the max-energy training patch ------------------------------------------
+
+
+def chunk_spectrogram(spec: np.ndarray) -> np.ndarray:
+    """Non-overlapping 96-frame chunks ``(n, 96, 96)``; a trailing partial chunk is dropped."""
+    n = spec.shape[-1] // PATCH_FRAMES
+    return np.ascontiguousarray(spec[:, : n * PATCH_FRAMES].reshape(N_MELS, n, PATCH_FRAMES).transpose(1, 0, 2))
+
+
+def iter_chunks(spec_blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """``chunk_spectrogram`` of a spectrogram that arrives as blocks of frames: each block's completed
+    chunks ``(k, 96, 96)`` as soon as they are complete, the same chunks as of the whole spectrogram."""
+    held = np.zeros((N_MELS, 0), dtype=np.float32)
+    for block in spec_blocks:
+        held = np.concatenate([held, block], axis=1)
+        n = held.shape[1] // PATCH_FRAMES
+        if n:
+            yield chunk_spectrogram(held[:, : n * PATCH_FRAMES])
+            held = held[:, n * PATCH_FRAMES :]
+
+
+def max_energy_patch(spec: np.ndarray) -> np.ndarray:
+    """The 96-frame window with the largest log-mel sum, over starts 0, 12, 24, ...; first on ties."""
+    if spec.shape[-1] < PATCH_FRAMES:
+        raise ValueError(f"spectrogram has {spec.shape[-1]} frames, fewer than one {PATCH_FRAMES}-frame patch")
+    starts = np.arange(0, spec.shape[-1] - PATCH_FRAMES + 1, MAX_ENERGY_STEP)
+    frame_energy = spec.sum(axis=0, dtype=np.float64)
+    energies = np.lib.stride_tricks.sliding_window_view(frame_energy, PATCH_FRAMES)[starts].sum(axis=1)
+    start = int(starts[np.argmax(energies)])
+    return np.ascontiguousarray(spec[:, start : start + PATCH_FRAMES])
+
+
+def scaled_chunks(spec: np.ndarray, scaler: MinMaxScaler) -> np.ndarray:
+    """The spectrogram's 96-frame chunks ``(n, 96, 96)``, scaled in the paper's orientation: what the
+    encoder sees for every chunk of a clip."""
+    return scaler.transform(chunk_spectrogram(spec))
+
+
+# --- scaling ------------------------------------------------------------------------------------------
+def file_chunks(path: str | Path, scaler: "MinMaxScaler", block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+    """The front end of one file, streamed: its scaled 96x96 chunks ``(k, 96, 96)`` as they complete.
+
+    Every tool that embeds a file goes through here, so a clip gives the same chunks in ``encode.py``,
+    search, the notebook functions and ``coala.load``.
+    """
+    for chunks in iter_chunks(iter_spectrogram(path, block_samples=block_samples)):
+        yield scaler.transform(chunks)
+
+
+def signal_chunks(y: np.ndarray, sr: int, scaler: "MinMaxScaler") -> np.ndarray:
+    """The front end of a mono signal held in memory at rate ``sr``: resampled as a file would be
+    (``resample``), then the chain of ``file_chunks``; all its scaled chunks ``(n, 96, 96)``."""
+    blocks = iter_chunks(spectrogram_blocks([resample(y, sr)]))
+    chunks = [scaler.transform(c) for c in blocks]
+    return np.concatenate(chunks) if chunks else np.zeros((0, N_MELS, PATCH_FRAMES), np.float32)
+
+
+def frontend_parameters() -> dict:
+    """Every number of the front end, as a model record keeps them: a model trained on patches made
+    otherwise would need another front end, which this code does not offer."""
+    return {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH, "n_mels": N_MELS,
+            "patch_frames": PATCH_FRAMES, "max_energy_step": MAX_ENERGY_STEP, "pad_seconds": PAD_SECONDS,
+            "noise_amplitude": NOISE_AMPLITUDE, "noise_seed": NOISE_SEED, "log_eps": LOG_EPS,
+            "window": "hann", "mel_norm": "slaney", "magnitude_power": 1, "stft_padding": "reflect",
+            "resampler": DEFAULT_RESAMPLER}
+
+
+@dataclass(frozen=True)
+class MinMaxScaler:
+    """Fitted MinMax parameters over the 96 frame positions of a patch.
+
+    ``scale`` and ``min`` are stored, not re-derived, because the paper's pickle holds values rounded
+    differently from a float64 recomputation (by up to 1e-7 relative).
+    """
+
+    data_min: np.ndarray
+    data_max: np.ndarray
+    scale: np.ndarray
+    min: np.ndarray
+    feature_range: tuple[float, float] = (0.0, 1.0)
+    n_samples_seen: int = 0
+
+    def transform(self, patches: np.ndarray) -> np.ndarray:
+        """Scale ``(..., 96 mels, 96 frames)`` patches; float32 out, as the paper's model saw them.
+
+        A 2-D ``(rows, 96)`` array is what the paper passed to scikit-learn's ``transform`` (one chunk,
+        mel bands as rows), so code written for its pickle runs on this scaler unchanged.
+        """
+        patches = np.asarray(patches)
+        if patches.ndim < 2 or patches.shape[-1] != self.data_min.shape[0]:
+            raise ValueError(f"scaler has {self.data_min.shape[0]} features; expected an array (..., "
+                             f"{self.data_min.shape[0]}), got shape {patches.shape}")
+        return (patches.astype(np.float64) * self.scale + self.min).astype(np.float32)
+
+    def inverse_transform(self, scaled: np.ndarray) -> np.ndarray:
+        """Back from the scaled range to log-mel values (to look at a reconstruction as a spectrogram)."""
+        return ((np.asarray(scaled, dtype=np.float64) - self.min) / self.scale).astype(np.float32)
+
+    # scikit-learn's attribute names, for code written against the paper's pickle.
+    data_min_ = property(lambda self: self.data_min)
+    data_max_ = property(lambda self: self.data_max)
+    data_range_ = property(lambda self: self.data_max - self.data_min)
+    scale_ = property(lambda self: self.scale)
+    min_ = property(lambda self: self.min)
+    n_features_in_ = property(lambda self: int(self.data_min.shape[0]))
+    n_samples_seen_ = property(lambda self: self.n_samples_seen)
+
+    @classmethod
+    def fit(cls, patches: np.ndarray) -> "MinMaxScaler":
+        """Fit on ``(n, 96 mels, 96 frames)`` patches: every mel row of every patch is one sample."""
+        rows = patches.reshape(-1, patches.shape[-1]).astype(np.float64)
+        data_min, data_max = rows.min(axis=0), rows.max(axis=0)
+        data_range = data_max - data_min
+        scale = 1.0 / np.where(data_range == 0.0, 1.0, data_range)
+        return cls(data_min, data_max, scale, -data_min * scale, n_samples_seen=int(rows.shape[0]))
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": "MinMaxScaler",
+            "feature_range": list(self.feature_range),
+            "n_features": int(self.data_min.shape[0]),
+            "data_min": self.data_min.tolist(),
+            "data_max": self.data_max.tolist(),
+            "scale": self.scale.tolist(),
+            "min": self.min.tolist(),
+            "n_samples_seen": self.n_samples_seen,
+        }
+
+    @classmethod
+    def from_dict(cls, params: dict, source: object) -> "MinMaxScaler":
+        """The scaler ``to_dict`` wrote, checked: ``ScalerError`` naming ``source`` otherwise."""
+        try:
+            scaler = cls(*(np.asarray(params[k], dtype=np.float64) for k in ("data_min", "data_max", "scale", "min")),
+                         tuple(float(v) for v in params.get("feature_range", (0.0, 1.0))),
+                         int(params.get("n_samples_seen", 0)))
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+            raise ScalerError(f"{source}: not a scaler of this project ({type(exc).__name__}: {exc})") from None
+        return scaler.checked(source)
+
+    def checked(self, source: object) -> "MinMaxScaler":
+        """The scaler, when it was fitted on 96 frame positions (a scaler of other data would mis-scale
+        patches) and its parameters are finite (a NaN or Inf would make every embedding NaN, unnoticed)."""
+        parameters = {"data_min": self.data_min, "data_max": self.data_max, "scale": self.scale, "min": self.min}
+        shapes = {a.shape for a in parameters.values()}
+        if shapes != {(PATCH_FRAMES,)}:
+            raise ScalerError(f"{source}: scaler parameters must have {PATCH_FRAMES} features each, found {sorted(shapes)}")
+        for name, values in parameters.items():
+            if not np.isfinite(values).all():
+                index = int(np.flatnonzero(~np.isfinite(values))[0])
+                raise ScalerError(f"{source}: scaler parameter {name} holds {values[index]} at feature {index}")
+        return self
+
+    def same_as(self, other: "MinMaxScaler") -> bool:
+        """Whether two scalers scale every patch alike (their fitted statistics are equal)."""
+        return all(np.array_equal(a, b) for a, b in ((self.scale, other.scale), (self.min, other.min)))
+
+
