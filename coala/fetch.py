@@ -61,7 +61,7 @@ class Asset:
 
 
 # The git blob ids of the paper's checkpoints in its repository at PAPER_COMMIT.
-_CHECKPOINT_BLOBS = {
+PAPER_CHECKPOINT_BLOBS = {
     ("dual_ae_c", "audio_encoder", 200): "3035f977feb330cdfdb0502733bce415509937ce",
     ("dual_ae_c", "tag_encoder", 200): "6ab320ab6674baf17f60246648222292db5866bd",
     ("dual_e_c", "audio_encoder", 200): "78373af4ed143276ed163c06ace774d22a903693",
@@ -76,7 +76,7 @@ def _json(path: Path, git_blob: str, sha256: str) -> Asset:
 
 PAPER_ASSETS: tuple[Asset, ...] = (
     *(Asset(assets.checkpoint_file(*key).as_posix(), assets.checkpoint_file(*key).as_posix(), network,
-            git_blob=_CHECKPOINT_BLOBS[key]) for key, network in assets.PRETRAINED.items()),
+            git_blob=PAPER_CHECKPOINT_BLOBS[key]) for key, network in assets.PRETRAINED.items()),
     _json(assets.ID2TAG, "0a230d7564d5f10632d5cbd6d032899d26662506",
           "e3f9c0f73af2fc19762b52764138fa76822ca437e2856313193a6a1ee9680771"),
     _json(assets.NSYNTH_SELECTION, "52857ecac01f31453c5f5dfaa57d0cfc62e258c2",

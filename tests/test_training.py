@@ -22,6 +22,7 @@ from coala.models.checkpoints import load_checkpoint
 from coala.models.fast_layers import accelerate
 from coala.train.config import load_config, parse_config
 from coala.train.loop import train
+from coala.models.record import read_record, read_weights
 from coala.train.step import DualAE, Objective, paper_step, sgd, train_step, validation_inputs
 from models_t1000 import CNN, AudioDecoder, AudioEncoder, TagDecoder, TagEncoder
 from tiny_release import paper_config, write_config, write_corpus
@@ -193,19 +194,35 @@ def test_paper_config_trains_checkpoints_load_and_rerun_resumes(tmp_path: Path, 
         assert resumed.keys() == straight.keys()
         assert all(torch.equal(resumed[k], straight[k]) for k in resumed), name
     assert sorted(p.name for p in (tmp_path / "saved_models" / "straight").iterdir()) == sorted(
-        [f"{name}_epoch_3.pt" for name in PARTS] + ["training_state.pt"])
+        [f"{name}_epoch_3.pt" for name in PARTS] + ["training_state.pt", "config.json", "model.safetensors"])
+    # The record describes the last saved epoch, and its safetensors weights are that epoch's checkpoints.
+    record = read_record(folder)
+    assert record.epoch == 3 and record.kind == "dual_ae" and record.dims.n_tags == 1000
+    assert record.training["config"]["experiment_name"] == "ae_c" and set(record.training["data"]) == {"train", "validation"}
+    weights = read_weights(folder, record)
+    for name in PARTS:
+        saved = torch.load(folder / f"{name}_epoch_3.pt", weights_only=True)
+        assert all(torch.equal(weights[name][k], saved[k]) for k in saved), name
 
 
-def test_cnn_trains_in_bf16_on_a_300_tag_corpus_without_vocabulary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture) -> None:
-    setup_logging()  # as the script: warnings to stderr
+def test_cnn_trains_in_bf16_on_a_300_tag_corpus_and_a_vocabulary_of_other_data_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path, n_train=8, n_val=4, n_tags=300)
+    config = paper_config(tmp_path, "cnn", model="cnn", epochs=1, amp=True, in_memory=True, checkpoint_dir="ckpt",
+                          log_dir="logs")
+    (tmp_path / "id2token_tiny.json").write_text(json.dumps({str(i): f"tag{i}" for i in range(299)}))
+    with pytest.raises(ConfigError, match="id2token_tiny.json: 299 tags, but .*spec_tags_tiny has 300"):
+        train(parse_config(config))
+    assert not (tmp_path / "ckpt" / "cnn").exists() or not any((tmp_path / "ckpt" / "cnn").iterdir())
     (tmp_path / "id2token_tiny.json").unlink()
-    train(parse_config(paper_config(tmp_path, "cnn", model="cnn", epochs=1, amp=True, in_memory=True, checkpoint_dir="ckpt", log_dir="logs")))
-    assert "tags are shown by index" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="id2token_tiny.json.*not found"):
+        train(parse_config(config))
+    write_corpus(tmp_path, n_train=8, n_val=4, n_tags=300)
+    train(parse_config(config))
     model = load_checkpoint(tmp_path / "ckpt" / "cnn" / "audio_encoder_epoch_1.pt", CNN)
     assert model.fc[2].out_features == 300
+    assert read_record(tmp_path / "ckpt" / "cnn").vocabulary == [f"tag{i}" for i in range(300)]
     assert (tmp_path / "logs" / "cnn" / "examples_epoch_1.png").is_file()
     assert model.fc[2].weight.dtype == torch.float32  # autocast leaves the weights in float32
 

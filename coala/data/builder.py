@@ -36,6 +36,7 @@ from coala.core.frontend import DEFAULT_RESAMPLER, PATCH_SHAPE, SAMPLE_RATE, loa
 from coala.core.frontend import max_energy_patch
 from coala.audio.scaler import MinMaxScaler, save_scaler
 from coala.cli import RunSummary, is_plain_name, progress_bar
+from coala.data.hdf5 import write_provenance
 from coala.data.tags import build_vocabulary, preprocess_tags
 from coala.device import MAX_WORKERS
 from coala.distributed import Runtime, agree, balanced_shares, file_weight, from_main, gather, on_main, round_robin
@@ -391,11 +392,15 @@ def fit_scaler(cache_dir: Path, ids: Sequence[int]) -> MinMaxScaler:
     return replace(MinMaxScaler.fit(extremes), n_samples_seen=len(ids) * PATCH_SHAPE[0])
 
 
-def write_hdf5(path: Path, ids: Sequence[int], labels: np.ndarray, cache_dir: Path, scaler: MinMaxScaler) -> None:
+def write_hdf5(path: Path, ids: Sequence[int], labels: np.ndarray, cache_dir: Path, scaler: MinMaxScaler,
+               vocabulary: Sequence[str]) -> None:
     """The release layout: group ``dataset`` with ``id`` (N,1) int32, scaled ``data`` (N,96,96) float32,
-    ``label`` (N,n_tags) int16. ``path`` is a temporary the caller renames (``atomic_paths``)."""
+    ``label`` (N,n_tags) int16, and the scaler and vocabulary that made them as attributes of the group
+    (``coala.data.hdf5.write_provenance``), so a model trained on the file records them. ``path`` is a
+    temporary the caller renames (``atomic_paths``)."""
     with h5py.File(path, "w") as f:
         group = f.create_group("dataset")
+        write_provenance(group, scaler, vocabulary)
         group.create_dataset("id", data=np.asarray(ids, dtype=np.int32).reshape(-1, 1))
         data = group.create_dataset("data", shape=(len(ids), *PATCH_SHAPE), dtype=np.float32)
         group.create_dataset("label", data=labels.astype(np.int16))
@@ -522,8 +527,8 @@ def _finish(options: BuildOptions, inputs: _Inputs, bad: list[Skipped]) -> dict:
     outputs = [options.train_file, options.validation_file, options.vocabulary_file, options.scaler_file,
                options.report_file]
     with atomic_paths(outputs, options.commit_journal) as (train_tmp, val_tmp, vocabulary_tmp, scaler_tmp, report_tmp):
-        write_hdf5(train_tmp, train_ids, labels[train_rows], options.cache_dir, scaler)
-        write_hdf5(val_tmp, val_ids, labels[val_rows], options.cache_dir, scaler)
+        write_hdf5(train_tmp, train_ids, labels[train_rows], options.cache_dir, scaler, vocabulary)
+        write_hdf5(val_tmp, val_ids, labels[val_rows], options.cache_dir, scaler, vocabulary)
         _write_json(vocabulary_tmp, {str(i): word for i, word in enumerate(vocabulary)})
         save_scaler(scaler, scaler_tmp)
         _write_json(report_tmp, report)

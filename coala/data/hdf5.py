@@ -10,6 +10,7 @@ int16, ``(1,)`` int32), which a DataLoader batches into tensors: code written ag
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import h5py
 import numpy as np
 from torch.utils.data import Dataset
 
-from coala.core.frontend import PATCH_SHAPE
+from coala.core.frontend import PATCH_SHAPE, MinMaxScaler
 from coala.core.errors import DatasetError
 
 GROUP = "dataset"
@@ -131,3 +132,29 @@ class InMemoryDataset(Dataset):
 
 def open_dataset(path: str | Path, in_memory: bool) -> HDF5Dataset | InMemoryDataset:
     return InMemoryDataset(path) if in_memory else HDF5Dataset(path)
+
+
+# Attributes of the ``dataset`` group naming what made the patches and labels (``create_dataset.py``
+# writes them; the paper's release has none): a model trained on the file records them.
+SCALER_ATTRIBUTE = "coala_scaler"
+VOCABULARY_ATTRIBUTE = "coala_vocabulary"
+
+
+def write_provenance(group: h5py.Group, scaler: MinMaxScaler, vocabulary: list[str] | tuple[str, ...]) -> None:
+    group.attrs[SCALER_ATTRIBUTE] = json.dumps(scaler.to_dict())
+    group.attrs[VOCABULARY_ATTRIBUTE] = json.dumps(list(vocabulary), ensure_ascii=False)
+
+
+def read_provenance(path: str | Path) -> tuple[MinMaxScaler | None, list[str] | None]:
+    """The scaler and vocabulary a file says made it, or None for each it does not say (the paper's release)."""
+    with h5py.File(path, "r") as f:
+        attrs = f[GROUP].attrs
+        scaler_text, vocabulary_text = attrs.get(SCALER_ATTRIBUTE), attrs.get(VOCABULARY_ATTRIBUTE)
+    try:
+        scaler = None if scaler_text is None else MinMaxScaler.from_dict(json.loads(scaler_text), f"{path} ({SCALER_ATTRIBUTE})")
+        vocabulary = None if vocabulary_text is None else json.loads(vocabulary_text)
+    except ValueError as exc:
+        raise DatasetError(f"{path}: attribute of {GROUP} unreadable ({exc})") from None
+    if vocabulary is not None and not (isinstance(vocabulary, list) and all(isinstance(t, str) for t in vocabulary)):
+        raise DatasetError(f"{path}: {GROUP} attribute {VOCABULARY_ATTRIBUTE} is not a list of tags")
+    return scaler, vocabulary

@@ -47,6 +47,7 @@ class TrainConfig:
     amp: bool | str = "auto"
     compile: bool = False
     model: str = "dual_ae"
+    scaler_file: str = ""
     checkpoint_dir: str = "saved_models"
     log_dir: str = "runs"
 

@@ -23,11 +23,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from coala import assets
 from coala.assets import latest_checkpoint_epoch
+from coala.audio.scaler import load_scaler
+from coala.core.frontend import MinMaxScaler
 from coala.atomic import atomic_write_text, remove_stale_temporaries, require_writable_folder
 from coala.cli import progress_bar
 from coala.data.checks import check_values, fingerprint
-from coala.data.hdf5 import open_dataset
+from coala.data.hdf5 import open_dataset, read_provenance
 from coala.data.tags import load_id2tag
 from coala.device import AUTO, resolve_amp
 from coala.distributed import Runtime, gather, joined, on_main
@@ -43,16 +46,45 @@ METRICS_FILE = "metrics.jsonl"
 log = logging.getLogger(__name__)
 
 
-def load_vocabulary(path: str, n_tags: int) -> dict[int, str]:
-    """id -> tag for the example plots; a missing or short vocabulary only costs names, not the run."""
-    try:
-        vocabulary = load_id2tag(path)
-    except VocabularyError as exc:
-        log.warning(f"{exc}; tags are shown by index")
-        return {}
+def model_provenance(cfg: TrainConfig, n_tags: int) -> tuple[MinMaxScaler | None, list[str]]:
+    """The scaler and vocabulary the run's record keeps: what the training file says made it (files of
+    ``create_dataset.py``), the config's ``id2tag_file`` and ``scaler_file``; where two say, they must agree.
+
+    A vocabulary that does not fit the data is an error, not a warning: the record would otherwise name
+    the tags of other data, and every tool would search and tag with them. A run whose data say no
+    scaler (the paper's release) and whose config names none is trained with a warning; its tools then
+    ask for ``--scaler``.
+    """
+    file_scaler, file_vocabulary = read_provenance(cfg.train_dataset_file)
+    vocabulary = file_vocabulary
+    if cfg.id2tag_file and (file_vocabulary is None or assets.locate(cfg.id2tag_file).is_file()):
+        try:
+            id2tag = load_id2tag(cfg.id2tag_file)
+        except VocabularyError as exc:
+            raise ConfigError(f"id2tag_file: {exc}") from None
+        if sorted(id2tag) != list(range(len(id2tag))):
+            raise ConfigError(f"id2tag_file {cfg.id2tag_file}: indices must be 0..{len(id2tag) - 1}")
+        vocabulary = [id2tag[i] for i in range(len(id2tag))]
+        if file_vocabulary is not None and vocabulary != file_vocabulary:
+            raise ConfigError(f"id2tag_file {cfg.id2tag_file}: not the vocabulary {cfg.train_dataset_file} was made "
+                              "with (the file records its own); name the vocabulary built with the data")
+    if vocabulary is None:
+        raise ConfigError(f"id2tag_file {cfg.id2tag_file!r}: not found, and {cfg.train_dataset_file} does not record "
+                          "its vocabulary")
     if len(vocabulary) != n_tags:
-        log.warning(f"{path}: {len(vocabulary)} tags but the data has {n_tags}; unnamed tags are shown by index")
-    return vocabulary
+        raise ConfigError(f"id2tag_file {cfg.id2tag_file}: {len(vocabulary)} tags, but {cfg.train_dataset_file} has "
+                          f"{n_tags}: the vocabulary of other data")
+    scaler = file_scaler
+    if cfg.scaler_file:
+        named = load_scaler(cfg.scaler_file)
+        if file_scaler is not None and not named.same_as(file_scaler):
+            raise ConfigError(f"scaler_file {cfg.scaler_file}: not the scaler {cfg.train_dataset_file} was scaled with "
+                              "(the file records its own)")
+        scaler = named
+    if scaler is None:
+        log.warning(f"{cfg.train_dataset_file} does not record its scaler and the config names no scaler_file: the "
+                    "run's record will hold none, and its tools will ask for --scaler")
+    return scaler, vocabulary
 
 
 def _reduce_mean(sums: torch.Tensor, count: torch.Tensor, runtime: Runtime) -> list[float]:
@@ -205,7 +237,9 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
     global_batch = cfg.batch_size * runtime.world_size
     if len(train_set) < global_batch:
         raise DatasetError(f"{cfg.train_dataset_file}: {len(train_set)} patches, fewer than one batch of {global_batch}")
-    vocabulary = load_vocabulary(cfg.id2tag_file, train_set.n_tags) if runtime.main else {}
+    scaler, tags = model_provenance(cfg, train_set.n_tags)
+    vocabulary = dict(enumerate(tags))
+    val_fingerprint = fingerprint(cfg.validation_dataset_file)
 
     torch.manual_seed(cfg.seed)
     model = MODEL_KINDS[cfg.model](train_set.n_tags)
@@ -285,6 +319,8 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
             metrics.append(record)
             if epoch % cfg.save_model_every == 0 or epoch == cfg.epochs:
                 training_state.save_checkpoints(cfg.checkpoint_folder, parts, epoch)
+                training_state.save_model_folder(cfg, model.dims, parts, epoch, scaler, tags,
+                                                 {"train": data_fingerprint, "validation": val_fingerprint})
             _log_epoch(cfg, metrics, example, vocabulary, tensorboard)
             # The commit point: a kill before it redoes this epoch, after it the epoch is finished.
             training_state.save_state(cfg.checkpoint_folder, cfg, data_fingerprint, parts, optimizers, epoch, metrics, rng)

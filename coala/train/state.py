@@ -18,7 +18,10 @@ from coala import assets
 from coala.atomic import atomic_path
 from coala.data.checks import Fingerprint, fingerprint_difference
 from coala.core.errors import CheckpointError, StateError
+from coala.core.frontend import MinMaxScaler
+from coala.core.model import ModelDims
 from coala.models.checkpoints import load_into, read_state_dict
+from coala.models.record import ModelRecord, write_model_folder
 from coala.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,15 @@ def save_checkpoints(folder: Path, parts: dict[str, nn.Module], epoch: int) -> N
     for name, module in parts.items():
         with atomic_path(checkpoint_path(folder, name, epoch)) as tmp:
             torch.save(_plain(module), tmp)
+
+
+def save_model_folder(cfg: TrainConfig, dims: ModelDims, parts: dict[str, nn.Module], epoch: int,
+                      scaler: MinMaxScaler | None, vocabulary: list[str], data: dict[str, Fingerprint]) -> None:
+    """The run folder's record and safetensors weights of ``epoch`` (``coala.models.record``): what every
+    tool reads to use the model with its own scaler, vocabulary and sizes."""
+    record = ModelRecord(kind=cfg.model, dims=dims, parts=list(parts), epoch=epoch, scaler=scaler,
+                         vocabulary=list(vocabulary), training={"config": cfg.to_dict(), "data": data})
+    write_model_folder(cfg.checkpoint_folder, record, {name: _plain(module) for name, module in parts.items()})
 
 
 def rng_state() -> dict[str, torch.Tensor]:
