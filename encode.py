@@ -23,7 +23,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from coala import assets
 from coala.audio.mfcc import mfcc_features
 from coala.audio.scaler import load_scaler
 from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, is_plain_name, require_file
@@ -31,16 +30,17 @@ from coala.data.tags import load_id2tag
 from coala.device import MAX_WORKERS
 from coala.distributed import SHARE_TIMEOUT, Runtime, agree, gather, joined, on_main
 from coala.encode.api import (encode_files, extract_audio_embedding, extract_audio_embedding_chunks,
-                              extract_tag_embedding, load_audio_model, return_loaded_model)
+                              extract_tag_embedding, return_loaded_model)
 from coala.core.model import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 from coala.encode.failures import FAILURES_FILE
 from coala.encode.jobs import FileJob
 from coala.cli import RunSummary
 from coala.encode.files import chunk_computer
-from coala.encode.jobs import dataset_jobs, embedding_name, plan_inputs
+from coala.encode.jobs import dataset_jobs, plan_inputs
 from coala.core.model import default_batch_size
 from coala.encode.run import run_extraction
-from coala.encode.projection import projection_record, write_projection_record
+from coala.encode.provenance import claim_folder, folder_record
+from coala.models.loading import load_model
 from coala.encode.shards import SHARD_BYTES, read_embeddings
 from coala.core.errors import UsageError
 from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
@@ -87,11 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: the installed json/nsynth_selected_sounds_per_class.json)")
     parser.add_argument("--features", choices=["embeddings", "mfcc"], default="embeddings",
                         help="model embeddings (default), or the paper's MFCC baseline (needs no --model)")
-    parser.add_argument("--model", type=Path, help="checkpoint of an audio encoder or of the CNN baseline")
+    parser.add_argument("--model", type=Path, help="a run folder (saved_models/<experiment>), a checkpoint inside one, "
+                                                   "or a bare checkpoint of the paper's audio encoder or CNN")
     parser.add_argument("--model-type", choices=["auto", *AUDIO_NETWORKS], default="auto",
                         help="auto (default) tells the audio encoder and the CNN apart from the checkpoint's keys")
-    parser.add_argument("--scaler", type=Path, help="scaler .json (or the paper's .pkl); default: the installed "
-                                                    "json/scaler_top_1000.json")
+    parser.add_argument("--scaler", type=Path, help="for a bare checkpoint without a record: scaler .json (or the paper's "
+                                                    ".pkl); default: the paper's json/scaler_top_1000.json. A run "
+                                                    "folder's own scaler is always used (another is refused)")
     parser.add_argument("--name", help="embedding folder name for --dataset (default: embeddings_<checkpoint "
                                        "folder>_<epoch>, or mfcc)")
     parser.add_argument("--device", default="auto", help="auto (default: the GPU when there is one), cpu, cuda, cuda:N")
@@ -105,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "CPUs with bf16 instructions, much slower on CPUs without them")
     parser.add_argument("--projection", action="store_true",
                         help="save z_d, the audio encoder's contrastive projection, instead of z (what search.py "
-                             "index --from-embeddings reads); the encoder is recorded in projection.json")
+                             "index --from-embeddings reads)")
     parser.add_argument("--layout", choices=["files", "shards"], default="files",
                         help="files (default): one .npy per audio file; shards: a few large shard files with an "
                              "index, for collections of millions of files (docs/encoding.md)")
@@ -141,13 +143,18 @@ def run(args: argparse.Namespace, runtime: Runtime) -> RunSummary:
     require_file(args.nsynth_selection, "--nsynth-selection")
     model, device = None, runtime.device
     if args.features == "mfcc":
+        if args.scaler is not None:
+            raise UsageError("--scaler applies to model embeddings, not to --features mfcc")
         compute, name = mfcc_features, args.name or "mfcc"
+        record = folder_record({"model": "mfcc"}, "mfcc")
     else:
-        model = load_audio_model(args.model, args.model_type, device)
-        compute = chunk_computer(load_scaler(args.scaler))
-        name = args.name or embedding_name(args.model) + ("_zd" if args.projection else "")
+        loaded = load_model(args.model, scaler=args.scaler, device=device, model_type=args.model_type)
+        model = loaded.audio_encoder
+        compute = chunk_computer(loaded.scaler)
+        name = args.name or f"embeddings_{loaded.name}" + ("_zd" if args.projection else "")
         if args.projection and not isinstance(model, AudioEncoder):
             raise UsageError(f"--projection: {args.model} is not an audio encoder (the CNN has no z_d)")
+        record = folder_record(loaded.identity(), "z_d" if args.projection else "z")
     if args.input is not None:
         jobs = plan_inputs(args.input, args.output)
         if not jobs:
@@ -161,10 +168,9 @@ def run(args: argparse.Namespace, runtime: Runtime) -> RunSummary:
     batch_size = args.batch_size or default_batch_size(device)
     shard_bytes = max(1, int(args.shard_mb * 2**20)) if args.layout == "shards" else None
     summary = RunSummary()
-    record = projection_record(assets.locate(args.model)) if args.projection else None  # hashed once, not per dataset
     for jobs, failures_path in plans:
-        if record is not None:  # checks the folder, so no process may write into it before rank 0 has
-            on_main(runtime, lambda: write_projection_record(failures_path.parent, record))
+        # Checks the folder, so no process may write into it before rank 0 has.
+        on_main(runtime, lambda: claim_folder(failures_path.parent, record))
         summary.add(run_extraction(jobs, compute, failures_path, model, batch_size, workers, args.overwrite,
                                    progress=not args.quiet, bf16=args.bf16, output=int(args.projection),
                                    runtime=runtime, shard_bytes=shard_bytes))

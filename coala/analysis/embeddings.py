@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from coala.data.hdf5 import InMemoryDataset
-from coala.encode.api import load_audio_model
+from coala.models.loading import load_model
 from coala.core.model import default_batch_size
 from coala.encode.jobs import embedding_name
 from coala.core.model import embed, model_device
@@ -75,7 +75,7 @@ def load_audio_models(specs: list[str], device: str | torch.device = "cpu") -> d
     repeated = next((label for label in labels if labels.count(label) > 1), None)
     if repeated is not None:
         raise UsageError(f"--model: two checkpoints are labelled {repeated!r}; name them LABEL=CHECKPOINT")
-    return {label: load_audio_model(path, "auto", device) for label, path in labelled}
+    return {label: load_model(path, device=device).audio_encoder for label, path in labelled}
 
 
 def load_dual_encoders(audio_checkpoint: Path, tag_checkpoint: Path,

@@ -147,7 +147,7 @@ def _bare(path: Path, parts: tuple[str, ...], epoch: int, among: tuple[str, ...]
     return networks, sha, kind
 
 
-def _scaler_for(record: ModelRecord | None, given: "str | Path | MinMaxScaler | None", source: Path) -> MinMaxScaler:
+def scaler_for(record: ModelRecord | None, given: "str | Path | MinMaxScaler | None", source: Path) -> MinMaxScaler:
     if record is None:
         if given is None:
             note_once(f"scaler:{source}", f"{source}: no model record beside it: using the paper's scaler "
@@ -164,7 +164,7 @@ def _scaler_for(record: ModelRecord | None, given: "str | Path | MinMaxScaler | 
     return record.scaler
 
 
-def _vocabulary_for(record: ModelRecord | None, given: "str | Path | dict | None", source: Path,
+def vocabulary_for(record: ModelRecord | None, given: "str | Path | dict | None", source: Path,
                     width: int) -> dict[int, str]:
     if record is not None and record.vocabulary is not None:
         if given is not None and load_id2tag(given) != record.id2tag:
@@ -237,6 +237,6 @@ def load_model(path: str | Path, parts: tuple[str, ...] = (AUDIO,), scaler: "str
     width = networks[TAGS].tag_encoder[0].in_features if TAGS in networks else None
     return LoadedModel(
         source=source, folder=folder, record=record, kind=kind, epoch=epoch, networks=networks,
-        scaler=_scaler_for(record, scaler, source) if AUDIO in parts else None,
-        vocabulary=_vocabulary_for(record, id2tag, source, width) if width is not None else None,
+        scaler=scaler_for(record, scaler, source) if AUDIO in parts else None,
+        vocabulary=vocabulary_for(record, id2tag, source, width) if width is not None else None,
         part_sha256=sha, paper_row=paper_row)

@@ -19,7 +19,7 @@ import torch
 
 from coala import assets
 from coala.data.tags import load_id2tag, preprocess_tags
-from coala.encode.api import check_vocabulary_fits, vocabulary_source
+from coala.models.loading import check_vocabulary_fits
 from coala.core.model import model_device
 from coala.core.errors import SearchError
 from coala.fetch import sha256_of
@@ -121,7 +121,8 @@ def load_pair(folder: str | Path, epoch: int | None = None, id2tag: "str | Path 
     audio_encoder = load_checkpoint(audio_path, AudioEncoder, device)
     tag_encoder = load_checkpoint(tag_path, TagEncoder, device)
     vocabulary = load_id2tag(id2tag)
-    check_vocabulary_fits(vocabulary, tag_encoder.tag_encoder[0].in_features, vocabulary_source(id2tag))
+    check_vocabulary_fits(vocabulary, tag_encoder.tag_encoder[0].in_features, "the vocabulary given" if isinstance(id2tag, dict) else (
+        assets.locate(id2tag) if id2tag is not None else assets.default_path(assets.ID2TAG)))
     record = pair_record(folder, epoch, audio_path, tag_path)
     log.debug(f"loaded {folder} epoch {epoch}")
     return ModelPair(folder, epoch, audio_encoder, tag_encoder, vocabulary, record)
