@@ -33,10 +33,12 @@ log = logging.getLogger("coala.search")
 
 def _model_options(parser: argparse.ArgumentParser, several: bool = False) -> None:
     parser.add_argument("--model", type=Path, required=True, nargs="+" if several else None,
-                        help="model folder with audio_encoder_epoch_N.pt and tag_encoder_epoch_N.pt"
+                        help="a run folder (its record gives the vocabulary and scaler), or a folder of the paper's "
+                             "audio_encoder_epoch_N.pt and tag_encoder_epoch_N.pt"
                              + (" (several: evaluated side by side)" if several else ""))
-    parser.add_argument("--epoch", type=int, help="epoch N to load (default: the latest in the folder)")
-    parser.add_argument("--id2tag", type=Path, help="vocabulary JSON (default: the installed json/id2token_top_1000.json)")
+    parser.add_argument("--epoch", type=int, help="epoch N to load (default: the record's, or the latest in the folder)")
+    parser.add_argument("--id2tag", type=Path, help="for a folder without a record: vocabulary JSON (default: the "
+                                                    "paper's json/id2token_top_1000.json); a run folder's own is always used")
     parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
 
 
@@ -46,8 +48,9 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _scaler_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scaler", type=Path, help="patch scaler .json (or the paper's .pkl); default: the "
-                                                    "installed json/scaler_top_1000.json")
+    parser.add_argument("--scaler", type=Path, help="for a folder of bare checkpoints without a record: patch scaler "
+                                                    ".json (or the paper's .pkl); default: the paper's. A run folder's "
+                                                    "own scaler is always used (another is refused)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,21 +101,21 @@ def _hits_table(hits: list[Hit]) -> str:
 def run_index(args: argparse.Namespace) -> int:
     if (args.batch_size is not None and args.batch_size < 1) or not 0 <= args.workers <= MAX_WORKERS:
         raise UsageError(f"--batch-size must be at least 1 and --workers between 0 and {MAX_WORKERS}")
-    pair = load_pair(args.model, args.epoch, args.id2tag, resolve_device(args.device))
+    pair = load_pair(args.model, args.epoch, args.id2tag, resolve_device(args.device), args.scaler)
     if args.from_embeddings is not None:
         build_index_from_embeddings(pair, args.from_embeddings, args.index)
         return EXIT_OK
-    summary = build_index(pair, args.input, args.index, args.scaler, args.batch_size, args.workers, not args.quiet)
+    summary = build_index(pair, args.input, args.index, args.batch_size, args.workers, not args.quiet)
     print(summary.line())
     return EXIT_FAILURES if summary.failed else EXIT_OK
 
 
 def run_query(args: argparse.Namespace) -> int:
     require_file(args.audio, "--audio")
-    pair = load_pair(args.model, args.epoch, args.id2tag, resolve_device(args.device))
+    pair = load_pair(args.model, args.epoch, args.id2tag, resolve_device(args.device), args.scaler)
     index = open_index(args.index, pair)
     hits = (query_tags(index, pair, args.tags, args.top)[0] if args.tags is not None
-            else query_audio(index, pair, args.audio, args.top, args.scaler))
+            else query_audio(index, pair, args.audio, args.top))
     print(json.dumps([{"path": h.path, "score": h.score} for h in hits], indent=1) if args.json else _hits_table(hits))
     return EXIT_OK
 
@@ -120,8 +123,8 @@ def run_query(args: argparse.Namespace) -> int:
 def run_tag(args: argparse.Namespace) -> int:
     for path in args.files:
         require_file(path, "FILE")
-    pair = load_pair(args.model, args.epoch, args.id2tag, resolve_device(args.device))
-    ranked = tag_files(pair, args.files, args.top, args.scaler)
+    pair = load_pair(args.model, args.epoch, args.id2tag, resolve_device(args.device), args.scaler)
+    ranked = tag_files(pair, args.files, args.top)
     if args.json:
         print(json.dumps({str(p): [{"tag": t.tag, "score": t.score} for t in tags] for p, tags in zip(args.files, ranked)},
                          indent=1))

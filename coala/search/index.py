@@ -26,8 +26,6 @@ import numpy as np
 
 from coala.atomic import atomic_path, atomic_write, atomic_write_text, require_writable_folder
 from coala.core.frontend import HOP_LENGTH, PATCH_FRAMES, SAMPLE_RATE
-from coala.audio.scaler import load_scaler
-from coala.encode.api import ScalerArg
 from coala.encode.failures import FAILURES_FILE
 from coala.cli import RunSummary
 from coala.encode.files import chunk_computer
@@ -39,7 +37,7 @@ from coala.encode.shards import EmbeddingFolder, clip_name
 from coala.core.errors import SearchError
 from coala.jsonfile import read_json
 from coala.core.model import LATENT_DIM
-from coala.encode.projection import PROJECTION_RECORD, projection_record, read_projection_record, write_projection_record
+from coala.encode.provenance import FOLDER_RECORD, claim_folder, folder_record, read_folder_record
 from coala.search.model import ModelPair, normalise
 
 FORMAT_VERSION = 1
@@ -94,10 +92,10 @@ class SearchIndex:
     def check_model(self, pair: ModelPair) -> None:
         """Refuse a pair other than the one that built the index: its space is another space."""
         record = self.manifest["model"]
-        keys = ("audio_encoder_sha256", "tag_encoder_sha256")
+        keys = ("audio_encoder_fingerprint", "tag_encoder_fingerprint")
         if any(record.get(key) != pair.record[key] for key in keys):
-            raise SearchError(f"{self.folder / MANIFEST}: built with the model {record.get('folder')} epoch "
-                              f"{record.get('epoch')}, not {pair.folder} epoch {pair.epoch} (other checkpoints); "
+            raise SearchError(f"{self.folder / MANIFEST}: built with the model {record.get('model')} "
+                              f"({record.get('folder')}), not {pair.name} ({pair.folder}): another model's space; "
                               "query with the index's model or rebuild the index")
 
     def scores(self, vector: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
@@ -182,8 +180,7 @@ def index_embeddings(folder: Path, record: dict, files: Sequence[str], embedding
     return write_index(folder, record, files, np.array(counts), blocks)
 
 
-def build_index(pair: ModelPair, inputs: Sequence[str | Path], folder: str | Path,
-                scaler: ScalerArg = None, batch_size: int | None = None,
+def build_index(pair: ModelPair, inputs: Sequence[str | Path], folder: str | Path, batch_size: int | None = None,
                 workers: int = 0, progress: bool = True) -> RunSummary:
     """Embed audio files and folders (searched recursively) with the pair's audio encoder and index them.
 
@@ -196,9 +193,9 @@ def build_index(pair: ModelPair, inputs: Sequence[str | Path], folder: str | Pat
     if not jobs:
         raise SearchError(f"no audio files in {', '.join(map(str, inputs))}")
     require_writable_folder(chunk_folder, "--index")
-    write_projection_record(chunk_folder, projection_record(pair.audio_path, pair.record["audio_encoder_sha256"]))
+    claim_folder(chunk_folder, folder_record(pair.record, "z_d"))
     device = model_device(pair.audio_encoder)
-    summary = run_extraction(jobs, chunk_computer(load_scaler(scaler)), chunk_folder / FAILURES_FILE,
+    summary = run_extraction(jobs, chunk_computer(pair.scaler), chunk_folder / FAILURES_FILE,
                              pair.audio_encoder, batch_size or default_batch_size(device), workers,
                              progress=progress, output=1)
     done = [job for job in jobs if job.output.exists()]
@@ -213,13 +210,13 @@ def build_index_from_embeddings(pair: ModelPair, embeddings: str | Path, folder:
     """An index of ``encode.py --projection`` outputs (either layout; per-clip ``.npy`` files are searched
     recursively), refused when they hold another audio encoder's z_d."""
     embeddings = Path(embeddings)
-    record = read_projection_record(embeddings)
-    if record is None:
-        raise SearchError(f"{embeddings / PROJECTION_RECORD}: missing or unreadable; build the embeddings with "
-                          "`encode.py --projection`, which records the encoder whose z_d they hold")
-    if record.get("audio_encoder_sha256") != pair.record["audio_encoder_sha256"]:
-        raise SearchError(f"{embeddings}: z_d of {record.get('checkpoint')}, not of the audio encoder of "
-                          f"{pair.folder} epoch {pair.epoch}")
+    record = read_folder_record(embeddings)
+    if record is None or record.get("output") != "z_d":
+        raise SearchError(f"{embeddings / FOLDER_RECORD}: missing, unreadable or not of z_d; build the embeddings "
+                          "with `encode.py --projection`, which records the encoder whose z_d they hold")
+    if record.get("audio_encoder_fingerprint") != pair.record["audio_encoder_fingerprint"]:
+        raise SearchError(f"{embeddings}: z_d of {record.get('model')} ({record.get('source')}), not of the audio "
+                          f"encoder of {pair.name} ({pair.folder})")
     written = EmbeddingFolder(embeddings)
     clips = sorted(written)
     if not clips:
@@ -250,7 +247,7 @@ def open_index(folder: str | Path, pair: ModelPair | None = None) -> SearchIndex
     try:
         manifest = read_json(manifest_path)
         n_clips, n_chunks, dim = (int(manifest[key]) for key in ("n_clips", "n_chunks", "dim"))
-        manifest["model"]["audio_encoder_sha256"]
+        manifest["model"]["audio_encoder_fingerprint"]
     except (KeyError, TypeError, ValueError) as exc:
         raise SearchError(f"{manifest_path}: damaged index manifest ({type(exc).__name__}: {exc})") from None
     if manifest.get("format") != FORMAT_VERSION:
