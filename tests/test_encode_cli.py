@@ -315,7 +315,7 @@ def test_bad_command_lines_get_one_line_errors(capsys, tmp_path, clip_folder, en
     assert code == 2 and stdout == ""
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     expected_word = {"missing checkpoint": "nope.pt", "tag encoder checkpoint": "tag_encoder",
-                     "cnn as audio_encoder": "does not fit", "no audio files": "no audio files", "no model": "--model"}[case]
+                     "cnn as audio_encoder": "not a checkpoint of audio_encoder", "no audio files": "no audio files", "no model": "--model"}[case]
     assert expected_word in err
     assert not (tmp_path / "out").exists()
 

@@ -35,7 +35,7 @@ def read_folder_record(folder: Path) -> dict | None:
 
 
 def _same_maker(a: dict, b: dict) -> bool:
-    keys = ("output", "model", "audio_encoder_fingerprint")
+    keys = ("output", "audio_encoder_fingerprint", "scaler_sha256")
     return all(a.get(k) == b.get(k) for k in keys) if a.get("output") != "mfcc" else a.get("output") == b.get("output")
 
 

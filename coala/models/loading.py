@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -48,10 +49,16 @@ class LoadedModel:
     kind: str
     epoch: int | None
     networks: dict[str, nn.Module]
-    scaler: MinMaxScaler | None
     vocabulary: dict[int, str] | None
     part_sha256: dict[str, str]
     paper_row: str | None
+    given_scaler: "str | Path | MinMaxScaler | None" = None
+
+    @cached_property
+    def scaler(self) -> MinMaxScaler:
+        """The scaler of the model's inputs (``scaler_for``), resolved when first asked for: a tool that embeds
+        only tags never needs one."""
+        return scaler_for(self.record, self.given_scaler, self.source)
 
     @property
     def name(self) -> str:
@@ -73,19 +80,22 @@ class LoadedModel:
         return self.networks[TAGS]
 
     def fingerprint(self, part: str = AUDIO) -> str:
-        """What decides ``part``'s outputs: kind, sizes, front end, weights, and the scaler (audio) or the
-        vocabulary (tags). Equal fingerprints give equal outputs for the same input."""
-        given = self.scaler.to_dict() if part != TAGS and self.scaler is not None else None
+        """What decides ``part``'s outputs for a given input: kind, sizes, front end, weights, and for the
+        tag encoder the vocabulary. Equal fingerprints give equal outputs for the same input."""
         words = self.vocabulary if part == TAGS else None
         content = {"kind": self.kind, "dims": self.dims.to_dict(), "frontend": frontend_parameters(),
-                   "weights": self.part_sha256[part], "scaler": given,
+                   "weights": self.part_sha256[part],
                    "vocabulary": None if words is None else [words[i] for i in sorted(words)]}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
-    def identity(self, parts: tuple[str, ...] = (AUDIO,)) -> dict:
-        """The model as outputs record it: name, epoch, the paper's row if it is the paper's, fingerprints."""
+    def identity(self, parts: tuple[str, ...] = (AUDIO,), with_scaler: bool = True) -> dict:
+        """The model as outputs record it: name, epoch, the paper's row if it is the paper's, the parts'
+        fingerprints and, for outputs of audio (``with_scaler``), the scaler's."""
+        scaler = {"scaler_sha256": hashlib.sha256(json.dumps(self.scaler.to_dict()).encode()).hexdigest()} \
+            if with_scaler and AUDIO in parts else {}
         return {"model": self.name, "source": str(self.source), "epoch": self.epoch, "kind": self.kind,
-                "paper_row": self.paper_row, **{f"{part}_fingerprint": self.fingerprint(part) for part in parts}}
+                "paper_row": self.paper_row, **{f"{part}_fingerprint": self.fingerprint(part) for part in parts},
+                **scaler}
 
 
 def note_once(key: str, message: str) -> None:
@@ -228,15 +238,14 @@ def load_model(path: str | Path, parts: tuple[str, ...] = (AUDIO,), scaler: "str
         epoch = record.epoch if epoch is None else epoch
     else:
         if source.is_dir() and epoch is None:
-            epoch = assets.latest_checkpoint_epoch(folder, list(parts))
+            epoch = assets.latest_checkpoint_epoch(folder, [parts[0]])
             if epoch is None:
-                raise CheckpointError(f"{folder}: no {RECORD_FILE} and no {' and '.join(f'{p}_epoch_N.pt' for p in parts)}")
+                raise CheckpointError(f"{folder}: no {RECORD_FILE} and no {parts[0]}_epoch_N.pt in the model folder")
         networks, sha, kind = _bare(source, parts, epoch or 0, among, device)
         audio_file = source if source.is_file() else folder / assets.checkpoint_name(parts[0], epoch)
         paper_row = _paper_row_of(audio_file) if parts[0] == AUDIO else None
     width = networks[TAGS].tag_encoder[0].in_features if TAGS in networks else None
     return LoadedModel(
         source=source, folder=folder, record=record, kind=kind, epoch=epoch, networks=networks,
-        scaler=scaler_for(record, scaler, source) if AUDIO in parts else None,
-        vocabulary=vocabulary_for(record, id2tag, source, width) if width is not None else None,
+        given_scaler=scaler, vocabulary=vocabulary_for(record, id2tag, source, width) if width is not None else None,
         part_sha256=sha, paper_row=paper_row)

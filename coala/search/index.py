@@ -193,7 +193,7 @@ def build_index(pair: ModelPair, inputs: Sequence[str | Path], folder: str | Pat
     if not jobs:
         raise SearchError(f"no audio files in {', '.join(map(str, inputs))}")
     require_writable_folder(chunk_folder, "--index")
-    claim_folder(chunk_folder, folder_record(pair.record, "z_d"))
+    claim_folder(chunk_folder, folder_record(pair.loaded.identity(), "z_d"))
     device = model_device(pair.audio_encoder)
     summary = run_extraction(jobs, chunk_computer(pair.scaler), chunk_folder / FAILURES_FILE,
                              pair.audio_encoder, batch_size or default_batch_size(device), workers,

@@ -22,7 +22,7 @@ from coala.core.errors import SearchError
 from coala.core.frontend import MinMaxScaler
 from coala.core.model import AudioEncoder, TagEncoder, embed
 from coala.data.tags import preprocess_tags
-from coala.models.loading import AUDIO, TAGS, load_model
+from coala.models.loading import AUDIO, TAGS, LoadedModel, load_model
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,11 @@ class ModelPair:
     tag_encoder: TagEncoder
     vocabulary: dict[int, str]
     record: dict
-    scaler: MinMaxScaler
+    loaded: LoadedModel
+
+    @property
+    def scaler(self) -> MinMaxScaler:
+        return self.loaded.scaler
 
     @property
     def name(self) -> str:
@@ -90,7 +94,7 @@ def load_pair(folder: str | Path, epoch: int | None = None, id2tag: "str | Path 
         raise SearchError(f"{path}: no such model folder (expected saved_models/<experiment>/ with its "
                           f"{AUDIO}_epoch_N.pt and {TAGS}_epoch_N.pt)")
     loaded = load_model(path, (AUDIO, TAGS), scaler=scaler, id2tag=id2tag, device=device, epoch=epoch)
-    record = {"folder": str(loaded.folder), **loaded.identity((AUDIO, TAGS))}
+    record = {"folder": str(loaded.folder), **loaded.identity((AUDIO, TAGS), with_scaler=False)}
     log.debug(f"loaded {loaded.folder} epoch {loaded.epoch}")
     return ModelPair(loaded.folder, loaded.epoch, loaded.audio_encoder, loaded.tag_encoder, loaded.vocabulary,
-                     record, loaded.scaler)
+                     record, loaded)
