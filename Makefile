@@ -27,7 +27,7 @@ DEMO_EXPERIMENT = $(shell $(PY) -c "import json; print(json.load(open('$(DEMO_CO
 DEMO_EPOCHS = $(shell $(PY) -c "import json; print(json.load(open('$(DEMO_CONFIG)'))['epochs'])")
 DEMO_CKPT = saved_models/$(DEMO_EXPERIMENT)/audio_encoder_epoch_$(DEMO_EPOCHS).pt
 DEMO_RESULTS := $(DEMO)/results/performances.json
-DEMO_UNTRAINED_TAGS := $(DEMO_DATA)/untrained/tag_encoder_epoch_0.pt
+DEMO_UNTRAINED := $(DEMO_DATA)/untrained/config.json
 DEMO_SEARCH := $(DEMO)/results/search.json
 DEMO_VAL = $(shell $(PY) -c "import json; print(json.load(open('$(DEMO_CONFIG)'))['validation_dataset_file'])")
 DEMO_ID2TAG = $(shell $(PY) -c "import json; print(json.load(open('$(DEMO_CONFIG)'))['id2tag_file'])")
@@ -39,18 +39,18 @@ $(DEMO_DATA)/demo_data.json: | $(STAMP)
 hdf5_ds/spec_tags_demo: $(DEMO_DATA)/demo_data.json
 	$(PY) create_dataset.py --audio-dir $(DEMO_DATA)/corpus/audio --tags-csv $(DEMO_DATA)/corpus/tags.csv --name demo
 
-$(DEMO_UNTRAINED_TAGS): hdf5_ds/spec_tags_demo
-	$(PY) make_demo_data.py --out $(DEMO_DATA) --quiet --untrained-tag-encoder $(DEMO_ID2TAG)
+$(DEMO_UNTRAINED): hdf5_ds/spec_tags_demo
+	$(PY) make_demo_data.py --out $(DEMO_DATA) --quiet --untrained-model hdf5_ds/spec_tags_demo
 
 # Retrieval in the shared space on the validation set: the trained pair against the untrained one.
-$(DEMO_SEARCH): $(DEMO_UNTRAINED_TAGS) $(DEMO_CKPT)
-	$(PY) search.py evaluate --model saved_models/$(DEMO_EXPERIMENT) $(DEMO_DATA)/untrained --dataset $(DEMO_VAL) --id2tag $(DEMO_ID2TAG) --out $@ --plot $(DEMO)/results/search_pr.png
+$(DEMO_SEARCH): $(DEMO_UNTRAINED) $(DEMO_CKPT)
+	$(PY) search.py evaluate --model saved_models/$(DEMO_EXPERIMENT) $(DEMO_DATA)/untrained --dataset $(DEMO_VAL) --out $@ --plot $(DEMO)/results/search_pr.png
 
-demo: $(STAMP) hdf5_ds/spec_tags_demo
+demo: $(STAMP) $(DEMO_UNTRAINED)
 	$(PY) train_dual_ae.py $(DEMO_CONFIG)
 	$(MAKE) --no-print-directory $(DEMO_SEARCH)
-	$(PY) encode.py --quiet --model $(DEMO_CKPT) --dataset all --data-dir $(DEMO_DATA) --scaler json/scaler_demo.json
-	$(PY) encode.py --quiet --model $(DEMO_DATA)/untrained/audio_encoder_epoch_0.pt --dataset all --data-dir $(DEMO_DATA) --scaler json/scaler_demo.json
+	$(PY) encode.py --quiet --model saved_models/$(DEMO_EXPERIMENT) --dataset all --data-dir $(DEMO_DATA)
+	$(PY) encode.py --quiet --model $(DEMO_DATA)/untrained --dataset all --data-dir $(DEMO_DATA)
 	$(PY) encode.py --quiet --features mfcc --dataset all --data-dir $(DEMO_DATA)
 	$(PY) classify.py --data-dir $(DEMO_DATA) --runs 3 --jobs 2 --nsynth-selection $(DEMO_DATA)/json/nsynth_selected_sounds_per_class.json --out $(DEMO_RESULTS)
 	@$(MAKE) --no-print-directory demo-analysis

@@ -12,8 +12,7 @@ import logging
 from pathlib import Path
 
 from coala.cli import EXIT_OK, entry_point
-from coala.data.tags import load_id2tag
-from coala.demo.data import DemoDataSpec, write_demo_data, write_untrained_tag_encoder
+from coala.demo.data import DemoDataSpec, write_demo_data, write_untrained_model
 from coala.core.errors import UsageError
 
 log = logging.getLogger("coala.demo")
@@ -27,16 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-clips", type=int, default=defaults.n_clips,
                         help=f"clips in the tagged corpus (default {defaults.n_clips})")
     parser.add_argument("--seed", type=int, default=defaults.seed, help=f"random seed (default {defaults.seed})")
-    parser.add_argument("--untrained-tag-encoder", type=Path, metavar="ID2TAG",
-                        help="also write untrained/tag_encoder_epoch_0.pt, sized by this vocabulary JSON")
+    parser.add_argument("--untrained-model", type=Path, metavar="TRAIN_HDF5",
+                        help="also write untrained/tag_encoder_epoch_0.pt and the untrained pair's record, with the "
+                             "scaler and vocabulary this training file (of create_dataset.py) records")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.n_clips < 1:
         raise UsageError(f"--n-clips must be at least 1, got {args.n_clips}")
     made = write_demo_data(args.out, DemoDataSpec(n_clips=args.n_clips, seed=args.seed), not args.quiet)
     log.info(f"{'wrote' if made else 'reusing'} demo data in {args.out}")
-    if args.untrained_tag_encoder is not None:
-        path = write_untrained_tag_encoder(args.out, len(load_id2tag(args.untrained_tag_encoder)), args.seed)
+    if args.untrained_model is not None:
+        path = write_untrained_model(args.out, args.untrained_model, args.seed)
         log.info(f"wrote {path}")
     return EXIT_OK
 

@@ -14,7 +14,8 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from coala.core.frontend import N_MELS, PATCH_FRAMES
-from coala.audio.scaler import MinMaxScaler, save_scaler
+from coala.audio.scaler import MinMaxScaler, load_scaler, save_scaler
+from coala.core.errors import DemoDataError
 from coala.search.metrics import expected_random_ap
 from encode import extract_audio_embedding_chunks
 from encode import main as encode_main
@@ -270,7 +271,7 @@ def test_bad_input_gets_one_line(capsys, files, built_index, tmp_path):
 
     code, _, err = query(built_index, tags="the zebras")
     assert code == 2
-    _one_error_line(err, "no word of the query", "zebra")
+    _one_error_line(err, "is in the model's vocabulary", "zebra")
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -315,12 +316,26 @@ def test_blockwise_search_equals_ranking_everything(files, built_index, monkeypa
         assert [hit.clip for hit in index.search(vector, top)] == list(everything[:top])
 
 
-def test_demo_untrained_tag_encoder_is_seeded_and_sized_by_the_vocabulary(files, tmp_path):
-    from coala.demo.data import write_untrained_tag_encoder
-    from coala.models.checkpoints import load_checkpoint
+def test_demo_untrained_pair_is_seeded_and_described_by_the_training_files_record(files, tmp_path):
+    import h5py
 
-    first = write_untrained_tag_encoder(tmp_path / "a", len(WORDS), seed=0)
-    second = write_untrained_tag_encoder(tmp_path / "b", len(WORDS), seed=0)
-    model = load_checkpoint(first, TagEncoder)
-    assert model.tag_encoder[0].in_features == len(WORDS)
-    assert all(torch.equal(a, b) for a, b in zip(torch.load(first).values(), torch.load(second).values()))
+    from coala.data.hdf5 import write_provenance
+    from coala.demo.data import UNTRAINED_ENCODER, write_untrained_encoder, write_untrained_model
+    from coala.models.loading import AUDIO, TAGS, load_model
+    from tiny_release import write_release_file
+
+    train = write_release_file(tmp_path / "train", 4, n_tags=len(WORDS))
+    scaler = load_scaler(files["scaler"])
+    with h5py.File(train, "a") as f:
+        write_provenance(f["dataset"], scaler, WORDS)
+    for folder in ("a", "b"):
+        write_untrained_encoder(tmp_path / folder / UNTRAINED_ENCODER, seed=0)
+        write_untrained_model(tmp_path / folder, train, seed=0)
+    first, second = (load_model(tmp_path / f / "untrained", (AUDIO, TAGS)) for f in ("a", "b"))
+    assert first.tag_encoder.tag_encoder[0].in_features == len(WORDS)
+    assert first.vocabulary == dict(enumerate(WORDS)) and first.scaler.same_as(scaler) and first.epoch == 0
+    assert first.identity((AUDIO, TAGS)) | {"source": ""} == second.identity((AUDIO, TAGS)) | {"source": ""}
+    bare = tmp_path / "bare"
+    write_release_file(bare, 4, n_tags=len(WORDS))
+    with pytest.raises(DemoDataError, match="does not record its scaler"):
+        write_untrained_model(tmp_path / "c", bare, seed=0)

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import inflect
+import numpy as np
 
 from coala import assets
 from coala.core.errors import VocabularyError
@@ -96,3 +97,25 @@ def tag_index(vocabulary: Mapping[int, str], tag: str) -> int:
     if index is None:
         raise VocabularyError(f"tag {tag!r} is not in the vocabulary ({len(vocabulary)} tags)")
     return index
+
+
+def words_multi_hot(words: "str | Sequence[str]", vocabulary: Mapping[int, str]) -> tuple[np.ndarray, list[str], list[str]]:
+    """Tag words (a phrase, or a list of tags) as one multi-hot row over ``vocabulary``, after the dataset
+    builder's preprocessing ("Dogs barking" -> dog, bark): ``(row, known words, unknown words)``.
+
+    Unknown are words outside the vocabulary and tokens the preprocessing drops (stop words, "440hz");
+    no known word at all is a ``VocabularyError`` naming them.
+    """
+    text = words if isinstance(words, str) else " ".join(words)
+    index = {tag: i for i, tag in vocabulary.items()}
+    kept = preprocess_tags(text)
+    known = [w for w in kept if w in index]
+    dropped = [token for token in text.split(" ") if token and not preprocess_tags(token)]
+    unknown = [w for w in kept if w not in index] + dropped
+    if not known:
+        shown = ", ".join(repr(w) for w in unknown) or repr(text)
+        raise VocabularyError(f"no word of {text!r} is in the model's vocabulary of {len(vocabulary)} tags "
+                              f"(unknown after preprocessing: {shown})")
+    row = np.zeros(max(vocabulary) + 1 if vocabulary else 0, dtype=np.float32)
+    row[[index[w] for w in known]] = 1.0
+    return row, known, unknown

@@ -7,9 +7,10 @@ Layout under the output folder (``--data-dir`` of the other scripts)::
     json/nsynth_selected_sounds_per_class.json  the NSynth training selection
     untrained/audio_encoder_epoch_0.pt          a seeded random-weight AudioEncoder: the demo's
                                                 "untrained" row (encode.py names it embeddings_untrained_0)
-    untrained/tag_encoder_epoch_0.pt            its random-weight TagEncoder, written by
-                                                ``make_demo_data.py --untrained-tag-encoder`` once the
-                                                vocabulary exists: the untrained pair search.py evaluates
+    untrained/tag_encoder_epoch_0.pt            its random-weight TagEncoder, and the pair's record
+    untrained/config.json, model.safetensors    (the training file's scaler and vocabulary), written by
+                                                ``make_demo_data.py --untrained-model TRAIN_HDF5`` once the
+                                                training file exists: the untrained pair search.py evaluates
     demo_data.json                              written last: the parameters; its presence means done
 
 A rerun with the same parameters finds ``demo_data.json`` and does nothing, so ``make demo`` can call
@@ -29,7 +30,10 @@ from coala.cli import progress_bar
 from coala.demo import corpus as tagged_corpus, downstream as downstream_sets
 from coala.core.errors import DemoDataError
 from coala.evaluation.datasets import GTZAN_GENRES, NSYNTH_FAMILIES, US8K_CLASSES
-from coala.core.model import AudioEncoder, TagEncoder
+from coala.core.model import AudioEncoder, ModelDims, TagEncoder
+from coala.data.hdf5 import read_provenance
+from coala.models.checkpoints import read_state_dict
+from coala.models.record import ModelRecord, write_model_folder
 
 MANIFEST = "demo_data.json"
 UNTRAINED_ENCODER = Path("untrained") / "audio_encoder_epoch_0.pt"
@@ -100,9 +104,19 @@ def write_untrained_encoder(path: Path, seed: int) -> None:
     _write_initial_weights(path, AudioEncoder, seed)
 
 
-def write_untrained_tag_encoder(out: Path, n_tags: int, seed: int) -> Path:
-    """The untrained encoder's partner for search (``search.py evaluate``): a tag encoder with its initial
-    random weights, sized by the demo's vocabulary (known only once ``create_dataset.py`` has run)."""
+def write_untrained_model(out: Path, train_file: Path, seed: int) -> Path:
+    """The untrained encoder's partner for search (``search.py evaluate``) and the untrained pair's record:
+    a tag encoder with its initial random weights, sized by the vocabulary ``train_file`` records (known
+    only once ``create_dataset.py`` has run), and ``untrained/config.json`` with that file's scaler and
+    vocabulary, so every tool uses the untrained pair as it uses a trained one, without ``--scaler``."""
+    scaler, vocabulary = read_provenance(train_file)
+    if scaler is None or vocabulary is None:
+        raise DemoDataError(f"{train_file}: does not record its scaler and vocabulary (not made by create_dataset.py)")
     path = out / UNTRAINED_TAG_ENCODER
-    _write_initial_weights(path, lambda: TagEncoder(n_tags), seed)
-    return path
+    _write_initial_weights(path, lambda: TagEncoder(len(vocabulary)), seed)
+    folder = path.parent
+    parts = {name: read_state_dict(folder / assets.checkpoint_name(name, 0)) for name in ("audio_encoder", "tag_encoder")}
+    record = ModelRecord(kind="dual_ae", dims=ModelDims(n_tags=len(vocabulary)), parts=list(parts), epoch=0,
+                         scaler=scaler, vocabulary=vocabulary, origin="untrained")
+    write_model_folder(folder, record, parts)
+    return folder

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from coala import assets
-from coala.core.errors import SearchError
+from coala.core.errors import SearchError, VocabularyError
 from coala.core.frontend import MinMaxScaler
 from coala.core.model import AudioEncoder, TagEncoder, embed
-from coala.data.tags import preprocess_tags
+from coala.data.tags import words_multi_hot
 from coala.models.loading import AUDIO, TAGS, LoadedModel, load_model
 
 log = logging.getLogger(__name__)
@@ -64,25 +64,23 @@ class ModelPair:
         return self.tag_vectors(np.eye(len(self.vocabulary), dtype=np.float32))
 
     def words_vector(self, text: str) -> tuple[np.ndarray, list[str], list[str]]:
-        """A tag query as one unit vector: the paper's tag preprocessing ("Dogs" -> "dog"), then the known
-        words as one multi-hot vector through the tag encoder.
+        """A tag query as one unit vector: the known words (``words_multi_hot``) through the tag encoder.
 
-        Returns ``(vector, known words, unknown words)``; the caller reports the unknown ones: words
-        outside the vocabulary, and tokens the preprocessing drops (stop words, "440hz"). No known word
-        at all is a ``SearchError``: ranking by an empty vector would be meaningless.
+        Returns ``(vector, known words, unknown words)``; the caller reports the unknown ones. No known
+        word at all is a ``SearchError``: ranking by an empty vector would be meaningless.
         """
-        index = {tag: i for i, tag in self.vocabulary.items()}
-        words = preprocess_tags(text)
-        known = [w for w in words if w in index]
-        dropped = [token for token in text.split(" ") if token and not preprocess_tags(token)]
-        unknown = [w for w in words if w not in index] + dropped
-        if not known:
-            shown = ", ".join(repr(w) for w in unknown) or repr(text)
-            raise SearchError(f"no word of the query is in the model's vocabulary of {len(self.vocabulary)} tags "
-                              f"(unknown after preprocessing: {shown})")
-        multi_hot = np.zeros((1, len(self.vocabulary)), dtype=np.float32)
-        multi_hot[0, [index[w] for w in known]] = 1.0
-        return self.tag_vectors(multi_hot)[0], known, unknown
+        try:
+            multi_hot, known, unknown = words_multi_hot(text, self.vocabulary)
+        except VocabularyError as exc:
+            raise SearchError(str(exc)) from None
+        return self.tag_vectors(multi_hot[None])[0], known, unknown
+
+
+def pair_of(loaded: LoadedModel) -> ModelPair:
+    """The pair of a model loaded with both encoders; its record is what an index keeps of it."""
+    record = {"folder": str(loaded.folder), **loaded.identity((AUDIO, TAGS), with_scaler=False)}
+    return ModelPair(loaded.folder, loaded.epoch, loaded.audio_encoder, loaded.tag_encoder, loaded.vocabulary,
+                     record, loaded)
 
 
 def load_pair(folder: str | Path, epoch: int | None = None, id2tag: "str | Path | dict | None" = None,
@@ -94,7 +92,5 @@ def load_pair(folder: str | Path, epoch: int | None = None, id2tag: "str | Path 
         raise SearchError(f"{path}: no such model folder (expected saved_models/<experiment>/ with its "
                           f"{AUDIO}_epoch_N.pt and {TAGS}_epoch_N.pt)")
     loaded = load_model(path, (AUDIO, TAGS), scaler=scaler, id2tag=id2tag, device=device, epoch=epoch)
-    record = {"folder": str(loaded.folder), **loaded.identity((AUDIO, TAGS), with_scaler=False)}
     log.debug(f"loaded {loaded.folder} epoch {loaded.epoch}")
-    return ModelPair(loaded.folder, loaded.epoch, loaded.audio_encoder, loaded.tag_encoder, loaded.vocabulary,
-                     record, loaded)
+    return pair_of(loaded)
