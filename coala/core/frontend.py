@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache, reduce
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import librosa
 import numpy as np
@@ -25,6 +26,9 @@ import scipy.signal
 import scipy.sparse
 import soundfile as sf
 import soxr
+
+if TYPE_CHECKING:
+    import torch
 
 from coala.core.errors import AudioError, ScalerError
 
@@ -393,6 +397,12 @@ def signal_chunks(y: np.ndarray, sr: int, scaler: "MinMaxScaler") -> np.ndarray:
     blocks = iter_chunks(spectrogram_blocks([resample(y, sr)]))
     chunks = [scaler.transform(c) for c in blocks]
     return np.concatenate(chunks) if chunks else np.zeros((0, N_MELS, PATCH_FRAMES), np.float32)
+
+
+def clamp_held_out(patches: "np.ndarray | torch.Tensor") -> "np.ndarray | torch.Tensor":
+    """Held-out patches (validation, analysis, retrieval) clamped at 0, as the paper's validation did: the
+    scaler was fitted on the training patches, so other patches can dip below its range."""
+    return patches.clamp(min=0) if hasattr(patches, "clamp") else np.clip(patches, 0.0, None)
 
 
 def frontend_parameters() -> dict:

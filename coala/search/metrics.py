@@ -21,8 +21,8 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 from torch import nn
 
 from coala.data.hdf5 import GROUP, inspect_hdf5
-from coala.core.model import default_batch_size
-from coala.core.model import embed, model_device
+from coala.core.frontend import clamp_held_out
+from coala.core.model import embed
 from coala.encode.inference import inference_model
 from coala.core.errors import SearchError
 from coala.search.model import ModelPair, normalise
@@ -86,17 +86,13 @@ def _forward_all(model: nn.Module, path: Path, output: int) -> np.ndarray:
     (patches can dip below 0: the scaler was fitted on training data).
 
     Patches are read ``EVAL_BATCH`` at a time and run through extraction's inference copy (BatchNorm
-    folded) in forwards of extraction's batch size, which is what is fast on a CPU.
+    folded) in forwards of the device's batch size (``embed``), which is what is fast on a CPU.
     """
-    forward_batch = default_batch_size(model_device(model))
     model = inference_model(model)
-    outputs = []
     with h5py.File(path, "r") as f:
         data = f[GROUP]["data"]
-        for start in range(0, len(data), EVAL_BATCH):
-            patches = np.clip(data[start:start + EVAL_BATCH], 0.0, None)
-            outputs += [embed(model, patches[i:i + forward_batch])[output].numpy()
-                        for i in range(0, len(patches), forward_batch)]
+        outputs = [embed(model, clamp_held_out(data[start:start + EVAL_BATCH]))[output].numpy()
+                   for start in range(0, len(data), EVAL_BATCH)]
     return np.concatenate(outputs)
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.distributed.nn import functional as distributed_functional
 
-from coala.core.frontend import PATCH_SHAPE
+from coala.core.frontend import PATCH_SHAPE, clamp_held_out
 from coala.core.model import DualAE, Losses, Objective
 
 # Gathers a per-process batch into the global batch (None in a single process).
@@ -108,5 +108,5 @@ def paper_step(model: DualAE, optimizers: Iterable[torch.optim.Optimizer], objec
 
 def validation_inputs(data: torch.Tensor, tags: torch.Tensor, device: torch.device,
                       channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validation patches can dip below 0 (the scaler was fitted on training data): clamp, as the paper."""
-    return as_patches(data, device, channels_last).clamp(min=0), tags.to(device, torch.float32).clamp(min=0)
+    """Validation patches and tags, clamped at 0 as the paper's validation did (``clamp_held_out``)."""
+    return clamp_held_out(as_patches(data, device, channels_last)), clamp_held_out(tags.to(device, torch.float32))
