@@ -288,6 +288,9 @@ def test_pretrained_fasttext_bin_gives_vectors_for_any_word(fasttext, tmp_path):
     kept = vectors.subset(VOCABULARY)  # the run keeps its vocabulary's rows, not the file's n-gram table
     assert kept.subwords is None and kept.source["format"] == "fasttext"
     assert np.array_equal(kept.vector("dog"), vectors.vector("dog"))
+    with pytest.raises(WordVectorsError, match="'barking'.*open_source"):
+        kept.vector("barking")
+    assert np.array_equal(kept.open_source().vector("barking"), vectors.vector("barking"))
 
 
 def test_unreadable_files_are_errors_naming_them(tmp_path):

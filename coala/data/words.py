@@ -79,7 +79,7 @@ class FastTextParams:
                   "epochs": self.epochs is None or self.epochs >= 1}
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
-            raise WordVectorsError(f"word-vector training parameters out of range: "
+            raise WordVectorsError("word-vector training parameters out of range: "
                                    + ", ".join(f"{name}={getattr(self, name)!r}" for name in bad))
 
     @classmethod
@@ -216,8 +216,13 @@ class WordVectors:
         shown = ", ".join(repr(w) for w in unknown[:SHOWN_WORDS])
         more = f" and {len(unknown) - SHOWN_WORDS} more" if len(unknown) > SHOWN_WORDS else ""
         what = "word has" if len(unknown) == 1 else f"{len(unknown)} words have"
-        where = (f"; the vectors come from {self.source['path']} ({self.source['format']}), which has no "
-                 f"subword information" if self.source else "")
+        where = ""
+        if self.source and self.source.get("format") == "fasttext":
+            where = (f"; the vectors come from {self.source['path']}, whose n-grams are not kept with them: "
+                     f"open_source() reads the file again")
+        elif self.source:
+            where = (f"; the vectors come from {self.source['path']} ({self.source['format']}), which has no "
+                     f"subword information")
         return f"{what} no vector: {shown}{more} (not among the {len(self)} words of the table{where})"
 
     def subset(self, words: Sequence[str]) -> "WordVectors":
