@@ -42,6 +42,11 @@ class VocabularyError(CoalaError):
     """A tag vocabulary that is missing or unreadable, or a tag that is not in it."""
 
 
+class WordVectorsError(VocabularyError):
+    """Word vectors that cannot be read or trained, or a word they give no vector for (a pretrained file
+    without subword information, a word the tag preprocessing drops); the message names the file or word."""
+
+
 class CheckpointError(CoalaError):
     """A checkpoint that cannot be read or does not fit the model; the message names file and keys."""
 
