@@ -29,8 +29,9 @@ from coala.models.loading import AUDIO, TAGS, LoadedModel, load_model
 
 @dataclass(frozen=True)
 class ValidationSet:
-    """The patches of a validation HDF5 file: ``ids`` (n,), ``patches`` (n, 96, 96), ``labels`` (n, n_tags),
-    and the scaler and vocabulary the file records (None where it records none: the paper's release)."""
+    """The patches of a validation HDF5 file: ``ids`` (n,), ``patches`` (n, 96, 96) clamped at 0, ``labels``
+    (n, n_tags), and the scaler and vocabulary the file records (None where it records none: the paper's
+    release)."""
 
     path: Path
     ids: np.ndarray
@@ -41,8 +42,10 @@ class ValidationSet:
 
 
 def read_validation_set(path: Path) -> ValidationSet:
-    """The whole file, checked for the release layout (``DatasetError`` naming it otherwise)."""
+    """The whole file, checked for the release layout (``DatasetError`` naming it otherwise); the patches
+    clamped at 0 in place, as the paper's validation did (no second copy of a large set)."""
     dataset = InMemoryDataset(path)
+    np.maximum(dataset.data, 0.0, out=dataset.data)
     scaler, vocabulary = read_provenance(path)
     return ValidationSet(path, dataset.id.reshape(-1).astype(np.int64), dataset.data, dataset.label, scaler, vocabulary)
 
@@ -101,8 +104,8 @@ def provenance(models: dict[str, LoadedModel], validation: ValidationSet, parts:
 
 
 def audio_embeddings(model: nn.Module, patches: np.ndarray) -> np.ndarray:
-    """``z`` of each patch clamped at 0: ``(n, latent_dim)`` float64."""
-    return embed(model, np.clip(patches, 0.0, None))[0].numpy().astype(np.float64)
+    """``z`` of each patch: ``(n, latent_dim)`` float64."""
+    return embed(model, patches)[0].numpy().astype(np.float64)
 
 
 def tag_embeddings(tag_encoder: nn.Module, multi_hot: np.ndarray) -> np.ndarray:
