@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import encode
+from coala.encode.provenance import FOLDER_RECORD
 from coala.audio.scaler import MinMaxScaler, save_scaler
 from coala.data.builder import BuildOptions, build_dataset
 from coala.distributed import balanced_shares
@@ -97,6 +98,7 @@ def test_encode_splits_files_over_ranks_and_nodes_and_writes_what_one_process_wr
     # Two nodes finishing a folder one process started: what exists is skipped, the rest split.
     (root / "nodes" / "sub").mkdir(parents=True)
     (root / "nodes" / "sub" / "c3.npy").write_bytes((root / "one" / "sub" / "c3.npy").read_bytes())
+    (root / "nodes" / FOLDER_RECORD).write_bytes((root / "one" / FOLDER_RECORD).read_bytes())  # what it began with
     launches = two_nodes("encode.py", [*argv, "--output", "nodes"], root)
     assert [status for status, _ in launches] == [1, 1], launches[0][1][-2000:]
     counts = {**shares(launches[0][1]), **shares(launches[1][1])}
