@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import pickle
+import shutil
 import socket
 import subprocess
 import threading
@@ -227,6 +228,19 @@ def test_a_record_is_rewritten_when_its_inputs_change_or_it_is_damaged(server, t
     (folder / WEIGHTS_FILE).write_bytes(b"damaged")
     assert fetch_all(renamed, server.url, tmp_path, show_progress=False).records == ["saved_models/cnn"]
     assert load_model(folder).record.vocabulary == [f"word{i}" for i in range(N_TAGS)]
+
+
+def test_the_record_and_weights_alone_are_the_model(server, tmp_path: Path) -> None:
+    """A folder of config.json and model.safetensors only, as a model hub serves it, loads alike."""
+    manifest, _ = _fake_paper_repository(server, ("cnn",))
+    fetch_all(manifest, server.url, tmp_path, show_progress=False)
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    for name in (RECORD_FILE, WEIGHTS_FILE):
+        shutil.copy(tmp_path / "saved_models" / "cnn" / name, hub / name)
+    here, shared = load_model(tmp_path / "saved_models" / "cnn"), load_model(hub)
+    assert shared.fingerprint() == here.fingerprint() and shared.scaler.same_as(here.scaler)
+    assert (shared.kind, shared.epoch, shared.name) == ("cnn", 20, "hub_20")
 
 
 def test_no_record_without_every_input_checked(server, tmp_path: Path) -> None:
