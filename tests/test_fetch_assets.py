@@ -181,6 +181,7 @@ def _with_vocabulary(server, manifest: tuple[Asset, ...], body: bytes) -> tuple[
     return tuple(_repinned(a, body) if a.local == assets.ID2TAG.as_posix() else a for a in manifest)
 
 
+@pytest.mark.slow
 def test_each_paper_folder_gets_its_record_once(server, tmp_path: Path, monkeypatch) -> None:
     """After a fetch, each paper folder holds a record ``load_model`` reads: kind, epoch, the fetched scaler
     and vocabulary, the .pt files' weights. It names the paper's row only for checkpoints whose pins
@@ -216,6 +217,7 @@ def test_each_paper_folder_gets_its_record_once(server, tmp_path: Path, monkeypa
     assert {p: p.stat().st_mtime_ns for p in written} == written, "a rerun over the same files rewrites nothing"
 
 
+@pytest.mark.slow
 def test_a_record_is_rewritten_when_its_inputs_change_or_it_is_damaged(server, tmp_path: Path) -> None:
     manifest, _ = _fake_paper_repository(server, ("cnn",))
     assert fetch_all(manifest, server.url, tmp_path, show_progress=False).records == ["saved_models/cnn"]
