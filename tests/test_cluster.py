@@ -97,7 +97,8 @@ def test_encode_splits_files_over_ranks_and_nodes_and_writes_what_one_process_wr
 
     # Two nodes finishing a folder one process started: what exists is skipped, the rest split.
     (root / "nodes" / "sub").mkdir(parents=True)
-    (root / "nodes" / "sub" / "c3.npy").write_bytes((root / "one" / "sub" / "c3.npy").read_bytes())
+    for done in ("model.json", "sub/c3.npy"):
+        (root / "nodes" / done).write_bytes((root / "one" / done).read_bytes())
     launches = two_nodes("encode.py", [*argv, "--output", "nodes"], root)
     assert [status for status, _ in launches] == [1, 1], launches[0][1][-2000:]
     counts = {**shares(launches[0][1]), **shares(launches[1][1])}
