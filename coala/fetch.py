@@ -10,9 +10,10 @@ HTTP ``Range`` request, and the file is put in place (``coala.atomic``) only aft
 pins, then a strict load into its model class for checkpoints. The scaler pickle is then converted to
 the project's JSON format, and each of the paper's model folders gets the record every tool reads
 (``config.json`` and ``model.safetensors``, docs/model-folder.md), made from the files that passed
-their pins: a folder trained by this project and one fetched from the paper are read alike. A file may not exceed ``MAX_FILE_BYTES`` and the whole run ends by its
-deadline (``DEADLINE_S``), so a server that streams without end or trickles bytes cannot fill the disk
-or hang the command. Only the standard library's urllib is used.
+their pins: a folder trained by this project and one fetched from the paper are read alike. A file may
+not exceed ``MAX_FILE_BYTES`` and the whole run ends by its deadline (``DEADLINE_S``), so a server that
+streams without end or trickles bytes cannot fill the disk or hang the command. Only the standard
+library's urllib is used.
 """
 from __future__ import annotations
 
@@ -298,23 +299,25 @@ def paper_record(root: Path, experiment: str, epoch: int, checkpoints: dict[str,
     check_vocabulary_fits(id2tag, n_tags, root / vocabulary.local)
     published = all(asset.git_blob == PAPER_CHECKPOINT_BLOBS.get((experiment, part, epoch))
                      for part, asset in checkpoints.items())
+    kind = "cnn" if any(a.kind == "cnn" for a in checkpoints.values()) else "dual_ae"
     record = ModelRecord(
-        kind="cnn" if any(a.kind == "cnn" for a in checkpoints.values()) else "dual_ae", dims=ModelDims(n_tags=n_tags),
-        parts=list(states), epoch=epoch, scaler=load_scaler(root / scaler.local),
-        vocabulary=[id2tag[i] for i in range(n_tags)], origin="paper" if published else "fetched",
+        kind=kind, dims=ModelDims(n_tags=n_tags), parts=list(states), epoch=epoch,
+        scaler=load_scaler(root / scaler.local), vocabulary=[id2tag[i] for i in range(n_tags)],
+        origin="paper" if published else "fetched",
         paper_row=PAPER_ROWS[experiment] if published else None,
         extra={"fetched": {a.local: _pins(a) for a in (*checkpoints.values(), vocabulary, scaler)}})
     return record, states
 
 
 def _holds(folder: Path, pins: dict[str, dict[str, str]]) -> bool:
-    """Whether ``folder`` holds a readable record made from files of these ``pins``, with intact weights."""
+    """Whether ``folder`` holds a readable record made from files of these ``pins``, with intact weights
+    (a record or weights file damaged in any way is written again, so every error means no)."""
     try:
         record = read_record(folder)
         if record is None or record.extra.get("fetched") != pins:
             return False
         read_weights(folder, record)
-    except CheckpointError:
+    except CoalaError:
         return False
     return True
 
