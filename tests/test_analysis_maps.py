@@ -33,6 +33,7 @@ def _args(folder, *extra):
             "--id2tag", str(folder / "id2tag.json"), "--out", str(folder / "maps"), *extra]
 
 
+@pytest.mark.slow
 def test_both_maps_are_drawn_and_repeatable(model, capsys):
     assert analyse.main(_args(model, "--clips", "12")) == EXIT_OK
     drawn = {name: (model / "maps" / name).read_bytes() for name in (maps.AUDIO_TAG_MAP, maps.VOCABULARY_MAP)}
