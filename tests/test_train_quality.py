@@ -144,7 +144,7 @@ def tiny_setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str
     write_nsynth(data, data / "json" / "nsynth_selected_sounds_per_class.json", seed=0, train_per_family=2,
                  test_per_family=1)
     args = ["--config", str(config), "--data-dir", str(data), "--scaler", str(root / "scaler.json"),
-            "--tasks", "nsynth", "--runs", "1", "--jobs", "1"]
+            "--runs", "1", "--jobs", "1"]
     return root, args
 
 
