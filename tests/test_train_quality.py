@@ -15,7 +15,7 @@ from torch import nn
 
 from bench import train_quality
 from bench.procedures import BF16, OURS, PAPER, procedures, same_weights
-from coala.audio.scaler import MinMaxScaler
+from coala.audio.scaler import MinMaxScaler, save_scaler
 from coala.data.hdf5 import open_dataset
 from coala.demo.downstream import write_nsynth
 from coala.distributed import Runtime
@@ -139,7 +139,7 @@ def tiny_setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str
     write_release_file(root / "spec_tags_tiny", 8, N_TAGS, seed=0)  # 2 batches of 4 per epoch
     write_release_file(root / "spec_tags_tiny_val", 4, N_TAGS, seed=1)
     config = write_config(root / "tiny.json", paper_config(root, "tiny", epochs=1, batch_size=4))
-    MinMaxScaler.fit(np.random.default_rng(0).uniform(-16, 4, (4, 96, 96))).save(root / "scaler.json")
+    save_scaler(MinMaxScaler.fit(np.random.default_rng(0).uniform(-16, 4, (4, 96, 96))), root / "scaler.json")
     data = root / "data"
     write_nsynth(data, data / "json" / "nsynth_selected_sounds_per_class.json", seed=0, train_per_family=2,
                  test_per_family=1)
