@@ -2,7 +2,7 @@
 
     python search.py index --model saved_models/dual_ae_c --input my_audio/ --index my_index
     python search.py query --model saved_models/dual_ae_c --index my_index --tags "dog bark" [--top 10] [--json]
-    python search.py query --model saved_models/dual_ae_c --index my_index --audio clip.wav
+    python search.py query --model saved_models/dual_ae_c --index my_index --audio clip.wav --html results.html
     python search.py tag --model saved_models/dual_ae_c clip.wav [--top 10] [--json]
     python search.py evaluate --model saved_models/dual_ae_c --dataset hdf5_ds/spec_tags_top_1000_val
         --id2tag json/id2token_top_1000.json [--cnn saved_models/cnn/audio_encoder_epoch_20.pt] [--out search.json]
@@ -26,7 +26,8 @@ from coala.core.model import CNN
 from coala.search.index import Hit, build_index, build_index_from_embeddings, open_index
 from coala.search.metrics import evaluate_release, metrics_table, plot_precision_recall
 from coala.search.model import load_pair
-from coala.search.query import query_audio, query_tags, tag_files
+from coala.search.page import write_results_page
+from coala.search.query import hit_tags, query_audio, query_tags, tag_files
 
 log = logging.getLogger("coala.search")
 
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     source = index.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", nargs="+", type=Path, metavar="PATH", help="audio files, or folders searched recursively")
     source.add_argument("--from-embeddings", type=Path, metavar="DIR", help="outputs of encode.py --projection")
+    index.add_argument("--audio-dir", type=Path, metavar="DIR", help="with --from-embeddings: the folder encode.py "
+                                                                     "read (each clip's audio gives its length; "
+                                                                     "default: the sources shards recorded)")
     index.add_argument("--index", type=Path, required=True, help="index folder to write")
     _scaler_option(index)
     index.add_argument("--batch-size", type=int, help="chunks per forward pass (default: 16 on the CPU)")
@@ -76,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--audio", type=Path, help="an audio file")
     _scaler_option(query)
     _output_options(query)
+    query.add_argument("--html", type=Path, metavar="PAGE", help="also write the results as an HTML page with a player "
+                                                                 "for each clip (audio linked relative to the page)")
 
     tag = commands.add_parser("tag", help="rank the vocabulary for audio files")
     _model_options(tag)
@@ -93,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _hits_table(hits: list[Hit]) -> str:
-    lines = [f"{'rank':>4}  {'score':>7}  {'at':>8}  path"]
-    lines += [f"{rank:>4}  {hit.score:7.4f}  {hit.best_seconds:7.2f}s  {hit.path}" for rank, hit in enumerate(hits, 1)]
+    lines = [f"{'rank':>4}  {'score':>7}  {'at':>8}  {'of':>8}  path"]
+    lines += [f"{rank:>4}  {hit.score:7.4f}  {hit.best_seconds:7.2f}s  {hit.duration:7.2f}s  {hit.path}"
+              for rank, hit in enumerate(hits, 1)]
     return "\n".join(lines)
 
 
@@ -103,8 +110,10 @@ def run_index(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch-size must be at least 1 and --workers between 0 and {MAX_WORKERS}")
     pair = load_pair(args.model, args.epoch, args.id2tag, resolve_device(args.device), args.scaler)
     if args.from_embeddings is not None:
-        build_index_from_embeddings(pair, args.from_embeddings, args.index)
+        build_index_from_embeddings(pair, args.from_embeddings, args.index, args.audio_dir)
         return EXIT_OK
+    if args.audio_dir is not None:
+        raise UsageError("--audio-dir goes with --from-embeddings (--input names the audio itself)")
     summary = build_index(pair, args.input, args.index, args.batch_size, args.workers, not args.quiet)
     print(summary.line())
     return EXIT_FAILURES if summary.failed else EXIT_OK
@@ -116,7 +125,12 @@ def run_query(args: argparse.Namespace) -> int:
     index = open_index(args.index, pair)
     hits = (query_tags(index, pair, args.tags, args.top)[0] if args.tags is not None
             else query_audio(index, pair, args.audio, args.top))
-    print(json.dumps([{"path": h.path, "score": h.score} for h in hits], indent=1) if args.json else _hits_table(hits))
+    print(json.dumps([{"path": h.path, "score": h.score, "at": h.best_seconds, "duration": h.duration} for h in hits],
+                     indent=1) if args.json else _hits_table(hits))
+    if args.html is not None:
+        query = f'"{args.tags}"' if args.tags is not None else f"sounds like {args.audio}"
+        write_results_page(args.html, query, pair.name, hits, hit_tags(index, pair, hits))
+        log.info(f"wrote {args.html}")
     return EXIT_OK
 
 
