@@ -287,6 +287,9 @@ def test_evaluate_agrees_with_sklearn_on_the_definitions(capsys, files, tmp_path
     assert metrics["tag_to_audio_p@10"] == pytest.approx(np.mean(hits[kept] / 10), abs=1e-9)
     assert metrics["tag_to_audio_r@10"] == pytest.approx(np.mean(hits[kept] / relevant.T.sum(1)[kept]), abs=1e-9)
     assert "tag -> audio" in stdout and "CNN baseline" in stdout and (tmp_path / "pr.png").stat().st_size > 0
+    code, stdout, err = run(capsys, "evaluate", "--model", files["model"], "--dataset", files["val"], "--id2tag",
+                            files["id2tag"], "--cnn", files["cnn"], "--json")
+    assert code == 0 and json.loads(stdout)["pair_3"] == pytest.approx(metrics), err  # the table's data, as JSON
 
 
 def test_expected_random_ap_is_the_mean_over_all_rankings():
