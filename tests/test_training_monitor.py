@@ -6,18 +6,17 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from matplotlib.text import Text
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
 
-import numpy as np
-
 from coala.cli import setup_logging
 from coala.train import monitor, plots
 from coala.train.config import parse_config
 from coala.train.loop import train
-from tiny_release import paper_config, write_corpus, write_release_file
+from tiny_release import paper_config, write_corpus
 
 
 def _rows(folder: Path) -> list[dict[str, str]]:
@@ -61,11 +60,11 @@ def test_a_run_folder_holds_event_files_a_csv_row_per_log_interval_and_the_conso
 def test_a_run_that_stops_on_an_error_keeps_the_error_in_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     setup_logging()
     monkeypatch.chdir(tmp_path)
-    write_corpus(tmp_path, n_train=8, n_val=2)
-    with pytest.raises(Exception, match="2 patches, fewer than one batch of 4"):
+    write_corpus(tmp_path, n_train=3, n_val=4)
+    with pytest.raises(Exception, match="3 patches, fewer than one batch of 4"):
         train(parse_config(paper_config(tmp_path, "short")))
     last = (tmp_path / "saved_models" / "short" / monitor.LOG_FILE).read_text().splitlines()[-1]
-    assert "error: " in last and "spec_tags_tiny_val: 2 patches, fewer than one batch of 4" in last
+    assert "error: " in last and "spec_tags_tiny: 3 patches, fewer than one batch of 4" in last
 
 
 def test_an_interrupted_epochs_rows_are_dropped_when_the_run_resumes(tmp_path: Path) -> None:

@@ -128,24 +128,27 @@ def evaluate(model: nn.Module, loader: DataLoader, objective: Objective, names: 
                                            device=runtime.device), runtime), example
 
 
-def _loader(dataset, cfg: TrainConfig, runtime: Runtime, shuffle: bool) -> tuple[DataLoader, DistributedSampler]:
+def _loader(dataset, cfg: TrainConfig, runtime: Runtime, shuffle: bool,
+            batch_size: int) -> tuple[DataLoader, DistributedSampler]:
     """Full batches of ``batch_size`` per process (the partial last one dropped), reshuffled each epoch
     when ``shuffle``."""
     sampler = DistributedSampler(dataset, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=shuffle,
                                  seed=cfg.seed, drop_last=True)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
                         num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
                         pin_memory=runtime.device.type == "cuda")
     return loader, sampler
 
 
-def _evaluation_loader(dataset, size: int, cfg: TrainConfig, runtime: Runtime, stream: int) -> DataLoader:
+def _evaluation_loader(dataset, size: int, cfg: TrainConfig, runtime: Runtime, stream: int,
+                       batch_size: int) -> DataLoader:
     """``size`` patches of ``dataset`` drawn once (seeded: the same patches in the same batches every
-    epoch and on resume), in the training loader's batches. Shuffled like training batches: in file
-    order a batch would hold neighbouring patches of one clip, harder negatives for the contrastive loss."""
+    epoch and on resume), in full batches of ``batch_size`` per process. Shuffled like training batches:
+    in file order a batch would hold neighbouring patches of one clip, harder negatives for the
+    contrastive loss."""
     generator = torch.Generator().manual_seed(cfg.seed + stream)
     chosen = torch.randperm(len(dataset), generator=generator)[:size].tolist()
-    return _loader(Subset(dataset, chosen), cfg, runtime, shuffle=False)[0]
+    return _loader(Subset(dataset, chosen), cfg, runtime, False, batch_size)[0]
 
 
 def _gather_rng(runtime: Runtime) -> list[dict[str, torch.Tensor]]:
@@ -294,9 +297,15 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
     if val_set.n_tags != train_set.n_tags:
         raise DatasetError(f"{cfg.validation_dataset_file}: {val_set.n_tags} tags, but the training file has {train_set.n_tags}")
     global_batch = cfg.batch_size * runtime.world_size
-    for path, dataset in ((cfg.train_dataset_file, train_set), (cfg.validation_dataset_file, val_set)):
-        if len(dataset) < global_batch:  # validation too: its losses are means over batches, as training's
-            raise DatasetError(f"{path}: {len(dataset)} patches, fewer than one batch of {global_batch}")
+    if len(train_set) < global_batch:
+        raise DatasetError(f"{cfg.train_dataset_file}: {len(train_set)} patches, fewer than one batch of {global_batch}")
+    evaluation_batch = min(cfg.batch_size, len(val_set) // runtime.world_size)
+    if evaluation_batch < 2:  # the contrastive loss needs a negative
+        raise DatasetError(f"{cfg.validation_dataset_file}: {len(val_set)} patches, fewer than 2 per process")
+    if evaluation_batch < cfg.batch_size and runtime.main:
+        log.warning(f"{cfg.validation_dataset_file}: {len(val_set)} patches, fewer than one batch of {global_batch}: "
+                    f"the epoch's training and validation losses use batches of {evaluation_batch} per process, "
+                    "whose contrastive term has fewer negatives than the steps'")
     scaler, tags = model_provenance(cfg, train_set.n_tags)
     val_fingerprint = fingerprint(cfg.validation_dataset_file)
 
@@ -354,9 +363,10 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
         step_model = torch.compile(step_model)
     gather = all_gather_with_grad if runtime.distributed else None
     autocast = precision(runtime.device, bf16)
-    train_loader, train_sampler = _loader(train_set, cfg, runtime, shuffle=True)
-    evaluations = {"train": _evaluation_loader(train_set, min(len(val_set), MAX_TRAIN_SAMPLE), cfg, runtime, 1),
-                   "val": _evaluation_loader(val_set, len(val_set), cfg, runtime, 2)}
+    train_loader, train_sampler = _loader(train_set, cfg, runtime, True, cfg.batch_size)
+    evaluations = {"train": _evaluation_loader(train_set, min(len(val_set), MAX_TRAIN_SAMPLE), cfg, runtime, 1,
+                                               evaluation_batch),
+                   "val": _evaluation_loader(val_set, len(val_set), cfg, runtime, 2, evaluation_batch)}
     steps_per_epoch = len(train_loader)
     first_step = start_epoch * steps_per_epoch
     scalars = monitor.ScalarLog(cfg.checkpoint_folder, names, first_step) if runtime.main else None
