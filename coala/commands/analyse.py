@@ -6,8 +6,9 @@
     python analyse.py maps --model saved_models/my_run --dataset hdf5_ds/spec_tags_top_1000_val --out analysis
 
 descriptors: acoustic descriptors of the validation clips by the paper's recipe (resumable);
-cca: mean canonical correlation between each model's embeddings and each descriptor set (table, figure);
-maps: t-SNE maps of audio and tag embeddings, and of the tag vocabulary.
+cca: held-out canonical correlation between each model's embeddings and each descriptor set, every model
+     on the same settings, each figure beside its chance level (table, figure), then a summary across models;
+maps: t-SNE maps of audio and tag embeddings (coloured by tags or labels of your choice), and of the vocabulary.
 
 A model is a run folder, a checkpoint inside one, or a bare checkpoint (coala.models.loading); its
 record gives the vocabulary, so --id2tag is for bare checkpoints only.
@@ -15,8 +16,10 @@ record gives the vocabulary, so --id2tag is for bare checkpoints only.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 from coala.analysis import cca, descriptors, embeddings, maps
@@ -62,15 +65,33 @@ def _add_cca(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", type=Path, required=True, help="the validation HDF5 file")
     parser.add_argument("--descriptors", type=Path, required=True, help="descriptor JSON (analyse.py descriptors, or the paper's file)")
     parser.add_argument("--out", type=Path, required=True, help="folder of cca.json, cca.md and cca.png")
-    parser.add_argument("--svd-keep", type=float, metavar="SHARE",
-                        help=f"SVCCA: reduce the embeddings to this share of their variance first (SVCCA's {cca.SVCCA_VARIANCE_KEPT}); "
-                             "default: plain CCA, as the paper")
+    parser.add_argument("--components", type=int, metavar="K",
+                        help="principal components of every embedding (default: chosen on held-out folds, with --shrinkage)")
+    parser.add_argument("--shrinkage", type=float, metavar="S",
+                        help="covariance shrinkage in [0, 1) for every model (default: chosen with --components)")
+    parser.add_argument("--permutations", type=int, default=cca.PERMUTATIONS,
+                        help="descriptor permutations of each chance level (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the folds and permutations (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
 
 
+def _settings(args: argparse.Namespace) -> cca.Settings | None:
+    """The settings given on the command line: both or neither (one alone would be chosen against the other)."""
+    if (args.components is None) != (args.shrinkage is None):
+        raise UsageError("--components and --shrinkage go together (neither: both chosen on held-out folds)")
+    if args.components is None:
+        return None
+    if args.components < 1 or not 0 <= args.shrinkage < 1:
+        raise UsageError(f"--components must be at least 1 and --shrinkage in [0, 1), got {args.components} "
+                         f"and {args.shrinkage}")
+    return cca.Settings(args.components, args.shrinkage)
+
+
 def run_cca(args: argparse.Namespace) -> int:
-    if args.svd_keep is not None and not 0 < args.svd_keep <= 1:
-        raise UsageError(f"--svd-keep: {args.svd_keep} is not a share in (0, 1]")
+    given = _settings(args)
+    if args.permutations < 1:
+        raise UsageError(f"--permutations must be at least 1, got {args.permutations}")
     models = embeddings.load_models(args.model, device=resolve_device(args.device))
     require_writable_folder(args.out, "--out")
     validation = embeddings.read_validation_set(args.dataset)
@@ -84,9 +105,13 @@ def run_cca(args: argparse.Namespace) -> int:
         log.info(f"{label}: embedding {len(validation.ids)} validation patches")
         z = embeddings.audio_embeddings(model.audio_encoder, validation.patches)
         ids, matrices[label] = embeddings.per_clip(validation.ids, z)
-    table = cca.cca_table(matrices, ids, described, keys, args.svd_keep)
-    for path in cca.write_table(args.out, table, keys, args.svd_keep, embeddings.provenance(models, validation)):
+    table, settings = cca.cca_table(matrices, ids, described, keys, given, args.permutations, args.seed)
+    for path in cca.write_table(args.out, table, keys, settings, given is None, args.permutations,
+                                embeddings.provenance(models, validation)):
         log.info(f"wrote {path}")
+    rows = cca.summary(table)
+    print(json.dumps({"settings": asdict(settings), "summary": rows}, indent=1) if args.json
+          else cca.summary_markdown(rows, settings), end="\n" if args.json else "")
     return EXIT_OK
 
 
@@ -101,6 +126,12 @@ def _add_maps(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True,
                         help=f"folder of {maps.AUDIO_TAG_MAP}, {maps.VOCABULARY_MAP} and {maps.MAPS_JSON}")
     parser.add_argument("--clips", type=int, default=maps.DEFAULT_CLIPS, help="validation clips in the joint map (default %(default)s)")
+    colours = parser.add_mutually_exclusive_group()
+    colours.add_argument("--colour-by", nargs="+", metavar="TAG",
+                         help=f"colour the joint map's clips by these vocabulary tags (the first a clip has; at most "
+                              f"{maps.MAX_GROUPS}), the marker telling audio from tags")
+    colours.add_argument("--labels", type=Path, metavar="JSON",
+                         help='colour by your own labels: a JSON object {"<clip id>": "<label>"}')
     parser.add_argument("--seed", type=int, default=0, help="seed of t-SNE and of the word choice (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
 
@@ -114,12 +145,19 @@ def run_maps(args: argparse.Namespace) -> int:
     require_writable_folder(args.out, "--out")
     validation = embeddings.read_validation_set(args.dataset)
     embeddings.check_made_alike(validation, model)
+    groups, colour_by = None, None
+    if args.colour_by:
+        if len(args.colour_by) > maps.MAX_GROUPS:
+            raise UsageError(f"--colour-by: {len(args.colour_by)} tags; a map tells at most {maps.MAX_GROUPS} apart")
+        groups, colour_by = maps.tag_groups(validation.labels, model.vocabulary, args.colour_by), {"tags": args.colour_by}
+    elif args.labels is not None:
+        groups, colour_by = maps.label_groups(validation.ids, args.labels), {"labels": str(args.labels)}
     n = maps.audio_tag_map(model.audio_encoder, model.tag_encoder, validation, args.clips, args.seed,
-                           args.out / maps.AUDIO_TAG_MAP)
+                           args.out / maps.AUDIO_TAG_MAP, groups)
     log.info(f"wrote {args.out / maps.AUDIO_TAG_MAP} ({n} clips)")
     named = maps.vocabulary_map(model.tag_encoder, model.vocabulary, args.seed, args.out / maps.VOCABULARY_MAP)
     log.info(f"wrote {args.out / maps.VOCABULARY_MAP} ({len(model.vocabulary)} tags, {len(named)} named)")
-    record = maps.write_record(args.out, embeddings.provenance(models, validation, parts), n, args.seed, named)
+    record = maps.write_record(args.out, embeddings.provenance(models, validation, parts), n, args.seed, named, colour_by)
     log.info(f"wrote {record}")
     return EXIT_OK
 
