@@ -23,7 +23,7 @@ from coala.analysis.embeddings import ValidationSet, audio_embeddings, tag_embed
 from coala.atomic import atomic_write_text
 from coala.core.errors import AnalysisError
 from coala.figures import save_figure
-from coala.jsonfile import read_json
+from coala.jsonfile import read_json_as
 
 AUDIO_TAG_MAP, VOCABULARY_MAP, MAPS_JSON = "map_audio_tags.png", "map_vocabulary.png", "maps.json"
 DEFAULT_CLIPS = 800      # the paper's N
@@ -62,12 +62,7 @@ def tag_groups(labels: np.ndarray, vocabulary: dict[int, str], tags: list[str]) 
 
 def label_groups(ids: np.ndarray, path: Path) -> np.ndarray:
     """Each clip's label from a JSON object ``{"<clip id>": "<label>"}`` of the user's (``OTHER`` where none)."""
-    try:
-        labels = read_json(path)
-    except (OSError, ValueError) as exc:
-        raise AnalysisError(f"--labels {path}: not a readable JSON object ({exc})") from None
-    if not isinstance(labels, dict):
-        raise AnalysisError(f"--labels {path}: expected a JSON object of clip id to label")
+    labels = read_json_as(path, dict, AnalysisError, "the labels (clip id to label)")
     groups = np.array([str(labels.get(str(i), OTHER)) for i in ids.tolist()], dtype=object)
     if len(set(groups) - {OTHER}) > MAX_GROUPS:
         raise AnalysisError(f"--labels {path}: {len(set(groups) - {OTHER})} labels; a map tells at most {MAX_GROUPS} apart")
