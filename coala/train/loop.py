@@ -99,35 +99,6 @@ def _reduce_mean(sums: torch.Tensor, count: torch.Tensor, runtime: Runtime) -> l
 MAX_TRAIN_SAMPLE = 65536
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, objective: Objective, names: tuple[str, ...], runtime: Runtime,
-             autocast: contextlib.AbstractContextManager, channels_last: bool,
-             gather) -> tuple[list[float], dict[str, Any]]:
-    """The epoch's losses of one split, defined alike for the training sample and the validation set, so
-    their curves compare: eval mode (no dropout, BatchNorm's running statistics), inputs clamped at 0
-    (``validation_inputs``), full batches of ``batch_size`` per process in a fixed shuffled order with the
-    contrastive negatives gathered from all processes, as a training step takes them; the mean over
-    batches. Also returns the first batch's outputs, for the examples picture."""
-    model.eval()
-    sums = torch.zeros(len(names), dtype=torch.float64, device=runtime.device)
-    batches = 0
-    example: dict[str, Any] = {}
-    for data, tags, sound_ids in loader:
-        x, tags = validation_inputs(data, tags, runtime.device, channels_last)
-        out, losses = forward_losses(model, objective, x, tags, autocast, gather)
-        sums += torch.stack([losses[k] for k in names]).double()
-        batches += 1
-        if not example:
-            n = plots.N_EXAMPLES
-            reconstructions, scores = model.examples(out, n)
-            example = {"ids": sound_ids.reshape(-1)[:n].tolist(), "patches": x[:n].float().cpu().numpy(),
-                       "reconstructions": None if reconstructions is None else reconstructions.float().cpu().numpy(),
-                       "tags": tags[:n].cpu().numpy(), "scores": scores.float().cpu().numpy()}
-    model.train()
-    return _reduce_mean(sums, torch.tensor(float(batches * runtime.world_size), dtype=torch.float64,
-                                           device=runtime.device), runtime), example
-
-
 def _loader(dataset, cfg: TrainConfig, runtime: Runtime, shuffle: bool,
             batch_size: int) -> tuple[DataLoader, DistributedSampler]:
     """Full batches of ``batch_size`` per process (the partial last one dropped), reshuffled each epoch
@@ -237,6 +208,34 @@ def train_epoch(run: _Steps, batches, epoch: int, first_step: int) -> list[float
             interval = monitor.Interval(len(run.names), runtime.device)
     return _reduce_mean(sums, torch.tensor(float(steps * runtime.world_size), dtype=torch.float64,
                                            device=runtime.device), runtime)
+
+
+@torch.no_grad()
+def evaluate(run: _Steps, loader: DataLoader) -> tuple[list[float], dict[str, Any]]:
+    """The epoch's losses of one split, defined alike for the training sample and the validation set, so
+    their curves compare: eval mode (no dropout, BatchNorm's running statistics), inputs clamped at 0
+    (``validation_inputs``), full batches per process in a fixed shuffled order with the contrastive
+    negatives gathered from all processes, as a training step takes them; the mean over batches. Also
+    returns the first batch's outputs, for the examples picture."""
+    model, runtime = run.model, run.runtime
+    model.eval()
+    sums = torch.zeros(len(run.names), dtype=torch.float64, device=runtime.device)
+    batches = 0
+    example: dict[str, Any] = {}
+    for data, tags, sound_ids in loader:
+        x, tags = validation_inputs(data, tags, runtime.device, run.channels_last)
+        out, losses = forward_losses(model, run.objective, x, tags, run.autocast, run.gather)
+        sums += torch.stack([losses[k] for k in run.names]).double()
+        batches += 1
+        if not example:
+            n = plots.N_EXAMPLES
+            reconstructions, scores = model.examples(out, n)
+            example = {"ids": sound_ids.reshape(-1)[:n].tolist(), "patches": x[:n].float().cpu().numpy(),
+                       "reconstructions": None if reconstructions is None else reconstructions.float().cpu().numpy(),
+                       "tags": tags[:n].cpu().numpy(), "scores": scores.float().cpu().numpy()}
+    model.train()
+    return _reduce_mean(sums, torch.tensor(float(batches * runtime.world_size), dtype=torch.float64,
+                                           device=runtime.device), runtime), example
 
 
 def _log_interval(run: _Steps, bar, interval: monitor.Interval, epoch: int, step_in_epoch: int, step: int) -> None:
@@ -394,8 +393,7 @@ def _epoch(cfg: TrainConfig, run: _Steps, epoch: int, train_loader: DataLoader, 
     training_seconds = time.perf_counter() - started
     means, examples = {}, {}
     for split, loader in evaluations.items():
-        means[split], examples[split] = _run_epoch(cfg, epoch, run.model, lambda: evaluate(
-            run.model, loader, run.objective, run.names, run.runtime, run.autocast, run.channels_last, run.gather))
+        means[split], examples[split] = _run_epoch(cfg, epoch, run.model, lambda: evaluate(run, loader))
     seconds = time.perf_counter() - started
     run.clock.evaluation_seconds = seconds - training_seconds
     record = {"epoch": epoch, "step": epoch * steps_per_epoch,
