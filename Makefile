@@ -1,11 +1,12 @@
 # `make test`: create .venv when missing, install the pinned requirements and the package (editable), run the tests.
+# `make test-fast`: the same without the tests marked slow (pytest.ini), for a quick check while editing.
 # `make demo`: the whole pipeline on a generated corpus (see README).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: test demo demo-analysis
+.PHONY: test test-fast demo demo-analysis
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +17,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 # ---- make demo: the paper's pipeline end to end on a generated corpus (docs/demo.md) ------------
 # Each step is a file target, so a rerun reuses what is done (delete demo/ and the *demo* outputs to

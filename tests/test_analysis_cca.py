@@ -113,6 +113,7 @@ def _write_descriptors(path: Path, ids: np.ndarray, keys=DESCRIPTOR_KEYS) -> Pat
     return path
 
 
+@pytest.mark.slow
 def test_the_command_writes_the_table_and_figure(tmp_path, release, capsys):
     dataset, checkpoint, ids = release
     described = _write_descriptors(tmp_path / "d.json", ids)
@@ -148,6 +149,7 @@ def test_the_command_writes_the_table_and_figure(tmp_path, release, capsys):
     assert set(printed) == {"settings", "summary"} and printed["summary"][0]["sets"] == len(DESCRIPTOR_KEYS)
 
 
+@pytest.mark.slow
 def test_the_papers_descriptor_file_without_rolloff_is_used_for_what_it_holds(tmp_path, release, monkeypatch):
     """Run inside the checkpoint's folder: the label is still the folder's name and the epoch."""
     dataset, checkpoint, ids = release

@@ -33,6 +33,7 @@ def _args(folder, *extra):
             "--id2tag", str(folder / "id2tag.json"), "--out", str(folder / "maps"), *extra]
 
 
+@pytest.mark.slow
 def test_both_maps_are_drawn_and_repeatable(model, capsys):
     assert analyse.main(_args(model, "--clips", "12")) == EXIT_OK
     drawn = {name: (model / "maps" / name).read_bytes() for name in (maps.AUDIO_TAG_MAP, maps.VOCABULARY_MAP)}
@@ -100,6 +101,7 @@ def test_another_vocabulary_than_the_runs_is_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "maps" / maps.MAPS_JSON).exists()
 
 
+@pytest.mark.slow
 def test_the_joint_map_is_coloured_by_tags_or_labels_of_the_users_choice(model, capsys, monkeypatch):
     drawn = []
     real = maps.audio_tag_map

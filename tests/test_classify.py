@@ -131,6 +131,7 @@ def the_error(capsys) -> str:
     return errors[0]
 
 
+@pytest.mark.slow
 def test_results_have_the_papers_shape_with_one_score_per_run(full_run):
     _, results, _ = full_run
     assert set(results) == {"US8K", "GTZAN", "NSynth", "meta"}
@@ -143,6 +144,7 @@ def test_results_have_the_papers_shape_with_one_score_per_run(full_run):
                                                                                          "test": 15}
 
 
+@pytest.mark.slow
 def test_separable_embeddings_score_near_one_and_random_near_chance(full_run):
     _, results, _ = full_run
     for task, n_classes in (("US8K", 3), ("GTZAN", 3), ("NSynth", 3)):
@@ -152,6 +154,7 @@ def test_separable_embeddings_score_near_one_and_random_near_chance(full_run):
             assert max(results[task][name]) <= 1 / n_classes + 0.25, (task, name, results[task][name])
 
 
+@pytest.mark.slow
 def test_synth_lead_is_left_out_of_training_and_test(full_run):
     _, results, _ = full_run
     nsynth = results["meta"]["tasks"]["NSynth"]
@@ -161,12 +164,14 @@ def test_synth_lead_is_left_out_of_training_and_test(full_run):
     assert nsynth["training_selection"]["source"] == "file"
 
 
+@pytest.mark.slow
 def test_gtzan_reads_every_line_of_the_lists(full_run):
     _, results, _ = full_run
     counts = results["meta"]["tasks"]["GTZAN"]["embeddings"][SEPARABLE]["counts"]["test"]
     assert counts == {"train": 3 * 8, "test": 3 * 8}
 
 
+@pytest.mark.slow
 def test_table_and_confusion_matrices_are_written_beside_the_results(full_run):
     out, results, _ = full_run
     table = out.with_suffix(".md").read_text()
@@ -296,6 +301,7 @@ def test_malformed_list_line_is_a_one_line_error(tmp_path, capsys):
     assert "test_filtered.txt" in err and "'blues.00000.wav'" in err
 
 
+@pytest.mark.slow
 def test_later_task_runs_keep_earlier_results_and_seeds_repeat(tmp_path):
     data = _small_gtzan(tmp_path)
     make_us8k(data, Writer(data / "embeddings", n_classes=3, seed=2), per_class_per_fold=2)

@@ -61,6 +61,7 @@ def test_attributes_are_what_hear_reads(model):
 
 
 @pytest.mark.parametrize("seconds", [1.07, 1.98, 4.0])
+@pytest.mark.slow
 def test_timestamp_embeddings_pass_the_validator_checks(model, seconds):
     embeddings, timestamps = hear.get_timestamp_embeddings(noise(2, seconds), model)
     assert embeddings.dtype == torch.float32 and embeddings.ndim == 3 and timestamps.ndim == 2
@@ -83,6 +84,7 @@ def test_scene_embeddings_pass_the_validator_checks(model):
 
 
 @pytest.mark.parametrize("seconds, subtype", [(3.0, "FLOAT"), (12.5, "FLOAT"), (2.0, "PCM_16")])
+@pytest.mark.slow
 def test_scene_embedding_is_the_projects_clip_embedding(tmp_path, model, encoder_ckpt, scaler_file, seconds, subtype):
     """The same 22050 Hz audio through HEAR and through a WAV file into encode's function, averaged as
     classify.py averages: padded (3 s, 2 s) and unpadded (12.5 s) clips, float and 16-bit files."""
@@ -97,6 +99,7 @@ def test_scene_embedding_is_the_projects_clip_embedding(tmp_path, model, encoder
     np.testing.assert_allclose(ours, project, rtol=0, atol=1e-4 * np.abs(project).max())
 
 
+@pytest.mark.slow
 def test_scene_embedding_matches_on_the_reference_clip_and_checkpoint(reference):
     """The paper-format checkpoint and the paper's scaler pickle, on the reference's 30 s 22050 Hz clip
     (no tuning was done on it) and, through the sample_rate option, its 16 kHz clip."""

@@ -52,6 +52,7 @@ def _copy_tracked(destination: Path) -> Path:
     return destination
 
 
+@pytest.mark.slow
 def test_wheel_installs_the_package_and_its_command_and_no_top_level_module(tmp_path: Path) -> None:
     source = _copy_tracked(tmp_path / "source")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
@@ -208,6 +209,7 @@ def test_progress_bars_redraw_rarely_when_stderr_is_not_a_terminal(capsys) -> No
     ["analyse.py", "descriptors", "--audio-dir", ".", "--dataset", "x.json", "--out", "o.json", "--workers", "100000"],
     ["search.py", "index", "--model", ".", "--input", ".", "--index", "i", "--workers", "100000"],
 ])
+@pytest.mark.slow
 def test_worker_counts_beyond_the_bound_are_one_line_before_any_work(tmp_path, argv):
     result = subprocess.run([sys.executable, str(ROOT / argv[0]), *argv[1:]], cwd=tmp_path, capture_output=True,
                             text=True)

@@ -24,6 +24,7 @@ def _rows(folder: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_a_run_folder_holds_event_files_a_csv_row_per_log_interval_and_the_console_log(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     setup_logging()  # as the script: INFO messages reach the handlers
@@ -78,6 +79,7 @@ def test_an_interrupted_epochs_rows_are_dropped_when_the_run_resumes(tmp_path: P
     assert [r["step"] for r in _rows(tmp_path)] == ["1", "2", "3", "4"]
 
 
+@pytest.mark.slow
 def test_train_and_validation_losses_are_one_definition(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Validated on its own training file (one batch), a run's training and validation losses are equal:
     both are eval-mode means over full shuffled batches with the same inputs, whatever split they read."""
