@@ -25,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from coala.core.frontend import CHUNK_SAMPLES  # noqa: E402
 from coala.core.model import LATENT_DIM  # noqa: E402
 from coala.search.index import CHUNKS, CLIPS, MANIFEST, open_index, write_index  # noqa: E402
 
@@ -39,9 +40,11 @@ def build(folder: Path, n_clips: int, seed: int) -> None:
             n = min(BUILD_BLOCK, n_clips - start)
             yield rng.standard_normal((n, LATENT_DIM), dtype=np.float32), np.ones(n, dtype=np.int64)
 
-    record = {"folder": "synthetic", "epoch": 0, "audio_encoder_sha256": "synthetic", "tag_encoder_sha256": "synthetic"}
+    record = {"folder": "synthetic", "epoch": 0, "audio_encoder_fingerprint": "synthetic",
+              "tag_encoder_fingerprint": "synthetic"}
     started = time.perf_counter()
-    write_index(folder, record, [f"clip_{i:07d}.wav" for i in range(n_clips)], np.ones(n_clips, dtype=np.int64), blocks())
+    one_chunk = np.full(n_clips, CHUNK_SAMPLES, dtype=np.int64)  # clips of one chunk's length: one chunk each
+    write_index(folder, record, [f"clip_{i:07d}.wav" for i in range(n_clips)], one_chunk, blocks())
     print(f"built {n_clips} clips in {time.perf_counter() - started:.1f} s", flush=True)
 
 

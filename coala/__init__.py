@@ -1,9 +1,9 @@
 """COALA: co-aligned audio and tag autoencoders (Favory, Drossos, Virtanen, Serra, 2020).
 
 ``coala.load(path)`` gives a notebook the model with its three uses (``coala.notebook``). The package
-is laid out by job; the scripts at the repository root are thin command lines over it,
-and the paper's modules (``models_t1000``, ``data_loader``, ``losses``, ``encode``, ``utils``) re-export
-it under the paper's names.
+is laid out by job; its command lines are the ``coala`` command (``commands``), which the scripts at
+the repository root also run, and the checkout's paper modules (``models_t1000``, ``data_loader``,
+``losses``, ``encode``, ``utils``) re-export it under the paper's names.
 
 - ``core``: the paper's math (front end, networks, objective, ``embed``); imports nothing else of coala
 - ``audio``: the scaler's files, the MFCC baseline
@@ -14,6 +14,7 @@ it under the paper's names.
 - ``evaluation``: the downstream datasets, the classification protocol, the results report
 - ``demo``: the generated data ``make demo`` runs on
 - ``assets`` / ``fetch``: where the published files live, and downloading them
+- ``commands``: the ``coala`` command and its subcommands (``train``, ``encode``, ``search``...)
 - ``cli``: what every entry point shares (logging, one `error:` line per user error, exit codes)
 """
 

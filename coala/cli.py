@@ -7,10 +7,11 @@ Any other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,28 @@ class _LevelPrefix(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = super().format(record)
         return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
+
+
+class _TimedLevelPrefix(_LevelPrefix):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{self.formatTime(record, '%Y-%m-%d %H:%M:%S')} {super().format(record)}"
+
+
+@contextlib.contextmanager
+def log_copy(path: Path) -> Iterator[None]:
+    """The ``coala`` loggers' messages also appended to ``path``, each with its time, while the block runs,
+    and the error that ends it: a run folder keeps what its console showed, after the terminal is gone."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(_TimedLevelPrefix("%(message)s"))
+    log.addHandler(handler)
+    try:
+        yield
+    except CoalaError as exc:  # entry_point reports it after the block: copied here, where the file is known
+        handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, str(exc), None, None))
+        raise
+    finally:
+        log.removeHandler(handler)
+        handler.close()
 
 
 def setup_logging(level: int = logging.INFO) -> None:

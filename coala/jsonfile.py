@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+Kind = TypeVar("Kind", dict, list)
 
 
 def read_json(path: str | Path) -> Any:
@@ -17,3 +19,15 @@ def read_json(path: str | Path) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+def read_json_as(path: str | Path, kind: type[Kind], error: type[Exception], what: str) -> Kind:
+    """``read_json`` of a user's file that must hold a ``kind`` (an object, a list): ``error`` in one line
+    naming the file and ``what`` it should hold, when it cannot be read or holds something else."""
+    try:
+        value = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise error(f"{path}: cannot read {what} ({exc})") from None
+    if not isinstance(value, kind):
+        raise error(f"{path}: {what} must be a JSON {kind.__name__}, found {type(value).__name__}")
+    return value

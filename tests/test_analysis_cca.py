@@ -55,15 +55,43 @@ def test_a_linear_map_of_the_same_data_correlates_fully_and_noise_hardly():
     assert cca.canonical_correlations(x, np.c_[x[:, :1], np.ones(2000)]).shape == (1,)
 
 
-def test_too_few_clips_saturate_and_are_flagged_and_svd_reduction_helps():
+def test_too_few_clips_saturate_the_papers_number_and_not_the_held_out_one():
     rng = np.random.default_rng(2)
     signal = rng.standard_normal((40, 2))
     embeddings = np.c_[signal @ rng.standard_normal((2, 60)) * 10, rng.standard_normal((40, 60)) * 0.01]
-    descriptors = rng.standard_normal((40, 3))  # unrelated to the embeddings
-    plain = cca.mean_cca(embeddings, descriptors)
-    assert plain.saturated and plain.mean_cca == pytest.approx(1.0)
-    reduced = cca.mean_cca(embeddings, descriptors, cca.SVCCA_VARIANCE_KEPT)
-    assert not reduced.saturated and reduced.embedding_rank == 2 and reduced.mean_cca < 0.6
+    unrelated = rng.standard_normal((40, 3))
+    related = signal @ rng.standard_normal((2, 3)) + 0.3 * rng.standard_normal((40, 3))
+    paper = cca.mean_cca(embeddings, unrelated)
+    assert paper.saturated and paper.mean_cca == pytest.approx(1.0)
+    ids = np.arange(40)
+    described = {i: {"mfcc_mean": unrelated[i].tolist(), "chroma_mean": related[i].tolist()} for i in ids.tolist()}
+    table, settings = cca.cca_table({"model": embeddings}, ids, described, ["mfcc_mean", "chroma_mean"], permutations=30)
+    unrelated_cell, related_cell = table["model"]["mfcc_mean"], table["model"]["chroma_mean"]
+    assert unrelated_cell.paper.saturated and unrelated_cell.heldout < unrelated_cell.chance_95
+    assert related_cell.heldout > 0.5 > related_cell.chance_95
+    assert settings in cca.candidates(40 - 8 - 2)
+
+
+def test_models_are_compared_on_one_footing_and_a_degenerate_one_does_not_win_by_its_rank():
+    """A reduction to a share of each model's variance kept 2 directions of a rank-2 embedding unrelated to
+    the descriptors and many of an informative one, and saturated the latter: the degenerate model looked
+    as good or better. On one footing (same components and shrinkage, held out) it sits at its chance level."""
+    rng = np.random.default_rng(5)
+    n = 120
+    descriptors = rng.standard_normal((n, 6))
+    informative = np.c_[descriptors @ rng.standard_normal((6, 40)), rng.standard_normal((n, 200))]
+    degenerate = rng.standard_normal((n, 2)) @ rng.standard_normal((2, 240)) + 1e-4 * rng.standard_normal((n, 240))
+    ids = np.arange(n)
+    described = {i: {"mfcc_mean": descriptors[i].tolist()} for i in ids.tolist()}
+    table, settings = cca.cca_table({"trained": informative, "untrained": degenerate}, ids, described, ["mfcc_mean"])
+    trained, untrained = table["trained"]["mfcc_mean"], table["untrained"]["mfcc_mean"]
+    assert trained.heldout > trained.chance_95 and trained.heldout > untrained.heldout + 0.3
+    assert untrained.heldout < untrained.chance_95
+    fixed, same = cca.cca_table({"trained": informative, "untrained": degenerate}, ids, described, ["mfcc_mean"],
+                                cca.Settings(4, 0.5))
+    assert same == cca.Settings(4, 0.5) and fixed["trained"]["mfcc_mean"].heldout > fixed["untrained"]["mfcc_mean"].heldout
+    rows = cca.summary(table)
+    assert [r["model"] for r in rows] == ["trained", "untrained"] and rows[0]["sets_above_chance"] == 1
 
 
 @pytest.fixture()
@@ -91,9 +119,14 @@ def test_the_command_writes_the_table_and_figure(tmp_path, release, capsys):
     described = _write_descriptors(tmp_path / "d.json", ids)
     out = tmp_path / "cca"
     status = analyse.main(["cca", "--model", f"trained={checkpoint}", str(checkpoint), "--dataset", str(dataset),
-                           "--descriptors", str(described), "--out", str(out)])
+                           "--descriptors", str(described), "--out", str(out), "--permutations", "5"])
     assert status == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "| trained |" in printed and "| chance |" in printed  # the summary across models, chance beside
     table = json.loads((out / "cca.json").read_text())
+    settings = table["settings"]  # one for every model of the run, chosen on held-out folds
+    assert settings["chosen_on_held_out_folds"] and settings["folds"] == cca.FOLDS and settings["permutations"] == 5
+    assert cca.Settings(settings["components"], settings["shrinkage"]) in cca.candidates(24)
     assert list(table["models"]) == ["trained", f"{checkpoint.parent.name}_0"]  # folder and epoch by default
     assert table["dataset"] == str(dataset)
     made = table["identities"]
@@ -103,12 +136,17 @@ def test_the_command_writes_the_table_and_figure(tmp_path, release, capsys):
     assert table["descriptors"] == list(DESCRIPTOR_KEYS)
     for cells in table["models"].values():
         for cell in cells.values():
-            assert 0.0 <= cell["mean_cca"] <= 1.0 and cell["n_clips"] == 24
-            assert cell["saturated"]  # 24 clips against a 1152-d embedding
+            assert -1.0 <= cell["heldout"] <= 1.0 and -1.0 <= cell["chance"] <= cell["chance_95"] <= 1.0
+            assert 0.0 <= cell["paper"]["mean_cca"] <= 1.0 and cell["paper"]["n_clips"] == 24
+            assert cell["paper"]["saturated"]  # 24 clips against a 1152-d embedding
+    assert [row["model"] for row in table["summary"]] == list(table["models"])
     markdown = (out / "cca.md").read_text()
-    assert "| mfcc_mean |" in markdown and "*" in markdown
+    assert "| mfcc_mean |" in markdown and "*" in markdown and "chance" in markdown
     assert (out / "cca.png").read_bytes()[:4] == b"\x89PNG"
-    assert "too few clips for the dimension" in capsys.readouterr().err
+    assert analyse.main(["cca", "--model", str(checkpoint), "--dataset", str(dataset), "--descriptors", str(described),
+                         "--out", str(out), "--permutations", "2", "--json"]) == EXIT_OK
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed) == {"settings", "summary"} and printed["summary"][0]["sets"] == len(DESCRIPTOR_KEYS)
 
 
 @pytest.mark.slow
@@ -120,9 +158,10 @@ def test_the_papers_descriptor_file_without_rolloff_is_used_for_what_it_holds(tm
     out = tmp_path / "cca"
     monkeypatch.chdir(checkpoint.parent)
     assert analyse.main(["cca", "--model", checkpoint.name, "--dataset", str(dataset), "--descriptors", str(described),
-                         "--out", str(out), "--svd-keep", "0.99"]) == EXIT_OK
+                         "--out", str(out), "--components", "2", "--shrinkage", "0.5", "--permutations", "2"]) == EXIT_OK
     table = json.loads((out / "cca.json").read_text())
-    assert table["descriptors"] == held and table["svd_keep"] == 0.99
+    assert table["descriptors"] == held and (table["settings"]["components"], table["settings"]["shrinkage"]) == (2, 0.5)
+    assert not table["settings"]["chosen_on_held_out_folds"]
     assert list(table["models"]) == [f"{checkpoint.parent.name}_0"]
 
 

@@ -99,3 +99,25 @@ def test_another_vocabulary_than_the_runs_is_a_one_line_error(tmp_path, capsys):
     assert len(err) == 1 and err[0] == (f"error: {dataset}: its labels are of another vocabulary than {run}'s "
                                         "(both record theirs)")
     assert not (tmp_path / "maps" / maps.MAPS_JSON).exists()
+
+
+@pytest.mark.slow
+def test_the_joint_map_is_coloured_by_tags_or_labels_of_the_users_choice(model, capsys, monkeypatch):
+    drawn = []
+    real = maps.audio_tag_map
+    monkeypatch.setattr(maps, "audio_tag_map", lambda *args: drawn.append(args[-1]) or real(*args))
+    with h5py.File(model / "val", "r") as f:
+        labels, ids = f["dataset/label"][...], f["dataset/id"][:, 0]
+    common = [f"word{i}" for i in np.argsort(-labels.sum(0), kind="stable")[:2]]
+    assert analyse.main(_args(model, "--clips", "12", "--colour-by", *common)) == EXIT_OK
+    groups = drawn[-1]
+    first, second = (labels[:, int(w[4:])] > 0 for w in common)
+    assert list(groups) == [common[0] if a else common[1] if b else maps.OTHER for a, b in zip(first, second)]
+    assert json.loads((model / "maps" / maps.MAPS_JSON).read_text())["colour_by"] == {"tags": common}
+    (model / "labels.json").write_text(json.dumps({str(ids[0]): "dog", str(ids[1]): "rain"}))
+    assert analyse.main(_args(model, "--clips", "12", "--labels", str(model / "labels.json"))) == EXIT_OK
+    assert list(drawn[-1][:3]) == ["dog", "rain", maps.OTHER]
+    capsys.readouterr()
+    assert analyse.main(_args(model, "--colour-by", "zebra")) == EXIT_UNUSABLE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--colour-by: zebra not in the model's vocabulary" in err[0]

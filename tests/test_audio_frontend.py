@@ -133,3 +133,26 @@ def compute_spectrogram_of(signal: np.ndarray, rate: int, folder) -> np.ndarray:
     path = folder / "reference.wav"
     sf.write(path, signal.astype(np.float32), rate, subtype="FLOAT")
     return compute_spectrogram(path)
+
+
+@pytest.mark.parametrize("n", [1, 49151, 49152, 49153, 98305, PAD_SAMPLES - 1, PAD_SAMPLES, PAD_SAMPLES + 1, 266200])
+def test_chunk_counts_follow_the_front_end_and_audio_chunks_start_before_the_end(n: int) -> None:
+    """``chunk_count`` is what the streamed front end makes of n samples (padded or not), and the chunks
+    ``audio_chunks`` keeps are exactly those starting before the clip's last sample."""
+    from coala.core.frontend import CHUNK_SAMPLES, audio_chunks, chunk_count, iter_chunks, spectrogram_blocks
+    signal = np.random.default_rng(n).uniform(-0.5, 0.5, n).astype(np.float32)
+    made = sum(len(c) for c in iter_chunks(spectrogram_blocks(iter(np.array_split(signal, 3)))))
+    assert chunk_count(n) == made
+    kept = int(audio_chunks(n))
+    assert 1 <= kept <= made and all(k * CHUNK_SAMPLES < n for k in range(kept))
+    assert kept == made or kept * CHUNK_SAMPLES >= n
+    assert list(audio_chunks(np.array([n, n]))) == [kept, kept]  # arrays of lengths, as an index holds them
+
+
+@pytest.mark.parametrize("suffix, sr", [(".wav", 44100), (".flac", 16000), (".ogg", 48000), (".wav", SAMPLE_RATE),
+                                        (".mp3", 44100)])
+def test_audio_samples_counts_what_decoding_gives(tmp_path, suffix: str, sr: int) -> None:
+    from coala.core.frontend import audio_samples
+    path = tmp_path / f"clip{suffix}"
+    sf.write(path, np.random.default_rng(0).uniform(-0.3, 0.3, int(2.7 * sr)).astype(np.float32), sr)
+    assert audio_samples(path) == load_audio(path).size

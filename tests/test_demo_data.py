@@ -210,3 +210,14 @@ def test_demo_data_is_reused_and_other_parameters_refused(tmp_path: Path, capsys
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {tmp_path / MANIFEST}") and "\n" not in err
     assert _files(tmp_path) == before
+
+
+def test_nsynth_note_names_are_unique_at_the_demos_sizes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 20 training notes per family, 3 names had been drawn twice (files overwritten, listed twice)."""
+    monkeypatch.setattr(ds, "nsynth_note", lambda *args: np.zeros(16, np.float32))
+    monkeypatch.setattr(ds.synth, "write_audio", lambda *args: None)
+    spec = DemoDataSpec()
+    selection = ds.write_nsynth(tmp_path, tmp_path / "selection.json", seed=spec.seed,
+                                train_per_family=spec.nsynth_train_per_family, test_per_family=spec.nsynth_test_per_family)
+    stems = [stem for family in selection.values() for stem in family]
+    assert len(stems) == len(set(stems)) == spec.nsynth_train_per_family * len(selection)

@@ -38,34 +38,50 @@ def test_no_package_module_imports_a_top_level_script() -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
-@pytest.mark.slow
-def test_wheel_installs_and_every_module_imports_without_the_repository(tmp_path: Path) -> None:
-    source = tmp_path / "source"  # a copy of the tracked files: building leaves build/ beside the sources
+PAPER_MODULES = ("models_t1000", "data_loader", "losses", "encode", "utils")
+
+
+def _copy_tracked(destination: Path) -> Path:
+    """A copy of the checkout's tracked files (and the package's untracked ones): building leaves build/
+    and egg-info beside the sources, which must not land in the checkout."""
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for name in tracked + [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*") if p.is_file()]:
         if (ROOT / name).is_file() and "__pycache__" not in name:
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, source / name)
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+    return destination
+
+
+@pytest.mark.slow
+def test_wheel_installs_the_package_and_its_command_and_no_top_level_module(tmp_path: Path) -> None:
+    source = _copy_tracked(tmp_path / "source")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
                     "-w", str(tmp_path / "wheel"), str(source)], check=True, timeout=300, cwd=tmp_path,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     (wheel,) = (tmp_path / "wheel").glob("coala-*.whl")
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:  # what `pip install --target` does, without touching the venv
+        names = archive.namelist()
         archive.extractall(site)
+    assert {name.split("/")[0] for name in names} == {"coala", wheel.name.split("-py")[0] + ".dist-info"}, \
+        "only the package: top-level modules named utils, encode... would clash with other projects'"
+    (entry_points,) = site.glob("coala-*.dist-info/entry_points.txt")
+    assert "coala = coala.commands:main" in entry_points.read_text()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     check = (
         "import importlib, pkgutil, sys\n"
         f"sys.path = [p for p in sys.path if p.rstrip('/') != {str(ROOT)!r} and p not in ('', '.')]\n"
-        "sys.meta_path = [f for f in sys.meta_path if 'editable' not in type(f).__module__.lower()]\n"
+        # An editable install's finder sits in sys.meta_path as a class (or instance): its module names it.
+        "sys.meta_path = [f for f in sys.meta_path if 'editable' not in getattr(f, '__module__', '').lower()]\n"
         "import coala\n"
         f"assert coala.__file__.startswith({str(site)!r}), coala.__file__\n"
         "names = [m.name for m in pkgutil.walk_packages(coala.__path__, 'coala.')]\n"
-        "names += ['models_t1000', 'data_loader', 'losses', 'encode', 'utils']\n"
         "for name in names:\n"
         "    module = importlib.import_module(name)\n"
         f"    assert module.__file__.startswith({str(site)!r}), module.__file__\n"
+        f"for name in {PAPER_MODULES!r}:\n"
+        "    assert importlib.util.find_spec(name) is None, name\n"
         "from coala.data.tags import stop_words\n"
         "assert len(stop_words()) == 179\n"
         "print(len(names))\n"
@@ -79,6 +95,57 @@ def test_wheel_installs_and_every_module_imports_without_the_repository(tmp_path
 
 
 @pytest.mark.slow
+def test_editable_install_in_a_fresh_virtualenv_gives_the_coala_command(tmp_path: Path) -> None:
+    """``pip install -e .`` into a new virtualenv: ``coala --help`` and its subcommands work from any folder,
+    and ``import utils`` fails there (the paper's modules are the checkout's, not site-packages')."""
+    source = _copy_tracked(tmp_path / "source")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    # pip, setuptools and the dependencies are this environment's, reached by a path line (no .pth of this
+    # environment runs there, so nothing of its own installs comes along); pip installs into the new one.
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (Path(site) / "dependencies.pth").write_text("\n".join(p for p in sys.path if p.endswith("site-packages")) + "\n")
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(source)],
+                   check=True, timeout=600, stdout=subprocess.DEVNULL, cwd=tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+
+    listed = run(str(venv / "bin" / "coala"), "--help")
+    assert listed.returncode == 0 and "search" in listed.stdout and "train" in listed.stdout, listed.stderr
+    search = run(str(venv / "bin" / "coala"), "search", "query", "--help")
+    assert search.returncode == 0 and search.stdout.startswith("usage: coala search query"), search.stderr
+    assert run(str(python), "-c", "import coala.commands.train, coala; print(coala.__file__)").stdout.startswith(
+        str(source / "coala"))
+    for name in PAPER_MODULES:
+        missing = run(str(python), "-c", f"import {name}")
+        assert missing.returncode == 1 and "ModuleNotFoundError" in missing.stderr, name
+
+
+def test_coala_runs_each_command_and_the_checkouts_scripts_run_the_same(capsys) -> None:
+    import importlib
+
+    from coala.commands import COMMANDS, main
+    for name, (module, _) in COMMANDS.items():
+        assert callable(importlib.import_module(module).main), name
+    scripts = {"train_dual_ae": "train", "create_dataset": "create-dataset", "encode": "encode", "classify": "classify",
+               "search": "search", "analyse": "analyse", "fetch_assets": "fetch-assets", "make_demo_data": "demo-data"}
+    assert set(scripts) | set(PAPER_MODULES) - {"encode"} == SCRIPTS
+    for script, command in scripts.items():
+        assert importlib.import_module(script).main is importlib.import_module(COMMANDS[command][0]).main
+    with pytest.raises(SystemExit) as exited:
+        main(["search", "evaluate", "--help"])
+    assert exited.value.code == 0 and capsys.readouterr().out.startswith("usage: coala search evaluate")
+    assert main(["serach"]) == EXIT_UNUSABLE
+    assert capsys.readouterr().err == ("error: 'serach' is no coala command; one of fetch-assets, demo-data, "
+                                       "create-dataset, train, encode, classify, search, analyse (coala --help)\n")
+
+
 def test_nothing_happens_at_import() -> None:
     """Importing every module leaves the plotting backend, logging and the current folder alone."""
     check = (

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import h5py
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from sklearn.metrics import average_precision_score
 
@@ -107,10 +111,19 @@ def built_index(files) -> Path:
     return files["index"]
 
 
+def audio_chunks_of(path: str | Path) -> int:
+    """Chunks holding audio, counted here from the file's length: those starting before its end (a
+    chunk is 96 hops of 512 samples at 22000 Hz, where the file's frames are resampled to)."""
+    info = sf.info(str(path))
+    samples = math.ceil(info.frames * 22000 / info.samplerate)
+    return math.ceil(samples / (96 * 512))
+
+
 def expected_clip_vectors(files) -> dict[str, np.ndarray]:
     audio, _ = networks(files["model"])
     chunks = {name: extract_audio_embedding_chunks(audio, files["audio"] / name, files["scaler"])[1] for name in CLIPS}
-    return {str(files["audio"] / name): unit(z_d.mean(0)) for name, z_d in chunks.items()}
+    return {str(files["audio"] / name): unit(z_d[:audio_chunks_of(files["audio"] / name)].mean(0))
+            for name, z_d in chunks.items()}
 
 
 @pytest.mark.slow
@@ -123,11 +136,71 @@ def test_index_holds_clip_means_chunks_and_lists_failures(files, built_index):
     assert len(failures) == 2 and failures[1].startswith(str(files["audio"] / "broken.wav"))
     clips, chunks = np.load(built_index / "clips.npy"), np.load(built_index / "chunks.npy")
     offsets = np.load(built_index / "offsets.npy")
+    samples = np.load(built_index / "samples.npy")
     audio, _ = networks(files["model"])
     for row, path in enumerate(listed):
         _, z_d = extract_audio_embedding_chunks(audio, path, files["scaler"])
-        np.testing.assert_allclose(clips[row], unit(z_d.mean(0)), atol=1e-5)
-        np.testing.assert_allclose(chunks[offsets[row]:offsets[row + 1]], unit(z_d), atol=1e-5)
+        kept = audio_chunks_of(path)
+        assert len(z_d) == 4 and offsets[row + 1] - offsets[row] == kept  # the padding's chunks are not indexed
+        assert samples[row] == math.ceil(sf.info(path).frames * 22000 / sf.info(path).samplerate)
+        np.testing.assert_allclose(clips[row], unit(z_d[:kept].mean(0)), atol=1e-5)
+        np.testing.assert_allclose(chunks[offsets[row]:offsets[row + 1]], unit(z_d[:kept]), atol=1e-5)
+        if CLIPS[str(Path(path).relative_to(files["audio"]))][2] < 96 * 512 / 22000:
+            np.testing.assert_allclose(clips[row], unit(z_d[0]), atol=1e-5)  # under one chunk: its first chunk's
+
+
+@pytest.mark.slow
+def test_every_reported_time_lies_inside_its_clip(capsys, files, built_index):
+    for query in (["--tags", "dog"], ["--tags", "piano drum"], ["--audio", files["audio"] / "c.wav"],
+                  ["--audio", files["audio"] / "b.flac"]):
+        code, out, err = run(capsys, "query", "--model", files["model"], "--id2tag", files["id2tag"], "--scaler",
+                             files["scaler"], "--index", built_index, *query, "--json")
+        assert code == 0, err
+        hits = json.loads(out)
+        assert len(hits) == len(CLIPS)
+        for hit in hits:
+            assert hit["duration"] == pytest.approx(CLIPS[str(Path(hit["path"]).relative_to(files["audio"]))][2], abs=1e-3)
+            assert 0 <= hit["at"] < hit["duration"]
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+        self.references: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "audio":
+            self.sources.append(values["src"] or "")
+        self.references += [v or "" for k, v in attrs if k in ("href", "src") and tag != "audio"]
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+@pytest.mark.slow
+def test_results_page_is_self_contained_and_every_audio_link_resolves(capsys, files, built_index, tmp_path):
+    page = tmp_path / "pages" / "dog bark #1.html"
+    page.parent.mkdir()
+    code, out, err = run(capsys, "query", "--model", files["model"], "--id2tag", files["id2tag"], "--index",
+                         built_index, "--tags", "dog bark", "--top", "3", "--json", "--html", page)
+    assert code == 0, err
+    hits = json.loads(out)
+    parsed = _Page()
+    parsed.feed(page.read_text(encoding="utf-8"))
+    assert parsed.references == []  # no style sheet, script or picture to fetch: it opens offline
+    assert len(parsed.sources) == 3
+    for source, hit in zip(parsed.sources, hits):
+        link, _, fragment = source.partition("#")
+        assert not urlsplit(link).scheme and not link.startswith("/")  # relative
+        assert (page.parent / unquote(link)).resolve() == Path(hit["path"]).resolve()
+        assert float(fragment.removeprefix("t=")) == pytest.approx(hit["at"], abs=0.01)
+    text = " ".join(parsed.text)
+    for hit in hits:
+        assert Path(hit["path"]).name in text and f"{hit['score']:.4f}" in text and f"{hit['at']:.2f} s" in text
+    assert sum(word in text for word in WORDS) >= 3  # each clip's top tags
 
 
 @pytest.mark.slow
@@ -159,7 +232,7 @@ def test_unknown_words_are_reported_and_the_table_shows_where(capsys, files, bui
     assert code == 0, err
     assert "zebra" in err and "440hz" in err and "the" in err and "piano" not in err.split("ignored:")[1].split("(")[0]
     lines = out.strip().splitlines()
-    assert lines[0].split() == ["rank", "score", "at", "path"] and len(lines) == 1 + len(CLIPS)
+    assert lines[0].split() == ["rank", "score", "at", "of", "path"] and len(lines) == 1 + len(CLIPS)
     assert all(line.split()[2].endswith("s") for line in lines[1:])
 
 
@@ -220,6 +293,9 @@ def test_evaluate_agrees_with_sklearn_on_the_definitions(capsys, files, tmp_path
     assert metrics["tag_to_audio_p@10"] == pytest.approx(np.mean(hits[kept] / 10), abs=1e-9)
     assert metrics["tag_to_audio_r@10"] == pytest.approx(np.mean(hits[kept] / relevant.T.sum(1)[kept]), abs=1e-9)
     assert "tag -> audio" in stdout and "CNN baseline" in stdout and (tmp_path / "pr.png").stat().st_size > 0
+    code, stdout, err = run(capsys, "evaluate", "--model", files["model"], "--dataset", files["val"], "--id2tag",
+                            files["id2tag"], "--cnn", files["cnn"], "--json")
+    assert code == 0 and json.loads(stdout)["pair_3"] == pytest.approx(metrics), err  # the table's data, as JSON
 
 
 def test_expected_random_ap_is_the_mean_over_all_rankings():
@@ -237,13 +313,24 @@ def test_index_from_projection_embeddings_equals_the_direct_index(capsys, files,
                         str(files["audio"]), "--output", str(embeddings), "--projection", "--quiet"]) == 1
     code, _, err = run(capsys, "index", "--model", files["model"], "--id2tag", files["id2tag"], "--from-embeddings",
                        embeddings, "--index", tmp_path / "index")
+    assert code == 2
+    _one_error_line(err, "does not record its audio file", "--audio-dir")
+    code, _, err = run(capsys, "index", "--model", files["model"], "--id2tag", files["id2tag"], "--from-embeddings",
+                       embeddings, "--audio-dir", files["audio"], "--index", tmp_path / "index")
     assert code == 0, err
     direct = dict(zip(json.loads((built_index / "files.json").read_text()), np.load(built_index / "clips.npy")))
     rebuilt = json.loads((tmp_path / "index" / "files.json").read_text())
+    assert sorted(rebuilt) == sorted(direct)  # the clips' audio files, as the direct index lists them
     for path, vector in zip(rebuilt, np.load(tmp_path / "index" / "clips.npy")):
-        source = next(s for s in direct if Path(s).relative_to(files["audio"]).with_suffix(".npy")
-                      == Path(path).relative_to(embeddings))
-        np.testing.assert_allclose(vector, direct[source], atol=1e-6)
+        np.testing.assert_allclose(vector, direct[path], atol=1e-6)
+    # Shards record each clip's audio file: no --audio-dir needed.
+    sharded = tmp_path / "zd_shards"
+    assert encode_main(["--model", str(checkpoint), "--scaler", str(files["scaler"]), "--input", str(files["audio"]),
+                        "--output", str(sharded), "--projection", "--layout", "shards", "--quiet"]) == 1
+    code, _, err = run(capsys, "index", "--model", files["model"], "--id2tag", files["id2tag"], "--from-embeddings",
+                       sharded, "--index", tmp_path / "index_shards")
+    assert code == 0, err
+    assert np.allclose(np.load(tmp_path / "index_shards" / "samples.npy"), np.load(tmp_path / "index" / "samples.npy"))
     # z of an earlier run in the same folder must not be taken for z_d, nor z_d of another encoder.
     plain = tmp_path / "z"
     assert encode_main(["--model", str(checkpoint), "--scaler", str(files["scaler"]), "--input",

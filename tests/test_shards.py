@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from coala.encode.provenance import FOLDER_RECORD
 from coala.encode import read_embeddings
@@ -131,16 +132,20 @@ def test_classify_results_are_identical_with_either_layout(tmp_path):
 def test_search_indexes_shards_as_it_indexes_files(tmp_path):
     rng = np.random.default_rng(0)
     folder = tmp_path / "files"
-    for i, n in enumerate((1, 3, 2)):
-        folder.mkdir(exist_ok=True)
-        np.save(folder / f"clip{i}.npy", rng.standard_normal((n, LATENT_DIM)).astype(np.float32))
+    folder.mkdir()
+    audio = []
+    for i, seconds in enumerate((1.0, 5.0, 12.0)):  # 1, 3 and 5 chunks of audio (the first two padded to 4)
+        audio.append(tmp_path / f"clip{i}.wav")
+        sf.write(audio[-1], np.zeros(int(seconds * 22000), np.float32), 22000)
+        np.save(folder / f"clip{i}.npy", rng.standard_normal((4 + (seconds > 10), LATENT_DIM)).astype(np.float32))
     direct = read_embeddings(folder)
     clips = sorted(direct)
-    index_embeddings(tmp_path / "index_files", {}, clips, direct, clips)
+    index_embeddings(tmp_path / "index_files", {}, audio, direct, clips)
     _as_shards(folder, max_bytes=3 * LATENT_DIM * 4)
     sharded = read_embeddings(folder)
-    index_embeddings(tmp_path / "index_shards", {}, clips, sharded, clips)
-    for name in ("clips.npy", "chunks.npy", "offsets.npy"):
+    index_embeddings(tmp_path / "index_shards", {}, audio, sharded, clips)
+    assert list(np.load(tmp_path / "index_files" / "offsets.npy")) == [0, 1, 4, 9]
+    for name in ("clips.npy", "chunks.npy", "offsets.npy", "samples.npy"):
         np.testing.assert_array_equal(np.load(tmp_path / "index_files" / name),
                                       np.load(tmp_path / "index_shards" / name))
 

@@ -21,7 +21,9 @@ from torch import nn
 
 from coala.analysis.embeddings import ValidationSet, audio_embeddings, tag_embeddings
 from coala.atomic import atomic_write_text
+from coala.core.errors import AnalysisError
 from coala.figures import save_figure
+from coala.jsonfile import read_json_as
 
 AUDIO_TAG_MAP, VOCABULARY_MAP, MAPS_JSON = "map_audio_tags.png", "map_vocabulary.png", "maps.json"
 DEFAULT_CLIPS = 800      # the paper's N
@@ -40,9 +42,45 @@ def tsne(points: np.ndarray, seed: int) -> np.ndarray:
     return TSNE(n_components=2, perplexity=perplexity, init="pca", method=method, random_state=seed).fit_transform(points)
 
 
+OTHER = "other"
+# Groups a map tells apart by colour, beyond which they would look alike (tab10's colours, "other" grey).
+MAX_GROUPS = 9
+
+
+def tag_groups(labels: np.ndarray, vocabulary: dict[int, str], tags: list[str]) -> np.ndarray:
+    """Each clip's group for the map's colours: the first of ``tags`` (vocabulary words) the clip carries,
+    or ``OTHER``. An unknown word is an ``AnalysisError`` naming it."""
+    index = {word: i for i, word in vocabulary.items()}
+    unknown = [tag for tag in tags if tag not in index]
+    if unknown:
+        raise AnalysisError(f"--colour-by: {', '.join(unknown)} not in the model's vocabulary")
+    groups = np.full(len(labels), OTHER, dtype=object)
+    for tag in reversed(tags):  # the first listed wins where a clip has several
+        groups[labels[:, index[tag]] > 0] = tag
+    return groups
+
+
+def label_groups(ids: np.ndarray, path: Path) -> np.ndarray:
+    """Each clip's label from a JSON object ``{"<clip id>": "<label>"}`` of the user's (``OTHER`` where none)."""
+    labels = read_json_as(path, dict, AnalysisError, "the labels (clip id to label)")
+    groups = np.array([str(labels.get(str(i), OTHER)) for i in ids.tolist()], dtype=object)
+    if len(set(groups) - {OTHER}) > MAX_GROUPS:
+        raise AnalysisError(f"--labels {path}: {len(set(groups) - {OTHER})} labels; a map tells at most {MAX_GROUPS} apart")
+    return groups
+
+
+def _colours(groups: np.ndarray) -> dict[str, str]:
+    named = [g for g in dict.fromkeys(groups.tolist()) if g != OTHER]
+    return {**{g: f"tab:{c}" for g, c in zip(named, ("blue", "orange", "green", "red", "purple", "brown", "pink",
+                                                      "olive", "cyan"))}, OTHER: "lightgray"}
+
+
 def audio_tag_map(audio_encoder: nn.Module, tag_encoder: nn.Module, validation: ValidationSet, n_clips: int,
-                  seed: int, path: Path) -> int:
-    """Draw the joint map of the first ``n_clips`` validation clips into ``path``; returns the clips drawn."""
+                  seed: int, path: Path, groups: np.ndarray | None = None) -> int:
+    """Draw the joint map of the first ``n_clips`` validation clips into ``path``; returns the clips drawn.
+
+    Without ``groups`` the colour says the modality (audio red, tags blue); with them (one per validation
+    clip: ``tag_groups``, ``label_groups``) it says the clip's group and the marker the modality."""
     n = min(n_clips, len(validation.ids))
     z_audio = audio_embeddings(audio_encoder, validation.patches[:n])
     z_tags = tag_embeddings(tag_encoder, validation.labels[:n])
@@ -52,11 +90,22 @@ def audio_tag_map(audio_encoder: nn.Module, tag_encoder: nn.Module, validation: 
     ax = fig.add_subplot()
     for (x0, y0), (x1, y1) in zip(audio, tags):
         ax.plot((x0, x1), (y0, y1), linewidth=0.3, color="black", alpha=0.5)
-    ax.scatter(audio[:, 0], audio[:, 1], s=10, c="tab:red", alpha=0.8, edgecolors="none")
-    ax.scatter(tags[:, 0], tags[:, 1], s=10, c="tab:blue", alpha=0.8, edgecolors="none")
+    if groups is None:
+        ax.scatter(audio[:, 0], audio[:, 1], s=10, c="tab:red", alpha=0.8, edgecolors="none")
+        ax.scatter(tags[:, 0], tags[:, 1], s=10, c="tab:blue", alpha=0.8, edgecolors="none")
+        handles = [Line2D([0], [0], marker="o", color="w", markerfacecolor=c, label=label)
+                   for c, label in (("tab:red", "audio"), ("tab:blue", "tags"))]
+    else:
+        colours = _colours(groups[:n])
+        shown = np.array([colours[g] for g in groups[:n]])
+        ax.scatter(audio[:, 0], audio[:, 1], s=14, c=shown, marker="o", alpha=0.85, edgecolors="none")
+        ax.scatter(tags[:, 0], tags[:, 1], s=16, c=shown, marker="^", alpha=0.85, edgecolors="none")
+        handles = [Line2D([0], [0], marker="s", color="w", markerfacecolor=c, label=f"{g} ({int(np.sum(groups[:n] == g))})")
+                   for g, c in colours.items() if np.any(groups[:n] == g)]
+        handles += [Line2D([0], [0], marker=m, color="w", markerfacecolor="black", label=label)
+                    for m, label in (("o", "audio"), ("^", "tags"))]
     ax.set_title(f"Audio and tag embeddings of {n} validation clips (t-SNE; lines join a clip's two)")
-    ax.legend(handles=[Line2D([0], [0], marker="o", color="w", markerfacecolor=c, label=label)
-                       for c, label in (("tab:red", "audio"), ("tab:blue", "tags"))], loc="upper left")
+    ax.legend(handles=handles, loc="upper left")
     ax.set_xticks([])
     ax.set_yticks([])
     save_figure(fig, path, FIGURE_DPI)
@@ -93,10 +142,10 @@ def vocabulary_map(tag_encoder: nn.Module, vocabulary: dict[int, str], seed: int
     return [vocabulary[i] for i in named]
 
 
-def write_record(out: Path, provenance: dict, clips: int, seed: int, words: list[str]) -> Path:
+def write_record(out: Path, provenance: dict, clips: int, seed: int, words: list[str], colour_by: dict | None) -> Path:
     """``maps.json`` in ``out``: ``provenance`` (``coala.analysis.embeddings.provenance``), the clips of the
-    joint map, the seed and the words written on the vocabulary map."""
+    joint map, the seed, the words written on the vocabulary map and what the colours say."""
     path = out / MAPS_JSON
-    document = {**provenance, "clips": clips, "seed": seed, "named_words": words}
+    document = {**provenance, "clips": clips, "seed": seed, "named_words": words, "colour_by": colour_by}
     atomic_write_text(path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
     return path

@@ -182,6 +182,20 @@ def iter_audio(path: str | Path, res_type: str = DEFAULT_RESAMPLER, sr: int = SA
         raise AudioError(path, "holds no audio samples")
 
 
+def audio_samples(path: str | Path) -> int:
+    """How many samples ``iter_audio`` gives for a file at 22000 Hz (what ``audio_chunks`` counts in), read
+    from the header where libsndfile reads the format (its frame count, resampled as ``_resampled``
+    fixes the length), and by decoding where the header may be off (MP3) or libsndfile cannot read it."""
+    path = Path(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+        info = None
+    if info is None or info.format == "MP3" or info.frames <= 0:
+        return sum(block.size for block in iter_audio(path))
+    return info.frames if info.samplerate == SAMPLE_RATE else math.ceil(info.frames * SAMPLE_RATE / info.samplerate)
+
+
 def load_audio(path: str | Path, res_type: str = DEFAULT_RESAMPLER, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Decode any file soundfile or librosa reads, mix to mono, resample to ``sr`` (22000 Hz): the whole
     signal, float32. ``iter_audio`` gives the same samples block by block."""
@@ -361,6 +375,26 @@ def iter_chunks(spec_blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         if n:
             yield chunk_spectrogram(held[:, : n * PATCH_FRAMES])
             held = held[:, n * PATCH_FRAMES :]
+
+
+# Chunk k's first frame is centred on sample k * CHUNK_SAMPLES of the (padded) signal: 2.23 s per chunk.
+CHUNK_SAMPLES = PATCH_FRAMES * HOP_LENGTH
+CHUNK_SECONDS = CHUNK_SAMPLES / SAMPLE_RATE
+
+
+def chunk_count(n_samples: "int | np.ndarray") -> "int | np.ndarray":
+    """How many chunks the front end makes of a clip of ``n_samples`` samples at 22000 Hz: a clip of at
+    most 10 s is padded to 10 s first (``pad_short_clip``), centred frames give ``1 + length // hop``
+    frames, and a trailing partial chunk is dropped (``chunk_spectrogram``). Works on arrays of counts."""
+    return (1 + np.maximum(n_samples, PAD_SAMPLES) // HOP_LENGTH) // PATCH_FRAMES
+
+
+def audio_chunks(n_samples: "int | np.ndarray") -> "int | np.ndarray":
+    """How many of a clip's leading chunks hold its audio; the others hold only the padding of a clip
+    shorter than 10 s. Chunk k holds audio when it starts before the clip ends, ``k * CHUNK_SAMPLES <
+    n_samples``: a chunk starting later sees at most the tail of its first frame's window of the clip.
+    A clip longer than 10 s is not padded, and all its chunks hold audio. Works on arrays of counts."""
+    return np.minimum(chunk_count(n_samples), -(-np.asarray(n_samples) // CHUNK_SAMPLES))
 
 
 def max_energy_patch(spec: np.ndarray) -> np.ndarray:

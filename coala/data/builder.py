@@ -41,7 +41,7 @@ from coala.data.tags import build_vocabulary, preprocess_tags
 from coala.device import MAX_WORKERS
 from coala.distributed import Runtime, agree, balanced_shares, file_weight, from_main, gather, on_main, round_robin
 from coala.core.errors import AudioError, DatasetError
-from coala.jsonfile import read_json
+from coala.jsonfile import read_json_as
 
 log = logging.getLogger(__name__)
 
@@ -219,12 +219,7 @@ def _is_utf8(text: str) -> bool:
 
 def read_exclude_ids(path: Path) -> set[int]:
     """The ``--exclude-ids`` file: a JSON list of clip ids (integers, or strings of digits)."""
-    try:
-        values = read_json(path)
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot read the exclude list ({exc})") from None
-    if not isinstance(values, list):
-        raise DatasetError(f"{path}: the exclude list must be a JSON list of ids, found {type(values).__name__}")
+    values = read_json_as(path, list, DatasetError, "the exclude list of ids")
     ids = set()
     for value in values:
         clip_id = _parse_id(str(value)) if isinstance(value, (int, str)) and not isinstance(value, bool) else None

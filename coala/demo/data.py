@@ -38,7 +38,8 @@ from coala.models.record import ModelRecord, write_model_folder
 MANIFEST = "demo_data.json"
 UNTRAINED_ENCODER = Path("untrained") / "audio_encoder_epoch_0.pt"
 UNTRAINED_TAG_ENCODER = Path("untrained") / "tag_encoder_epoch_0.pt"
-FORMAT_VERSION = 1
+# 2: NSynth note names made unique (version 1 wrote a few twice, the later file over the earlier).
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)

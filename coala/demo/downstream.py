@@ -274,7 +274,11 @@ def nsynth_note(family: str, source: str, p: dict, midi: int, velocity: int, rng
 
 def _nsynth_part(out: Path, seed: int, families: tuple[str, ...], per_family: int, part: int,
                  progress: Progress) -> dict[str, list[str]]:
-    """Notes of ``per_family`` per family from 4 instruments each; train and test instruments differ."""
+    """Notes of ``per_family`` per family from 4 instruments each; train and test instruments differ.
+
+    An instrument plays each pitch at each velocity once, as in NSynth, whose names are therefore unique:
+    a note drawn again is redrawn (a repeated name would overwrite a file and stand twice in the selection).
+    """
     names: dict[str, list[str]] = {}
     for f, family in enumerate(families):
         names[family] = []
@@ -283,9 +287,11 @@ def _nsynth_part(out: Path, seed: int, families: tuple[str, ...], per_family: in
             source = NSYNTH_SOURCES[(f + instrument) % 3]
             timbre = instrument_params(family, clip_rng(seed, NSYNTH_STREAM, f * 1000 + instrument))
             rng = clip_rng(seed, NSYNTH_STREAM, 10 ** 6 + part * 10 ** 5 + f * 1000 + k)
-            midi = int(rng.integers(*FAMILY_MIDI[family]))
-            velocity = int(rng.choice(NSYNTH_VELOCITIES))
-            stem = f"{family}_{source}_{instrument:03d}-{midi:03d}-{velocity:03d}"
+            stem = ""
+            while not stem or stem in names[family]:
+                midi = int(rng.integers(*FAMILY_MIDI[family]))
+                velocity = int(rng.choice(NSYNTH_VELOCITIES))
+                stem = f"{family}_{source}_{instrument:03d}-{midi:03d}-{velocity:03d}"
             synth.write_audio(out / f"{stem}.wav", nsynth_note(family, source, timbre, midi, velocity, rng), NSYNTH_SR)
             names[family].append(stem)
             if progress is not None:

@@ -125,8 +125,14 @@ class EmbeddingFolder(Mapping[str, np.ndarray]):
     def name_of(self, clip: str) -> str:
         """What listings call a clip: its ``.npy``, or, as a shard's clip has no file of its own, the audio
         file it was encoded from (recorded in the shard's index)."""
+        source = self.source_of(clip)
+        return str(self._file(clip)) if source is None else source
+
+    def source_of(self, clip: str) -> str | None:
+        """The audio file a shard's clip was encoded from, as encode.py recorded it; None for a clip with a
+        ``.npy`` of its own, which records no source."""
         entry = self._entries.get(clip)
-        return str(self._file(clip)) if entry is None else entry.source
+        return None if entry is None else entry.source
 
     def shape(self, clip: str) -> tuple[int, ...]:
         """A clip's array shape, without reading its values."""

@@ -2,20 +2,26 @@
 
 Layout of an index folder::
 
-    clips.npy     (n_clips, 1152) float32: per clip the mean of its chunks' z_d, L2-normalised
-    chunks.npy    (n_chunks, 1152) float32: each 96-frame chunk's z_d, L2-normalised (where a match is)
+    clips.npy     (n_clips, 1152) float32: per clip the mean of its audio chunks' z_d, L2-normalised
+    chunks.npy    (n_chunks, 1152) float32: each audio chunk's z_d, L2-normalised (where a match is)
     offsets.npy   (n_clips + 1,) int64: clip i's chunks are chunks[offsets[i]:offsets[i + 1]]
-    files.json    the clips' paths, in row order
+    samples.npy   (n_clips,) int64: each clip's length in samples at 22000 Hz
+    files.json    the clips' audio files (absolute paths), in row order
     index.json    written last: format, counts and the model record (checkpoint hashes); its presence
                   means the index is complete
     chunks/       (``index`` only) the per-file z_d ``.npy`` of the extraction and its failures.tsv: a rerun
                   skips what is done, as encode.py does
+
+Only the chunks that hold a clip's audio are indexed (``coala.core.frontend.audio_chunks``): a clip under
+10 s is padded to 10 s before it is cut into chunks, and its chunks of padding alone would make short
+clips alike, crowd the results and place matches after their clip's end.
 
 The arrays are read memory-mapped, and a query runs over blocks of rows: memory stays that of one block
 whatever the index size, and the operating system's page cache keeps a queried index in memory.
 """
 from __future__ import annotations
 
+import glob
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from coala.atomic import atomic_path, atomic_write, atomic_write_text, require_writable_folder
-from coala.core.frontend import HOP_LENGTH, PATCH_FRAMES, SAMPLE_RATE
+from coala.core.frontend import AUDIO_SUFFIXES, CHUNK_SECONDS, SAMPLE_RATE, audio_chunks, audio_samples, chunk_count
 from coala.encode.failures import FAILURES_FILE
 from coala.cli import RunSummary
 from coala.encode.files import chunk_computer
@@ -40,15 +46,14 @@ from coala.core.model import LATENT_DIM
 from coala.encode.provenance import FOLDER_RECORD, claim_folder, folder_record, read_folder_record
 from coala.search.model import ModelPair, normalise
 
-FORMAT_VERSION = 1
+# 2: only audio chunks, and samples.npy. A format-1 index also ranked its clips' padding.
+FORMAT_VERSION = 2
 MANIFEST = "index.json"
-CLIPS, CHUNKS, OFFSETS, FILES = "clips.npy", "chunks.npy", "offsets.npy", "files.json"
+CLIPS, CHUNKS, OFFSETS, SAMPLES, FILES = "clips.npy", "chunks.npy", "offsets.npy", "samples.npy", "files.json"
 CHUNK_FOLDER = "chunks"
 # Rows per block of a query: 65536 x 1152 float32 is 300 MB of the mapped index per product, and the
 # scores of a block (256 KB) are all a query allocates.
 SEARCH_BLOCK = 65536
-# A chunk is 96 frames of 512 samples at 22000 Hz: chunk k starts k * 2.23 s into the clip.
-CHUNK_SECONDS = PATCH_FRAMES * HOP_LENGTH / SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 # Clips' chunk z_d, a block of whole clips at a time: (chunks, number of chunks of each clip).
@@ -57,12 +62,14 @@ ChunkBlocks = Iterable[tuple[np.ndarray, np.ndarray]]
 
 @dataclass(frozen=True)
 class Hit:
-    """One ranked clip: its row, path, cosine to the query, and where in it the best chunk starts."""
+    """One ranked clip: its row, audio file, cosine to the query, where in it the best chunk starts, and
+    its length (seconds); ``best_seconds < duration`` always, the index holding no chunk past the end."""
 
     clip: int
     path: str
     score: float
     best_seconds: float
+    duration: float
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -78,13 +85,14 @@ class SearchIndex:
     """An index folder opened for queries (``open_index``); the arrays are memory-mapped."""
 
     def __init__(self, folder: Path, manifest: dict, files: list[str], clips: np.ndarray, chunks: np.ndarray,
-                 offsets: np.ndarray) -> None:
+                 offsets: np.ndarray, samples: np.ndarray) -> None:
         self.folder = folder
         self.manifest = manifest
         self.files = files
         self.clips = clips
         self.chunks = chunks
         self.offsets = offsets
+        self.samples = samples
 
     def __len__(self) -> int:
         return len(self.files)
@@ -118,22 +126,25 @@ class SearchIndex:
             values = np.concatenate([best_scores, block[keep]])
             chosen = top_k(values, top)
             best_rows, best_scores = rows[chosen], values[chosen]
-        return [Hit(int(r), self.files[r], float(s), self.best_chunk(int(r), vector) * CHUNK_SECONDS)
-                for r, s in zip(best_rows, best_scores)]
+        return [Hit(int(r), self.files[r], float(s), self.best_chunk(int(r), vector) * CHUNK_SECONDS,
+                    int(self.samples[r]) / SAMPLE_RATE) for r, s in zip(best_rows, best_scores)]
 
 
 def _clip_means(chunks: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per clip the mean of its rows (clip ``i`` has ``counts[i]`` consecutive rows)."""
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     return np.add.reduceat(chunks, starts, axis=0) / counts[:, None]
 
 
-def write_index(folder: Path, record: dict, files: Sequence[str], counts: np.ndarray, blocks: ChunkBlocks) -> Path:
-    """Write an index of ``files`` (clip ``i`` has ``counts[i]`` chunks) from their raw chunk ``z_d``.
+def write_index(folder: Path, record: dict, files: Sequence[str], samples: np.ndarray, blocks: ChunkBlocks) -> Path:
+    """Write an index of ``files`` (clip ``i`` is ``samples[i]`` samples long, and has ``audio_chunks`` of
+    them) from their chunks' raw ``z_d``, audio chunks only.
 
     The previous manifest goes first and the new one comes last, so a folder is never taken for a
     complete index while its arrays are being replaced.
     """
-    counts = np.asarray(counts, dtype=np.int64)
+    samples = np.asarray(samples, dtype=np.int64)
+    counts = audio_chunks(samples).astype(np.int64)
     if len(files) == 0:
         raise SearchError(f"{folder}: no clip to index")
     require_writable_folder(folder, "--index")
@@ -153,39 +164,46 @@ def write_index(folder: Path, record: dict, files: Sequence[str], counts: np.nda
         chunks.flush()
         del clips, chunks
     atomic_write(folder / OFFSETS, lambda f: np.save(f, offsets))
+    atomic_write(folder / SAMPLES, lambda f: np.save(f, samples))
     atomic_write_text(folder / FILES, json.dumps(list(files)))
     manifest = {"format": FORMAT_VERSION, "n_clips": len(files), "n_chunks": int(offsets[-1]), "dim": LATENT_DIM,
-                "model": record}
+                "sample_rate": SAMPLE_RATE, "model": record}
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
-    log.info(f"indexed {len(files)} clips ({int(offsets[-1])} chunks) in {folder}")
+    log.info(f"indexed {len(files)} clips ({int(offsets[-1])} chunks holding audio) in {folder}")
     return folder
 
 
-def _chunk_array(embeddings: EmbeddingFolder, clip: str) -> np.ndarray:
+def _audio_chunk_array(embeddings: EmbeddingFolder, clip: str, audio: Path, samples: int) -> np.ndarray:
+    """The clip's ``z_d`` of the chunks holding audio, after checking that its array is ``z_d`` of every
+    chunk the front end makes of ``samples`` samples: embeddings of another file are refused."""
     array = embeddings[clip]
-    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] != LATENT_DIM:
-        raise SearchError(f"{embeddings.location(clip)}: shape {array.shape}, expected (n_chunks >= 1, {LATENT_DIM}) "
+    if array.ndim != 2 or array.shape[1] != LATENT_DIM:
+        raise SearchError(f"{embeddings.location(clip)}: shape {array.shape}, expected (n_chunks, {LATENT_DIM}) "
                           "z_d embeddings")
-    return array
+    if len(array) != chunk_count(samples):
+        raise SearchError(f"{embeddings.location(clip)}: {len(array)} chunks, but {audio} ({samples} samples at "
+                          f"{SAMPLE_RATE} Hz) makes {chunk_count(samples)}: not the embeddings of that file")
+    return array[:audio_chunks(samples)]
 
 
-def index_embeddings(folder: Path, record: dict, files: Sequence[str], embeddings: EmbeddingFolder,
+def index_embeddings(folder: Path, record: dict, audio: Sequence[Path], embeddings: EmbeddingFolder,
                      clips: Sequence[str]) -> Path:
-    """An index of encode.py's ``(n_chunks, 1152)`` z_d of ``clips`` (either layout), one clip read at a time."""
-    counts = []
-    for clip in clips:
-        shape = embeddings.shape(clip)
-        counts.append(shape[0] if len(shape) == 2 else 0)
-    blocks = ((_chunk_array(embeddings, clip), np.array([n])) for clip, n in zip(clips, counts))
-    return write_index(folder, record, files, np.array(counts), blocks)
+    """An index of encode.py's ``(n_chunks, 1152)`` z_d of ``clips`` (either layout), made of the audio
+    files ``audio``, whose lengths say which chunks hold audio; one clip read at a time."""
+    audio = [Path(p).absolute() for p in audio]
+    samples = np.array([audio_samples(path) for path in audio], dtype=np.int64)
+    blocks = ((_audio_chunk_array(embeddings, clip, path, int(n)), np.array([audio_chunks(n)]))
+              for clip, path, n in zip(clips, audio, samples))
+    return write_index(folder, record, [str(p) for p in audio], samples, blocks)
 
 
 def build_index(pair: ModelPair, inputs: Sequence[str | Path], folder: str | Path, batch_size: int | None = None,
                 workers: int = 0, progress: bool = True) -> RunSummary:
     """Embed audio files and folders (searched recursively) with the pair's audio encoder and index them.
 
-    The extraction is encode.py's (batched, resumable, failures listed in ``chunks/failures.tsv``);
-    failed files are left out of the index. Returns the extraction's counts.
+    The extraction is encode.py's (batched, resumable, failures listed in ``chunks/failures.tsv``; every
+    chunk, as ``encode.py --projection`` writes them); failed files are left out of the index. Returns
+    the extraction's counts.
     """
     folder = Path(folder)
     chunk_folder = folder / CHUNK_FOLDER
@@ -201,14 +219,34 @@ def build_index(pair: ModelPair, inputs: Sequence[str | Path], folder: str | Pat
     done = [job for job in jobs if job.output.exists()]
     if not done:
         raise SearchError(f"{folder}: no file could be embedded (reasons in {chunk_folder / FAILURES_FILE})")
-    index_embeddings(folder, pair.record, [str(job.source) for job in done], EmbeddingFolder(chunk_folder),
+    index_embeddings(folder, pair.record, [job.source for job in done], EmbeddingFolder(chunk_folder),
                      [clip_name(job.output, chunk_folder) for job in done])
     return summary
 
 
-def build_index_from_embeddings(pair: ModelPair, embeddings: str | Path, folder: str | Path) -> Path:
+def _audio_file(embeddings: EmbeddingFolder, clip: str, audio_dir: Path | None) -> Path:
+    """The audio file a clip's embeddings were made from: under ``audio_dir``, the clip's name with an audio
+    suffix (encode.py keeps a folder's relative paths); otherwise the source a shard recorded."""
+    if audio_dir is None:
+        source = embeddings.source_of(clip)
+        if source is None:
+            raise SearchError(f"{embeddings.location(clip)}: a per-file embedding does not record its audio file; "
+                              "name the folder encode.py read with --audio-dir (the index reads each clip's length "
+                              "from its audio, to leave the padding out)")
+        return Path(source)
+    found = [p for p in (audio_dir / clip).parent.glob(f"{glob.escape(Path(clip).name)}.*")
+             if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()]
+    if len(found) != 1:
+        what = "no audio file" if not found else f"{len(found)} audio files ({', '.join(sorted(p.name for p in found))})"
+        raise SearchError(f"--audio-dir {audio_dir}: {what} for the embeddings of {clip}")
+    return found[0]
+
+
+def build_index_from_embeddings(pair: ModelPair, embeddings: str | Path, folder: str | Path,
+                                audio_dir: str | Path | None = None) -> Path:
     """An index of ``encode.py --projection`` outputs (either layout; per-clip ``.npy`` files are searched
-    recursively), refused when they hold another audio encoder's z_d."""
+    recursively), refused when they hold another audio encoder's z_d. Each clip's audio file is found under
+    ``audio_dir`` (the folder encode.py read), or for shards where they recorded it."""
     embeddings = Path(embeddings)
     record = read_folder_record(embeddings)
     if record is None or record.get("output") != "z_d":
@@ -221,7 +259,9 @@ def build_index_from_embeddings(pair: ModelPair, embeddings: str | Path, folder:
     clips = sorted(written)
     if not clips:
         raise SearchError(f"{embeddings}: no embeddings")
-    return index_embeddings(Path(folder), pair.record, [written.name_of(c) for c in clips], written, clips)
+    audio_dir = Path(audio_dir) if audio_dir is not None else None
+    return index_embeddings(Path(folder), pair.record, [_audio_file(written, c, audio_dir) for c in clips], written,
+                            clips)
 
 
 def _load_array(path: Path, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
@@ -251,7 +291,8 @@ def open_index(folder: str | Path, pair: ModelPair | None = None) -> SearchIndex
     except (KeyError, TypeError, ValueError) as exc:
         raise SearchError(f"{manifest_path}: damaged index manifest ({type(exc).__name__}: {exc})") from None
     if manifest.get("format") != FORMAT_VERSION:
-        raise SearchError(f"{manifest_path}: index format {manifest.get('format')}, this version reads {FORMAT_VERSION}")
+        raise SearchError(f"{manifest_path}: index format {manifest.get('format')}, this version reads {FORMAT_VERSION}; "
+                          "rerun `search.py index` into the same folder (its chunks/ spare the extraction)")
     if n_clips == 0:
         raise SearchError(f"{manifest_path}: the index holds no clips")
     try:
@@ -263,9 +304,12 @@ def open_index(folder: str | Path, pair: ModelPair | None = None) -> SearchIndex
     clips = _load_array(folder / CLIPS, np.float32, (n_clips, dim))
     chunks = _load_array(folder / CHUNKS, np.float32, (n_chunks, dim))
     offsets = np.asarray(_load_array(folder / OFFSETS, np.int64, (n_clips + 1,)))
+    samples = np.asarray(_load_array(folder / SAMPLES, np.int64, (n_clips,)))
     if offsets[0] != 0 or offsets[-1] != n_chunks or np.any(np.diff(offsets) < 1):
         raise SearchError(f"{folder / OFFSETS}: damaged index file (offsets do not cover the {n_chunks} chunks)")
-    index = SearchIndex(folder, manifest, files, clips, chunks, offsets)
+    if np.any(samples < 1) or not np.array_equal(np.diff(offsets), audio_chunks(samples)):
+        raise SearchError(f"{folder / SAMPLES}: damaged index file (the clips' lengths do not give their chunks)")
+    index = SearchIndex(folder, manifest, files, clips, chunks, offsets, samples)
     if pair is not None:
         index.check_model(pair)
     return index

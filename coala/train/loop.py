@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from coala import assets
 from coala.assets import latest_checkpoint_epoch
 from coala.audio.scaler import load_scaler
 from coala.core.frontend import MinMaxScaler
 from coala.atomic import atomic_write_text, remove_stale_temporaries, require_writable_folder
-from coala.cli import progress_bar
+from coala.cli import log_copy, progress_bar
 from coala.data.checks import check_values, fingerprint
 from coala.data.hdf5 import open_dataset, read_provenance
 from coala.data.tags import load_id2tag
@@ -36,7 +37,7 @@ from coala.device import AUTO, resolve_amp
 from coala.distributed import Runtime, gather, joined, on_main
 from coala.core.errors import CheckpointError, ConfigError, DatasetError, DivergenceError, VocabularyError
 from coala.models.fast_layers import accelerate, tuned_for
-from coala.train import plots, state as training_state
+from coala.train import monitor, plots, state as training_state
 from coala.train.config import TrainConfig
 from coala.core.model import MODEL_KINDS, Objective
 from coala.train.step import (all_gather_with_grad, as_patches, forward_losses, precision, sgd, train_step,
@@ -94,44 +95,31 @@ def _reduce_mean(sums: torch.Tensor, count: torch.Tensor, runtime: Runtime) -> l
     return (sums / count).tolist()
 
 
-@torch.no_grad()
-def validate(model: nn.Module, loader: DataLoader, objective: Objective, names: tuple[str, ...], runtime: Runtime,
-             autocast: contextlib.AbstractContextManager, channels_last: bool) -> tuple[list[float], dict[str, Any]]:
-    """Sample-weighted mean validation losses (per-process batches) and the first batch's outputs for plots."""
-    model.eval()
-    sums = torch.zeros(len(names), dtype=torch.float64, device=runtime.device)
-    count = torch.zeros((), dtype=torch.float64, device=runtime.device)
-    example: dict[str, Any] = {}
-    for data, tags, sound_ids in loader:
-        x, tags = validation_inputs(data, tags, runtime.device, channels_last)
-        out, losses = forward_losses(model, objective, x, tags, autocast)
-        sums += torch.stack([losses[k] for k in names]).double() * len(x)
-        count += len(x)
-        if not example:
-            n = plots.N_EXAMPLES
-            reconstructions, scores = model.examples(out, n)
-            example = {"ids": sound_ids.reshape(-1)[:n].tolist(), "patches": x[:n].float().cpu().numpy(),
-                       "reconstructions": None if reconstructions is None else reconstructions.float().cpu().numpy(),
-                       "tags": tags[:n].cpu().numpy(), "scores": scores.float().cpu().numpy()}
-    model.train()
-    return _reduce_mean(sums, count, runtime), example
+# The training patches evaluated each epoch beside the validation set: as many as it has, at most this many.
+MAX_TRAIN_SAMPLE = 65536
 
 
-def _loader(dataset, cfg: TrainConfig, runtime: Runtime, train: bool) -> tuple[DataLoader, DistributedSampler]:
-    sampler = DistributedSampler(dataset, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=train,
-                                 seed=cfg.seed, drop_last=train)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=train,
+def _loader(dataset, cfg: TrainConfig, runtime: Runtime, shuffle: bool,
+            batch_size: int) -> tuple[DataLoader, DistributedSampler]:
+    """Full batches of ``batch_size`` per process (the partial last one dropped), reshuffled each epoch
+    when ``shuffle``."""
+    sampler = DistributedSampler(dataset, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=shuffle,
+                                 seed=cfg.seed, drop_last=True)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
                         num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
                         pin_memory=runtime.device.type == "cuda")
     return loader, sampler
 
 
-def _open_tensorboard(folder: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(folder))
+def _evaluation_loader(dataset, size: int, cfg: TrainConfig, runtime: Runtime, stream: int,
+                       batch_size: int) -> DataLoader:
+    """``size`` patches of ``dataset`` drawn once (seeded: the same patches in the same batches every
+    epoch and on resume), in full batches of ``batch_size`` per process. Shuffled like training batches:
+    in file order a batch would hold neighbouring patches of one clip, harder negatives for the
+    contrastive loss."""
+    generator = torch.Generator().manual_seed(cfg.seed + stream)
+    chosen = torch.randperm(len(dataset), generator=generator)[:size].tolist()
+    return _loader(Subset(dataset, chosen), cfg, runtime, False, batch_size)[0]
 
 
 def _gather_rng(runtime: Runtime) -> list[dict[str, torch.Tensor]]:
@@ -178,46 +166,119 @@ def _run_epoch(cfg: TrainConfig, epoch: int, model: nn.Module, run: Callable[[],
         raise _diverged(cfg, epoch, "the weights") from None
 
 
-def train_epoch(step_model: nn.Module, batches, optimizers: list[torch.optim.Optimizer], objective: Objective,
-                names: tuple[str, ...], runtime: Runtime, autocast: contextlib.AbstractContextManager,
-                gather, log_interval: int, channels_last: bool) -> list[float]:
-    """One pass over the shuffled training batches; mean losses over all processes' steps."""
-    sums = torch.zeros(len(names), dtype=torch.float64, device=runtime.device)
+@dataclass
+class _Steps:
+    """What a training epoch needs besides its batches; built once per run."""
+
+    step_model: nn.Module
+    model: nn.Module
+    optimizers: list[torch.optim.Optimizer]
+    objective: Objective
+    names: tuple[str, ...]
+    runtime: Runtime
+    autocast: contextlib.AbstractContextManager
+    gather: Any
+    channels_last: bool
+    log_interval: int
+    samples_per_step: int
+    clock: monitor.Clock
+    scalars: monitor.ScalarLog | None  # rank 0 only
+
+
+def train_epoch(run: _Steps, batches, epoch: int, first_step: int) -> list[float]:
+    """One pass over the shuffled training batches; mean losses over all processes' steps.
+
+    Every ``log_interval`` steps (counted over the run, ``first_step`` being the steps before this
+    epoch) the interval's mean losses, the learning rate, the gradient norm, the throughput and the time
+    left are logged (``monitor``); the losses stay on the device in between, so steps do not wait.
+    """
+    runtime = run.runtime
+    sums = torch.zeros(len(run.names), dtype=torch.float64, device=runtime.device)
+    interval = monitor.Interval(len(run.names), runtime.device)
     steps = 0
     for steps, (data, tags, _) in enumerate(batches, 1):
-        x = as_patches(data, runtime.device, channels_last)
-        losses = train_step(step_model, optimizers, objective, x,
-                            tags.to(runtime.device, torch.float32, non_blocking=True), autocast, gather)
-        sums += torch.stack([losses[k] for k in names]).double()  # stays on the device: no sync per step
-        if steps % log_interval == 0 and runtime.main:
-            batches.set_postfix({k: f"{v:.4f}" for k, v in zip(names, (sums / steps).tolist())}, refresh=False)
+        x = as_patches(data, runtime.device, run.channels_last)
+        losses = train_step(run.step_model, run.optimizers, run.objective, x,
+                            tags.to(runtime.device, torch.float32, non_blocking=True), run.autocast, run.gather)
+        losses = torch.stack([losses[k] for k in run.names]).double()
+        sums += losses
+        interval.add(losses)
+        if (first_step + steps) % run.log_interval == 0:
+            _log_interval(run, batches, interval, epoch, steps, first_step + steps)
+            interval = monitor.Interval(len(run.names), runtime.device)
     return _reduce_mean(sums, torch.tensor(float(steps * runtime.world_size), dtype=torch.float64,
                                            device=runtime.device), runtime)
 
 
-def _log_epoch(cfg: TrainConfig, metrics: list[dict[str, float]], example: dict[str, Any],
-               vocabulary: dict[int, str], tensorboard) -> None:
-    """Metrics file, TensorBoard scalars, the examples PNG (the loss curves after the last epoch): all
+@torch.no_grad()
+def evaluate(run: _Steps, loader: DataLoader) -> tuple[list[float], dict[str, Any]]:
+    """The epoch's losses of one split, defined alike for the training sample and the validation set, so
+    their curves compare: eval mode (no dropout, BatchNorm's running statistics), inputs clamped at 0
+    (``validation_inputs``), full batches per process in a fixed shuffled order with the contrastive
+    negatives gathered from all processes, as a training step takes them; the mean over batches. Also
+    returns the first batch's outputs, for the examples picture."""
+    model, runtime = run.model, run.runtime
+    model.eval()
+    sums = torch.zeros(len(run.names), dtype=torch.float64, device=runtime.device)
+    batches = 0
+    example: dict[str, Any] = {}
+    for data, tags, sound_ids in loader:
+        x, tags = validation_inputs(data, tags, runtime.device, run.channels_last)
+        out, losses = forward_losses(model, run.objective, x, tags, run.autocast, run.gather)
+        sums += torch.stack([losses[k] for k in run.names]).double()
+        batches += 1
+        if not example:
+            n = plots.N_EXAMPLES
+            reconstructions, scores = model.examples(out, n)
+            example = {"ids": sound_ids.reshape(-1)[:n].tolist(), "patches": x[:n].float().cpu().numpy(),
+                       "reconstructions": None if reconstructions is None else reconstructions.float().cpu().numpy(),
+                       "tags": tags[:n].cpu().numpy(), "scores": scores.float().cpu().numpy()}
+    model.train()
+    return _reduce_mean(sums, torch.tensor(float(batches * runtime.world_size), dtype=torch.float64,
+                                           device=runtime.device), runtime), example
+
+
+def _log_interval(run: _Steps, bar, interval: monitor.Interval, epoch: int, step_in_epoch: int, step: int) -> None:
+    means = _reduce_mean(interval.sums, torch.tensor(float(interval.steps * run.runtime.world_size),
+                                                     dtype=torch.float64, device=run.runtime.device), run.runtime)
+    seconds = interval.seconds()  # after the reduction, which waited for the interval's last step
+    run.clock.stepped(interval.steps, seconds)
+    if run.scalars is None:
+        return
+    epoch_left, run_left = run.clock.left(epoch, step_in_epoch)
+    values = {**dict(zip(run.names, means)), "learning_rate": run.optimizers[0].param_groups[0]["lr"],
+              "grad_norm": monitor.gradient_norm(run.model.parameters()),
+              "samples_per_second": interval.steps * run.samples_per_step / seconds,
+              "epoch_seconds_left": epoch_left, "run_seconds_left": run_left}
+    run.scalars.step(epoch, step, values)
+    bar.set_postfix({**{k: f"{v:.4f}" for k, v in zip(run.names, means)}, "run left": monitor.duration(run_left)},
+                    refresh=False)
+
+
+def _log_epoch(cfg: TrainConfig, names: tuple[str, ...], metrics: list[dict[str, float]], example: dict[str, Any],
+               vocabulary: dict[int, str], scalars: monitor.ScalarLog) -> None:
+    """Metrics file, the epoch's scalars, the examples PNG (the loss curves after the last epoch): all
     written before the state, so every epoch the state holds has its files and a kill redoes the rest."""
     record = metrics[-1]
     epoch = record["epoch"]
     write_metrics(cfg.log_folder, metrics)
-    if tensorboard is not None:
-        for key, value in record.items():
-            if key.startswith(("train_", "val_")):
-                split, term = key.split("_", 1)
-                tensorboard.add_scalar(f"{term}/{split}", value, epoch)
-        tensorboard.flush()
+    scalars.epoch(record["step"], names, record)
     plots.save_examples(cfg.log_folder / f"examples_epoch_{epoch}.png", example["patches"], example["reconstructions"],
                         example["ids"], example["tags"], example["scores"], vocabulary)
     if epoch == cfg.epochs:
-        plots.save_loss_curves(cfg.log_folder / "loss_curves.png", metrics)
+        plots.save_loss_curves(cfg.log_folder / "loss_curves.png", metrics, names)
 
 
 def train(cfg: TrainConfig) -> None:
-    """Run (or resume) the training ``cfg`` describes, to ``cfg.epochs`` epochs."""
+    """Run (or resume) the training ``cfg`` describes, to ``cfg.epochs`` epochs; rank 0's console log is
+    also appended to the run folder's ``train.log``."""
     with joined(cfg.device) as runtime:
-        _train(cfg, runtime)
+        if not runtime.main:
+            _train(cfg, runtime)
+            return
+        require_writable_folder(cfg.checkpoint_folder, "checkpoint_dir", ConfigError)
+        with log_copy(cfg.checkpoint_folder / monitor.LOG_FILE):
+            _train(cfg, runtime)
 
 
 def _check_data(cfg: TrainConfig) -> None:
@@ -237,8 +298,14 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
     global_batch = cfg.batch_size * runtime.world_size
     if len(train_set) < global_batch:
         raise DatasetError(f"{cfg.train_dataset_file}: {len(train_set)} patches, fewer than one batch of {global_batch}")
+    evaluation_batch = min(cfg.batch_size, len(val_set) // runtime.world_size)
+    if evaluation_batch < 2:  # the contrastive loss needs a negative
+        raise DatasetError(f"{cfg.validation_dataset_file}: {len(val_set)} patches, fewer than 2 per process")
+    if evaluation_batch < cfg.batch_size and runtime.main:
+        log.warning(f"{cfg.validation_dataset_file}: {len(val_set)} patches, fewer than one batch of {global_batch}: "
+                    f"the epoch's training and validation losses use batches of {evaluation_batch} per process, "
+                    "whose contrastive term has fewer negatives than the steps'")
     scaler, tags = model_provenance(cfg, train_set.n_tags)
-    vocabulary = dict(enumerate(tags))
     val_fingerprint = fingerprint(cfg.validation_dataset_file)
 
     torch.manual_seed(cfg.seed)
@@ -295,35 +362,59 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
         step_model = torch.compile(step_model)
     gather = all_gather_with_grad if runtime.distributed else None
     autocast = precision(runtime.device, bf16)
-    train_loader, train_sampler = _loader(train_set, cfg, runtime, train=True)
-    val_loader, _ = _loader(val_set, cfg, runtime, train=False)
-    tensorboard = _open_tensorboard(cfg.log_folder) if runtime.main else None
+    train_loader, train_sampler = _loader(train_set, cfg, runtime, True, cfg.batch_size)
+    evaluations = {"train": _evaluation_loader(train_set, min(len(val_set), MAX_TRAIN_SAMPLE), cfg, runtime, 1,
+                                               evaluation_batch),
+                   "val": _evaluation_loader(val_set, len(val_set), cfg, runtime, 2, evaluation_batch)}
+    steps_per_epoch = len(train_loader)
+    first_step = start_epoch * steps_per_epoch
+    scalars = monitor.ScalarLog(cfg.checkpoint_folder, names, first_step) if runtime.main else None
+    run = _Steps(step_model, model, optimizers, objective, names, runtime, autocast, gather, tuned, cfg.log_interval,
+                 global_batch, monitor.Clock(steps_per_epoch, cfg.epochs), scalars)
+    try:
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            _epoch(cfg, run, epoch, train_loader, train_sampler, evaluations, metrics, scaler, tags,
+                   {"train": data_fingerprint, "validation": val_fingerprint})
+    finally:
+        if scalars is not None:
+            scalars.close()
 
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        started = time.perf_counter()
-        train_sampler.set_epoch(epoch)
-        bar = progress_bar(train_loader, runtime.main, desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
-        train_means = _run_epoch(cfg, epoch, model, lambda: train_epoch(step_model, bar, optimizers, objective, names,
-                                                                        runtime, autocast, gather, cfg.log_interval, tuned))
-        val_means, example = _run_epoch(cfg, epoch, model, lambda: validate(model, val_loader, objective, names, runtime,
-                                                                            autocast, tuned))
-        seconds = time.perf_counter() - started
-        record = {"epoch": epoch, **{f"train_{k}": v for k, v in zip(names, train_means)},
-                  **{f"val_{k}": v for k, v in zip(names, val_means)}, "seconds": round(seconds, 3),
-                  "train_samples_per_second": round(len(train_loader) * global_batch / seconds, 2)}
-        bad = [k for k, v in record.items() if k.startswith(("train_", "val_")) and not math.isfinite(v)]
-        if bad:
-            raise _diverged(cfg, epoch, ", ".join(bad))
-        rng = _gather_rng(runtime)
-        if runtime.main:
-            metrics.append(record)
-            if epoch % cfg.save_model_every == 0 or epoch == cfg.epochs:
-                training_state.save_checkpoints(cfg.checkpoint_folder, parts, epoch)
-                training_state.save_model_folder(cfg, model.dims, parts, epoch, scaler, tags,
-                                                 {"train": data_fingerprint, "validation": val_fingerprint})
-            _log_epoch(cfg, metrics, example, vocabulary, tensorboard)
-            # The commit point: a kill before it redoes this epoch, after it the epoch is finished.
-            training_state.save_state(cfg.checkpoint_folder, cfg, data_fingerprint, parts, optimizers, epoch, metrics, rng)
-            log.info(f"epoch {epoch}/{cfg.epochs} " + " ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"))
-    if runtime.main and tensorboard is not None:
-        tensorboard.close()
+
+def _epoch(cfg: TrainConfig, run: _Steps, epoch: int, train_loader: DataLoader, train_sampler: DistributedSampler,
+           evaluations: dict[str, DataLoader], metrics: list[dict[str, float]], scaler: MinMaxScaler | None,
+           tags: list[str], data: dict[str, Any]) -> None:
+    """One epoch: its steps, the evaluation of both splits, then (rank 0) its files and the state."""
+    started = time.perf_counter()
+    steps_per_epoch = len(train_loader)
+    train_sampler.set_epoch(epoch)
+    bar = progress_bar(train_loader, run.runtime.main, desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
+    step_means = _run_epoch(cfg, epoch, run.model,
+                            lambda: train_epoch(run, bar, epoch, (epoch - 1) * steps_per_epoch))
+    training_seconds = time.perf_counter() - started
+    means, examples = {}, {}
+    for split, loader in evaluations.items():
+        means[split], examples[split] = _run_epoch(cfg, epoch, run.model, lambda: evaluate(run, loader))
+    seconds = time.perf_counter() - started
+    run.clock.evaluation_seconds = seconds - training_seconds
+    record = {"epoch": epoch, "step": epoch * steps_per_epoch,
+              **{f"{split}_{k}": v for split in ("train", "val") for k, v in zip(run.names, means[split])},
+              **{f"step_{k}": v for k, v in zip(run.names, step_means)}, "seconds": round(seconds, 3),
+              "samples_per_second": round(steps_per_epoch * run.samples_per_step / training_seconds, 2)}
+    bad = [k for k, v in record.items() if k.startswith(("train_", "val_", "step_")) and not math.isfinite(v)]
+    if bad:
+        raise _diverged(cfg, epoch, ", ".join(bad))
+    rng = _gather_rng(run.runtime)
+    if not run.runtime.main:
+        return
+    metrics.append(record)
+    if epoch % cfg.save_model_every == 0 or epoch == cfg.epochs:
+        training_state.save_checkpoints(cfg.checkpoint_folder, run.model.parts(), epoch)
+        training_state.save_model_folder(cfg, run.model.dims, run.model.parts(), epoch, scaler, tags, data)
+    _log_epoch(cfg, run.names, metrics, examples["val"], dict(enumerate(tags)), run.scalars)
+    # The commit point: a kill before it redoes this epoch, after it the epoch is finished.
+    training_state.save_state(cfg.checkpoint_folder, cfg, data["train"], run.model.parts(), run.optimizers, epoch,
+                              metrics, rng)
+    _, run_left = run.clock.left(epoch, steps_per_epoch)
+    log.info(f"epoch {epoch}/{cfg.epochs} " + " ".join(f"{k} {v:.4f}" for k, v in record.items()
+                                                       if k not in ("epoch", "step"))
+             + (f"; about {monitor.duration(run_left)} left" if epoch < cfg.epochs else ""))
