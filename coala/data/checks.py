@@ -116,7 +116,10 @@ def check_values(path: str | Path) -> None:
         group = f[GROUP]
         for start in range(0, n, rows):
             block = slice(start, min(start + rows, n))
-            found = _first_bad(group["data"][block], group["label"][block])
+            try:
+                found = _first_bad(group["data"][block], group["label"][block])
+            except OSError as exc:  # a damaged chunk, a compression filter this h5py lacks
+                raise DatasetError(f"{path}: patches {block.start} to {block.stop - 1} cannot be read ({exc})") from None
             if found is not None:
                 index = start + found[0]
                 sound_id = int(np.asarray(group["id"][index]).reshape(-1)[0])
