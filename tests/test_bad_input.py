@@ -123,3 +123,56 @@ def test_an_in_memory_load_larger_than_the_memory_is_one_line(tmp_path: Path, mo
         hdf5.InMemoryDataset(path)
     monkeypatch.setattr(hdf5, "available_memory", lambda: None)  # not Linux: the load is tried
     assert len(hdf5.InMemoryDataset(path)) == 4
+
+
+def _npy_declaring(path: Path, shape: tuple[int, ...], rows_written: int) -> Path:
+    """A ``.npy`` whose header declares ``shape`` float32 but which holds only ``rows_written`` rows."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        f.write(np.ones((rows_written, *shape[1:]), np.float32).tobytes())
+    return path
+
+
+def test_a_npy_declaring_a_billion_rows_is_refused_before_allocating(tmp_path: Path) -> None:
+    from coala.core.errors import EmbeddingsError
+    from coala.encode.shards import EmbeddingFolder
+    _npy_declaring(tmp_path / "clip.npy", (10**9, 1152), 2)
+    folder = EmbeddingFolder(tmp_path)
+    for read in (folder.__getitem__, folder.shape):
+        with pytest.raises(EmbeddingsError, match=r"clip.npy: cannot read \(its header declares float32 "
+                                                  r"\(1000000000, 1152\) \(4608000000128 bytes\) but the file holds 9344"):
+            read("clip")
+
+
+def test_a_cached_patch_declaring_more_than_it_holds_is_one_line(tmp_path: Path) -> None:
+    from coala.data import builder
+    _npy_declaring(builder.cache_file(tmp_path, 7), (10**9, 96), 96)
+    with pytest.raises(DatasetError, match="7.npy: unreadable cached patch .*header declares"):
+        builder.load_patches(tmp_path, [7])
+
+
+def test_a_declared_sample_rate_outside_the_usable_range_is_a_reason_not_an_allocation(tmp_path: Path) -> None:
+    import soundfile as sf
+    from coala.core.errors import AudioError, AudioInputError
+    from coala.core.frontend import load_audio, resample, signal_chunks
+    for rate in (1, 10**7):
+        path = tmp_path / f"rate_{rate}.wav"
+        sf.write(path, np.full(64, 0.1, np.float32), rate)
+        with pytest.raises(AudioError, match=f"declared sample rate {rate} Hz, outside the 1000 to 1000000 Hz"):
+            load_audio(path)
+    for rate in (0, 1, float("nan")):
+        with pytest.raises(AudioInputError, match="sample rate nan Hz|sample rate [01] Hz"):
+            resample(np.zeros(100, np.float32), rate)
+    with pytest.raises(AudioInputError):
+        signal_chunks(np.zeros(100, np.float32), 1, None)
+
+
+def test_a_file_of_many_channels_is_decoded_in_blocks_of_bounded_size(tmp_path: Path) -> None:
+    import soundfile as sf
+    from coala.core import frontend
+    y = np.random.default_rng(0).uniform(-0.1, 0.1, (3000, 256)).astype(np.float32)
+    sf.write(tmp_path / "many.wav", y, 22000, subtype="FLOAT")
+    _, blocks = frontend._soundfile_blocks(tmp_path / "many.wav", frontend.BLOCK_SAMPLES)
+    parts = list(blocks)
+    assert max(len(p) for p in parts) * 256 <= frontend.BLOCK_VALUES
+    np.testing.assert_allclose(np.concatenate(parts), y.mean(axis=1), atol=1e-6)

@@ -42,6 +42,7 @@ from coala.device import MAX_WORKERS
 from coala.distributed import Runtime, agree, balanced_shares, file_weight, from_main, gather, on_main, round_robin
 from coala.core.errors import AudioError, DatasetError
 from coala.jsonfile import read_json
+from coala.npyfile import read_npy
 
 log = logging.getLogger(__name__)
 
@@ -341,8 +342,8 @@ def load_patches(cache_dir: Path, ids: Sequence[int]) -> np.ndarray:
     for i, clip_id in enumerate(ids):
         path = cache_file(cache_dir, clip_id)
         try:
-            patches[i] = np.load(path)
-        except (OSError, ValueError) as exc:
+            patches[i] = read_npy(path)
+        except (OSError, ValueError, EOFError) as exc:
             raise DatasetError(f"{path}: unreadable cached patch ({exc}); delete it and run the build again") from None
     return patches
 

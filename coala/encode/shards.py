@@ -34,6 +34,7 @@ import numpy as np
 from coala.atomic import atomic_write, atomic_write_text
 from coala.core.errors import EmbeddingsError
 from coala.jsonfile import read_json
+from coala.npyfile import read_npy
 
 SHARD_FORMAT = 1
 SHARD_PREFIX = "shard-"
@@ -148,14 +149,14 @@ class EmbeddingFolder(Mapping[str, np.ndarray]):
     def _load(self, clip: str, mmap_mode: str | None = None) -> np.ndarray:
         path = self._file(clip)
         try:
-            return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+            return read_npy(path, mmap_mode)
         except (OSError, ValueError, EOFError) as exc:
             raise EmbeddingsError(f"{path}: cannot read ({exc})") from None
 
     def _shard(self, path: Path) -> np.ndarray:
         if path not in self._arrays:
             try:
-                array = np.load(path, mmap_mode="r", allow_pickle=False)
+                array = read_npy(path, "r")
             except (OSError, ValueError, EOFError) as exc:
                 raise EmbeddingsError(f"{path}: cannot read the shard ({exc})") from None
             if array.dtype != np.float32 or array.ndim != 2 or len(array) != self._rows[path]:

@@ -36,6 +36,7 @@ from coala.core.model import model_device
 from coala.encode.shards import EmbeddingFolder, clip_name
 from coala.core.errors import SearchError
 from coala.jsonfile import read_json
+from coala.npyfile import read_npy
 from coala.core.model import LATENT_DIM
 from coala.encode.provenance import FOLDER_RECORD, claim_folder, folder_record, read_folder_record
 from coala.search.model import ModelPair, normalise
@@ -226,7 +227,7 @@ def build_index_from_embeddings(pair: ModelPair, embeddings: str | Path, folder:
 
 def _load_array(path: Path, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
     try:
-        array = np.load(path, mmap_mode="r")
+        array = read_npy(path, "r")
     except FileNotFoundError:
         raise SearchError(f"{path}: missing from the index") from None
     except (OSError, ValueError, EOFError) as exc:
