@@ -176,3 +176,14 @@ def test_a_file_of_many_channels_is_decoded_in_blocks_of_bounded_size(tmp_path: 
     parts = list(blocks)
     assert max(len(p) for p in parts) * 256 <= frontend.BLOCK_VALUES
     np.testing.assert_allclose(np.concatenate(parts), y.mean(axis=1), atol=1e-6)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_a_word2vec_header_declaring_a_billion_words_is_refused_before_gensim_allocates(tmp_path: Path, binary: bool) -> None:
+    from coala.core.errors import WordVectorsError
+    from coala.data.words import load_pretrained
+    path = tmp_path / "vectors.txt"
+    body = (b"rock " + np.ones(300, np.float32).tobytes() + b"\n") if binary else b"rock " + b" ".join([b"0.5"] * 300) + b"\n"
+    path.write_bytes(b"1000000000 300\n" + body)
+    with pytest.raises(WordVectorsError, match="declares 1000000000 words of 300 dimensions, more than its"):
+        load_pretrained(path, "word2vec-binary" if binary else "word2vec")
