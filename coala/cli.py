@@ -18,6 +18,7 @@ from typing import Any
 from tqdm import tqdm
 
 from coala.core.errors import CoalaError, UsageError
+from coala.text import quote_name
 
 EXIT_OK, EXIT_FAILURES, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # A progress bar redraws this often (seconds) on a terminal, and this rarely when stderr is a log file,
@@ -45,7 +46,13 @@ class _LevelPrefix(logging.Formatter):
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    """Send the ``coala`` loggers' messages to stderr: plain at INFO, prefixed ``warning:`` / ``error:``."""
+    """Send the ``coala`` loggers' messages to stderr: plain at INFO, prefixed ``warning:`` / ``error:``.
+
+    stdout then writes what it cannot encode as escapes, as stderr always does: a file name that is not
+    UTF-8 in a printed line is shown, never a crash after the work is done.
+    """
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     if not any(isinstance(h, _StderrHandler) for h in log.handlers):
         handler = _StderrHandler()
         handler.setFormatter(_LevelPrefix("%(message)s"))
@@ -115,5 +122,5 @@ class RunSummary:
         return f"done {self.done}, skipped {self.skipped}, failed {self.failed}"
 
     def line(self) -> str:
-        where = f" (reasons in {', '.join(map(str, self.failure_files))})" if self.failure_files else ""
+        where = f" (reasons in {', '.join(map(quote_name, self.failure_files))})" if self.failure_files else ""
         return self.counts() + where

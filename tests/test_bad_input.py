@@ -187,3 +187,95 @@ def test_a_word2vec_header_declaring_a_billion_words_is_refused_before_gensim_al
     path.write_bytes(b"1000000000 300\n" + body)
     with pytest.raises(WordVectorsError, match="declares 1000000000 words of 300 dimensions, more than its"):
         load_pretrained(path, "word2vec-binary" if binary else "word2vec")
+
+
+# --- 3. text encodings ------------------------------------------------------------------------------------
+
+def _tone(path: Path, seconds: float = 1.0, rate: int = 22000) -> Path:
+    import os
+    import soundfile as sf
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(os.fsencode(path), (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate, format="WAV")
+    return path
+
+
+def test_byte_order_marks_start_no_name(tmp_path: Path) -> None:
+    from coala.evaluation import datasets
+    bom = "\ufeff"
+    for part, rel in datasets.GTZAN_LISTS.items():
+        lines = [f"{genre}/{genre}.0000{i}.wav" for genre in datasets.GTZAN_GENRES for i in range(2)]
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(bom + "\r\n".join(lines) + "\r\n", encoding="utf-8")
+    assert datasets.read_gtzan(tmp_path, tmp_path, None, 0).classes == list(datasets.GTZAN_GENRES)
+    csv_path = tmp_path / datasets.US8K_CSV
+    csv_path.parent.mkdir(parents=True)
+    csv_path.write_text(bom + "slice_file_name,fsID,start,end,salience,fold,classID,class\n"
+                        "100032-3-0-0.wav,100032,0,0.3,1,5,3,dog_bark\n", encoding="utf-8")
+    assert datasets.read_us8k(tmp_path, tmp_path, None, 0).classes == ["dog_bark"]
+    selection = tmp_path / "selection.json"
+    selection.write_text(bom + '{"bass": ["bass_acoustic_000-024-025.wav"]}', encoding="utf-8")
+    assert datasets.read_selection(selection) == ["bass_acoustic_000-024-025"]
+
+
+def test_a_list_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    from coala.core.errors import DownstreamError
+    from coala.evaluation import datasets
+    for rel in datasets.GTZAN_LISTS.values():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"blues/blues.00000.wav\nj\xe9zz/jazz.00001.wav\n")
+    with pytest.raises(DownstreamError, match="train_filtered.txt: not UTF-8 text"):
+        datasets.read_gtzan(tmp_path, tmp_path, None, 0)
+
+
+NAMES = [b"caf\xe9.wav", b"tab\there.wav", b"new\nline.wav", b"back\\slash.wav", b"esc\x1b[2J.wav", "日本.wav".encode()]
+
+
+def test_quoted_names_are_one_line_of_utf8_and_unquote_exactly() -> None:
+    import os
+    from coala.text import quote_name, unquote_name
+    for raw in NAMES:
+        name = os.fsdecode(raw)
+        quoted = quote_name(name)
+        quoted.encode("utf-8")
+        assert "\n" not in quoted and "\t" not in quoted and "\x1b" not in quoted
+        assert unquote_name(quoted) == name
+    assert quote_name("日本.wav") == "日本.wav"
+
+
+def test_failures_of_files_with_any_name_are_listed_once_each_and_kept(tmp_path: Path) -> None:
+    import os
+    from coala.encode.failures import FAILURES_FILE, _read_failures, update_failures
+    from coala.encode.jobs import FileJob
+    sources = [tmp_path / os.fsdecode(raw) for raw in NAMES]
+    jobs = [FileJob(s, tmp_path / "out" / f"{i}.npy") for i, s in enumerate(sources)]
+    listing = tmp_path / FAILURES_FILE
+    update_failures(listing, jobs, [(s, f"cannot decode {s.name}") for s in sources], lambda job: False)
+    listing.read_text(encoding="utf-8")
+    assert len(listing.read_bytes().splitlines()) == 1 + len(NAMES)
+    assert _read_failures(listing) == {str(s): f"cannot decode {s.name}" for s in sources}
+    update_failures(listing, jobs[:1], [], lambda job: True)  # the first is encoded now: the others stay
+    assert set(_read_failures(listing)) == {str(s) for s in sources[1:]}
+
+
+def test_a_valid_file_whose_name_is_not_utf8_is_encoded_and_a_bad_one_listed(tmp_path: Path, capsys) -> None:
+    import os
+    import encode
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    _tone(audio / os.fsdecode(b"caf\xe9.wav"))
+    (audio / os.fsdecode(b"bro\xffken\tname.wav")).write_bytes(b"not audio at all")
+    assert encode.main(["--features", "mfcc", "--input", str(audio), "--output", str(tmp_path / "out")]) == 1
+    assert (tmp_path / "out" / os.fsdecode(b"caf\xe9.npy")).is_file()
+    listing = (tmp_path / "out" / "failures.tsv").read_text(encoding="utf-8").splitlines()
+    assert len(listing) == 2 and listing[1].startswith(str(audio) + "/bro\\xffken\\tname.wav\t")
+
+
+def test_the_dataset_report_keeps_names_that_are_not_utf8(tmp_path: Path) -> None:
+    import os
+    from coala.data import builder
+    from coala.jsonfile import read_json
+    name = str(tmp_path / os.fsdecode(b"sub\xff") / "12.wav")
+    report = {"skipped": [{"reason": builder.UNDECODABLE, "id": 12, "file": name}]}
+    builder._write_json(tmp_path / "report.json", report)
+    (tmp_path / "report.json").read_text(encoding="utf-8")
+    assert read_json(tmp_path / "report.json") == report

@@ -41,7 +41,7 @@ from coala.data.tags import build_vocabulary, preprocess_tags
 from coala.device import MAX_WORKERS
 from coala.distributed import Runtime, agree, balanced_shares, file_weight, from_main, gather, on_main, round_robin
 from coala.core.errors import AudioError, DatasetError
-from coala.jsonfile import read_json
+from coala.jsonfile import json_text, read_json
 from coala.npyfile import read_npy
 
 log = logging.getLogger(__name__)
@@ -410,7 +410,7 @@ def write_hdf5(path: Path, ids: Sequence[int], labels: np.ndarray, cache_dir: Pa
 
 
 def _write_json(path: Path, value: object) -> None:
-    atomic_write_text(path, json.dumps(value, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(path, json_text(value, indent=1) + "\n")
 
 
 @dataclass

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from coala.core.frontend import PATCH_SHAPE, MinMaxScaler
 from coala.core.errors import DatasetError
 from coala.device import available_memory
+from coala.jsonfile import json_text
 
 GROUP = "dataset"
 Item = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -210,7 +211,7 @@ VOCABULARY_ATTRIBUTE = "coala_vocabulary"
 
 def write_provenance(group: h5py.Group, scaler: MinMaxScaler, vocabulary: list[str] | tuple[str, ...]) -> None:
     group.attrs[SCALER_ATTRIBUTE] = json.dumps(scaler.to_dict())
-    group.attrs[VOCABULARY_ATTRIBUTE] = json.dumps(list(vocabulary), ensure_ascii=False)
+    group.attrs[VOCABULARY_ATTRIBUTE] = json_text(list(vocabulary))
 
 
 def read_provenance(path: str | Path) -> tuple[MinMaxScaler | None, list[str] | None]:

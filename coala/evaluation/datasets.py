@@ -13,6 +13,7 @@ copy the selected notes there), else from ``nsynth/nsynth-train/audio/`` through
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from coala.core.frontend import AUDIO_SUFFIXES
 from coala.core.errors import DataAbsentError, DownstreamError
 from coala.evaluation.task import Task, clips_on_disk, embedding_names, stems_on_disk
 from coala.jsonfile import read_json
+from coala.text import read_text
 
 EMBEDDINGS_FOLDER = "embeddings"
 US8K_CSV = Path("UrbanSound8K") / "metadata" / "UrbanSound8K.csv"
@@ -75,8 +77,16 @@ class AudioPart:
         return embeddings_dir / self.key / name
 
 
+def _read_text(path: Path) -> str:
+    """A list's or CSV's text, as the datasets' own tools read it: UTF-8, a byte-order mark dropped."""
+    try:
+        return read_text(path)
+    except ValueError as exc:
+        raise DownstreamError(f"{path}: not UTF-8 text ({exc})") from None
+
+
 def _read_lines(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in _read_text(path).splitlines() if line.strip()]
 
 
 def _require(path: Path) -> Path:
@@ -126,12 +136,11 @@ def nsynth_audio(data_dir: Path, selection: Path | None) -> list[AudioPart]:
 def read_us8k(data_dir: Path, embeddings_dir: Path, selection: Path | None, seed: int) -> Task:
     """UrbanSound8K: every clip of the metadata CSV; the 10-fold cross-validation by its ``fold`` column."""
     path = _require(data_dir / US8K_CSV)
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        absent = [c for c in US8K_COLUMNS if c not in (reader.fieldnames or [])]
-        if absent:
-            raise DownstreamError(f"{path}: missing column(s) {', '.join(absent)}")
-        rows = list(reader)
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    absent = [c for c in US8K_COLUMNS if c not in (reader.fieldnames or [])]
+    if absent:
+        raise DownstreamError(f"{path}: missing column(s) {', '.join(absent)}")
+    rows = list(reader)
     if not rows:
         raise DownstreamError(f"{path}: no clips listed")
     stems, labels, folds, names = [], [], [], {}
