@@ -279,3 +279,48 @@ def test_the_dataset_report_keeps_names_that_are_not_utf8(tmp_path: Path) -> Non
     builder._write_json(tmp_path / "report.json", report)
     (tmp_path / "report.json").read_text(encoding="utf-8")
     assert read_json(tmp_path / "report.json") == report
+
+
+# --- 4. text in pictures ---------------------------------------------------------------------------------
+
+MATH_TAGS = ["$money$", "a^b", "snake_case", "$\\frac{", "100%", "x$y$z"]
+
+
+def test_tags_are_drawn_literally_even_under_a_users_usetex(tmp_path: Path) -> None:
+    import matplotlib
+    from coala.train import plots
+    vocabulary = dict(enumerate(MATH_TAGS))
+    patches = np.random.default_rng(0).random((3, 96, 96)).astype(np.float32)
+    tags = np.ones((3, len(MATH_TAGS)))
+    with matplotlib.rc_context({"text.usetex": True}):  # no LaTeX here: a text left to it would fail
+        plots.save_examples(tmp_path / "examples.png", patches, patches, [1, 2, 3], tags, tags, vocabulary)
+    assert (tmp_path / "examples.png").stat().st_size > 0
+
+
+def test_a_picture_that_fails_is_a_warning_and_nothing_half_written(tmp_path: Path, caplog) -> None:
+    from matplotlib.figure import Figure
+    from coala.figures import save_figure
+    fig = Figure()
+    fig.subplots().set_title("fine")
+    (tmp_path / "taken.png").mkdir()
+    with caplog.at_level("WARNING", logger="coala"):
+        assert save_figure(fig, tmp_path / "taken.png", 50) is False
+    assert "taken.png: picture not drawn (IsADirectoryError" in caplog.text
+    assert [p.name for p in tmp_path.iterdir()] == ["taken.png"]
+
+
+def test_training_with_such_tags_saves_every_state_even_when_a_picture_fails(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import torch
+    from coala.train.config import parse_config
+    from coala.train.loop import train
+    from tiny_release import paper_config, write_corpus
+    monkeypatch.chdir(tmp_path)
+    write_corpus(tmp_path, n_train=8, n_val=4, n_tags=len(MATH_TAGS))
+    (tmp_path / "id2token_tiny.json").write_text(json.dumps(dict(enumerate(MATH_TAGS))))
+    (tmp_path / "runs" / "x" / "examples_epoch_2.png").mkdir(parents=True)  # this picture cannot be written
+    train(parse_config(paper_config(tmp_path, "x", epochs=2)))
+    assert torch.load(tmp_path / "saved_models" / "x" / "training_state.pt", weights_only=True)["epoch"] == 2
+    assert (tmp_path / "runs" / "x" / "examples_epoch_1.png").is_file()
+    assert (tmp_path / "runs" / "x" / "loss_curves.png").is_file()

@@ -5,6 +5,7 @@ written atomically (``coala.figures``).
 """
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,6 +25,9 @@ def tag_names(row: np.ndarray, vocabulary: Mapping[int, str], top: int = TOP_TAG
 
 
 DPI = 80
+# Characters of a tag line under one example (2.2 inches at 6 points). Lines are wrapped here, not by
+# matplotlib, whose wrapping measures each word as mathtext when it holds two dollar signs.
+LABEL_CHARS = 45
 
 
 def save_examples(path: Path, patches: np.ndarray, reconstructions: np.ndarray | None, sound_ids: Sequence[int],
@@ -40,8 +44,8 @@ def save_examples(path: Path, patches: np.ndarray, reconstructions: np.ndarray |
         if reconstructions is not None:
             axes[1, i].imshow(reconstructions[i].reshape(patches.shape[-2:]), origin="lower", aspect="auto", vmin=0, vmax=1)
         true = [vocabulary.get(int(j), f"#{int(j)}") for j in np.flatnonzero(tags[i] > 0)[:TOP_TAGS]]
-        axes[-1, i].set_xlabel("true: " + ", ".join(true) + "\ntop-6: " + ", ".join(tag_names(tag_scores[i], vocabulary)),
-                               fontsize=6, wrap=True)
+        label = ["true: " + ", ".join(true), "top-6: " + ", ".join(tag_names(tag_scores[i], vocabulary))]
+        axes[-1, i].set_xlabel("\n".join(textwrap.fill(line, LABEL_CHARS) for line in label), fontsize=6)
         for ax in axes[:, i]:
             ax.set_xticks([])
             ax.set_yticks([])
