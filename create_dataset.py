@@ -13,7 +13,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from coala.cli import EXIT_INTERRUPTED, EXIT_OK, entry_point
+from coala.cli import EXIT_INTERRUPTED, EXIT_OK, ArgumentParser, entry_point
 from coala.data.builder import BuildOptions, build_dataset
 from coala.distributed import SHARE_TIMEOUT, joined
 
@@ -22,7 +22,7 @@ log = logging.getLogger("coala.data")
 
 def parse_args(argv: list[str] | None) -> BuildOptions:
     defaults = BuildOptions(Path(), Path(), "")
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--audio-dir", type=Path, required=True, help="folder of audio files named <id>.<ext> (searched recursively)")
     parser.add_argument("--tags-csv", type=Path, required=True, help="CSV with the columns id,tags; tags is a space-separated free-text string")
     parser.add_argument("--name", required=True, help="dataset name used in every output file name")

@@ -25,7 +25,7 @@ from typing import Any
 
 from coala.audio.mfcc import mfcc_features
 from coala.audio.scaler import load_scaler
-from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, is_plain_name, require_file
+from coala.cli import EXIT_FAILURES, EXIT_OK, ArgumentParser, entry_point, is_plain_name, require_file
 from coala.data.tags import load_id2tag
 from coala.device import MAX_WORKERS
 from coala.distributed import SHARE_TIMEOUT, Runtime, agree, gather, joined, on_main
@@ -70,7 +70,7 @@ def __getattr__(name: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Encode audio files into COALA embeddings (one float32 .npy of shape (n_chunks, 1152) per "
                     "file) or the paper's 120-d MFCC baseline. Files whose output exists are skipped; files "
                     f"that fail are listed in {FAILURES_FILE} and the run goes on (exit status 1).")

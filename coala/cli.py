@@ -7,13 +7,15 @@ Any other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tqdm import tqdm
 
@@ -80,6 +82,43 @@ def entry_point(main: Callable[..., int]) -> Callable[..., int]:
             return EXIT_INTERRUPTED
 
     return run
+
+
+def user_path(text: str) -> Path:
+    """A path from the command line. ``''`` would silently mean the working folder (``Path('')`` is
+    ``Path('.')``), and a NUL byte names no file at all: both are refused where they enter."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (name a file or folder; '.' is the working folder)")
+    if "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} holds a NUL byte, which no path can")
+    return Path(text)
+
+
+def finite_float(text: str) -> float:
+    """A number from the command line: ``nan`` and ``inf`` parse as floats but pass no range check
+    (``nan <= 0`` is false), so they are refused where they enter."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Every script's parser. Each ``type=Path`` argument is read by ``user_path`` and each ``type=float``
+    by ``finite_float`` (argparse's type registry, shared by argument groups and subcommands), and a
+    command line that cannot be parsed is a ``UsageError``: one ``error:`` line naming the flag, exit
+    status 2 (``entry_point``), not argparse's usage block."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("type", Path, user_path)
+        self.register("type", float, finite_float)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def require_file(path: Path | None, option: str) -> None:

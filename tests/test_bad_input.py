@@ -324,3 +324,58 @@ def test_training_with_such_tags_saves_every_state_even_when_a_picture_fails(tmp
     assert torch.load(tmp_path / "saved_models" / "x" / "training_state.pt", weights_only=True)["epoch"] == 2
     assert (tmp_path / "runs" / "x" / "examples_epoch_1.png").is_file()
     assert (tmp_path / "runs" / "x" / "loss_curves.png").is_file()
+
+
+# --- 6. paths and numbers ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--features", "mfcc", "--input", "IN", "--output", ""], "--output: an empty path"),
+    (["--features", "mfcc", "--input", "", "--output", "OUT"], "--input: an empty path"),
+    (["--features", "mfcc", "--input", "IN", "--output", "OUT", "--layout", "shards", "--shard-mb", "nan"],
+     "--shard-mb: 'nan' is not a finite number"),
+    (["--features", "mfcc", "--input", "IN", "--output", "OUT", "--shard-mb=-inf"], "--shard-mb: '-inf' is not a finite"),
+    (["--features", "mfcc", "--input", "IN", "--output", "OUT", "--shard-mb", "many"], "--shard-mb: 'many' is not a number"),
+    (["--features", "mfcc", "--input", "IN", "--output", "OUT\0x"], "--output: 'OUT\\x00x' holds a NUL byte"),
+    (["--features", "mfcc", "--input", "IN", "--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_encode_checks_each_path_and_number_where_it_enters(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch,
+                                                            argv: list[str], flag: str) -> None:
+    import encode
+    monkeypatch.chdir(tmp_path)
+    _tone(tmp_path / "IN")
+    assert encode.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: argument ") or err.startswith("error: unrecognized")
+    assert flag in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["IN"]  # nothing written into the working folder
+
+
+@pytest.mark.parametrize("flag, value", [("--out-dir", ""), ("--json-dir", " "), ("--max-fraction", "nan"),
+                                         ("--val-fraction", "inf")])
+def test_create_dataset_checks_its_paths_and_numbers(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch,
+                                                     flag: str, value: str) -> None:
+    import create_dataset
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "tags.csv").write_text("id,tags\n1,rock\n")
+    assert create_dataset.main(["--audio-dir", "audio", "--tags-csv", "tags.csv", "--name", "x", flag, value]) == 2
+    assert f"error: argument {flag}: " in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio", "tags.csv"]
+
+
+@pytest.mark.parametrize("key", ["checkpoint_dir", "log_dir", "train_dataset_file", "id2tag_file"])
+def test_an_empty_path_in_a_training_config_is_refused(tmp_path: Path, key: str) -> None:
+    from coala.core.errors import ConfigError
+    from coala.train.config import parse_config
+    from tiny_release import paper_config
+    with pytest.raises(ConfigError, match=f"key '{key}' must be a non-empty path, got \"\""):
+        parse_config(paper_config(tmp_path, "x", **{key: ""}))
+
+
+def test_an_empty_asset_root_is_an_error_not_the_working_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coala import assets
+    from coala.core.errors import UsageError
+    for value in ("", "  "):
+        monkeypatch.setenv("COALA_HOME", value)
+        with pytest.raises(UsageError, match="COALA_HOME is set but empty"):
+            assets.default_path(assets.SCALER)
