@@ -379,3 +379,38 @@ def test_an_empty_asset_root_is_an_error_not_the_working_folder(monkeypatch: pyt
         monkeypatch.setenv("COALA_HOME", value)
         with pytest.raises(UsageError, match="COALA_HOME is set but empty"):
             assets.default_path(assets.SCALER)
+
+
+# --- 7. offline and limited machines ----------------------------------------------------------------------
+
+def _run_limited(code: str, cwd: Path, file_bytes: int) -> "subprocess.CompletedProcess":
+    """``code`` in a fresh Python whose files may not grow past ``file_bytes`` (``ulimit -f``)."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, preexec_fn=limit, capture_output=True, text=True,
+                          env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+
+
+def test_a_write_past_the_file_size_limit_names_its_file_and_leaves_the_old_one(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("old\n")
+    result = _run_limited("from coala.atomic import atomic_write_text\n"
+                          f"atomic_write_text({str(target)!r}, 'x' * 100_000)", tmp_path, 10_000)
+    assert f"OSError: [Errno 27] write failed (File too large); nothing was written: '{target}'" in result.stderr
+    assert target.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_a_script_that_fills_its_limit_says_so_in_one_line(tmp_path: Path) -> None:
+    _tone(tmp_path / "a.wav")
+    result = _run_limited("import sys, encode\nsys.exit(encode.main(['--features', 'mfcc', '--input', 'a.wav', "
+                          "'--output', 'out', '--quiet', '--layout', 'shards']))", tmp_path, 300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: out/shard-")
+    # np.save's buffered C write dropped this error: a truncated shard had counted as written
+    assert result.stderr.splitlines()[-1].endswith(": write failed (short write: the file system kept 300 of 608 "
+                                                   "bytes (a full disk or a file-size limit)); nothing was written")
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith("shard-")]
