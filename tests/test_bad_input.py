@@ -146,9 +146,9 @@ def test_a_npy_declaring_a_billion_rows_is_refused_before_allocating(tmp_path: P
 
 def test_a_cached_patch_declaring_more_than_it_holds_is_one_line(tmp_path: Path) -> None:
     from coala.data import builder
-    _npy_declaring(builder.cache_file(tmp_path, 7), (10**9, 96), 96)
+    _npy_declaring(tmp_path / "7.npy", (10**9, 96), 96)
     with pytest.raises(DatasetError, match="7.npy: unreadable cached patch .*header declares"):
-        builder.load_patches(tmp_path, [7])
+        builder.load_patches([tmp_path / "7.npy"])
 
 
 def test_a_declared_sample_rate_outside_the_usable_range_is_a_reason_not_an_allocation(tmp_path: Path) -> None:
@@ -414,3 +414,57 @@ def test_a_script_that_fills_its_limit_says_so_in_one_line(tmp_path: Path) -> No
     assert result.stderr.splitlines()[-1].endswith(": write failed (short write: the file system kept 300 of 608 "
                                                    "bytes (a full disk or a file-size limit)); nothing was written")
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith("shard-")]
+
+
+# --- 8. caches and names ----------------------------------------------------------------------------------
+
+def test_audio_replaced_by_an_older_file_is_computed_again(tmp_path: Path) -> None:
+    import os
+    import soundfile as sf
+    from coala.data import builder
+    audio, cache = tmp_path / "7.wav", tmp_path / "cache"
+    _tone(audio)
+    assert builder.compute_patches({7: audio}, cache, workers=1, progress=False) == []
+    first = builder.load_patches([builder.cache_file(cache, 7, audio)])
+    size, inode = audio.stat().st_size, audio.stat().st_ino
+    sf.write(audio, sf.read(audio, dtype="float32")[0] * 0.5, 22000, subtype="PCM_16")  # rewritten in place
+    os.utime(audio, ns=(10**9, 10**9))  # and dated 1970, as `cp -p` or an unpacked archive leaves it
+    assert (audio.stat().st_size, audio.stat().st_ino) == (size, inode)
+    assert builder.compute_patches({7: audio}, cache, workers=1, progress=False) == []
+    again = builder.load_patches([builder.cache_file(cache, 7, audio)])
+    assert not np.array_equal(first, again)
+    assert len(list(cache.glob("7.*npy"))) == 1  # the stale entry is gone
+
+
+def test_the_value_check_memo_follows_a_replaced_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    path = write_release_file(tmp_path / "train.h5", 200, n_tags=5)  # 7 MB: the fingerprint samples 1 MB
+    checks.check_values(path)
+    stamp = path.stat().st_mtime_ns
+    with h5py.File(path, "a") as f:  # one value in the middle: the sampled blocks may miss it
+        f["dataset/data"][4, 50, 50] = np.nan
+    os.utime(path, ns=(stamp, stamp))  # and the date set back
+    with pytest.raises(DatasetError, match="patch 4 .*holds nan"):
+        checks.check_values(path)
+
+
+def test_hidden_names_are_skipped_by_every_folder_reader(tmp_path: Path) -> None:
+    from coala.data.builder import find_audio_files
+    from coala.encode.jobs import plan_inputs
+    from coala.encode.shards import EmbeddingFolder
+    from coala.evaluation.datasets import AudioPart
+    from coala.evaluation.task import stems_on_disk
+    for name in ("12.wav", "._12.wav", ".hidden/13.wav", "sub/14.wav", "sub/.DS_Store.wav"):
+        (tmp_path / "audio" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "audio" / name).write_bytes(b"")
+    for name in ("a.npy", ".b.npy", ".cache/c.npy", "sub/d.npy"):
+        (tmp_path / "emb" / name).parent.mkdir(parents=True, exist_ok=True)
+        np.save(tmp_path / "emb" / name, np.ones(3, np.float32))
+    audio = tmp_path / "audio"
+    assert sorted(find_audio_files(audio)) == [12, 14]
+    assert [job.source.relative_to(audio).as_posix() for job in plan_inputs([audio], tmp_path / "out")] == ["12.wav", "sub/14.wav"]
+    assert [p.relative_to(audio).as_posix() for p in AudioPart("x", audio, "*/*").files()] == ["sub/14.wav"]
+    assert stems_on_disk([audio], ".wav") == {"12"}
+    assert sorted(EmbeddingFolder(tmp_path / "emb")) == ["a", "sub/d"]
+    # a hidden file named directly is read
+    assert [job.source.name for job in plan_inputs([audio / "._12.wav"], tmp_path / "out")] == ["._12.wav"]

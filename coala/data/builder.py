@@ -41,6 +41,7 @@ from coala.data.tags import build_vocabulary, preprocess_tags
 from coala.device import MAX_WORKERS
 from coala.distributed import Runtime, agree, balanced_shares, file_weight, from_main, gather, on_main, round_robin
 from coala.core.errors import AudioError, DatasetError
+from coala.files import file_identity, visible_files
 from coala.jsonfile import json_text, read_json
 from coala.npyfile import read_npy
 
@@ -236,12 +237,9 @@ def read_exclude_ids(path: Path) -> set[int]:
 
 
 def find_audio_files(audio_dir: Path) -> dict[int, list[Path]]:
-    """Every ``<id>.<ext>`` file under ``audio_dir`` (recursively; hidden files and folders ignored)."""
+    """Every ``<id>.<ext>`` file under ``audio_dir`` (recursively; hidden names skipped, ``coala.files``)."""
     found: dict[int, list[Path]] = {}
-    for path in sorted(audio_dir.rglob("*")):
-        relative = path.relative_to(audio_dir).parts
-        if any(part.startswith(".") for part in relative) or not path.is_file():
-            continue
+    for path in visible_files(audio_dir):
         clip_id = _parse_id(path.stem)
         if clip_id is not None:
             found.setdefault(clip_id, []).append(path)
@@ -261,14 +259,25 @@ def clip_patch(path: Path) -> np.ndarray:
     return max_energy_patch(log_mel(pad_short_clip(y)))
 
 
-def cache_file(cache_dir: Path, clip_id: int) -> Path:
-    return cache_dir / f"{clip_id}.npy"
+def cache_file(cache_dir: Path, clip_id: int, audio: Path) -> Path:
+    """Where the patch of ``audio`` as it is now is cached: ``<id>.<file_identity>.npy``, so a replaced
+    audio file (even one with an older date) names another entry and is computed again."""
+    return cache_dir / f"{clip_id}.{file_identity(audio)}.npy"
 
 
 def is_cached(cache_dir: Path, clip_id: int, audio: Path) -> bool:
-    """A cached patch counts only if written after the audio file last changed."""
-    cached = cache_file(cache_dir, clip_id)
-    return cached.is_file() and cached.stat().st_mtime_ns >= audio.stat().st_mtime_ns
+    try:
+        return cache_file(cache_dir, clip_id, audio).is_file()
+    except OSError:  # gone since it was listed: computing it reports why
+        return False
+
+
+def _drop_stale(cache_dir: Path, clip_id: int, current: Path) -> None:
+    """Remove the clip's entries for earlier versions of its audio (and of builds before identities,
+    named ``<id>.npy``), so the cache holds one patch per clip."""
+    for old in cache_dir.glob(f"{clip_id}.*npy"):
+        if old != current:
+            old.unlink(missing_ok=True)
 
 
 def _classify(clip_id: int, path: Path, exc: AudioError) -> Skipped:
@@ -287,12 +296,14 @@ def _cache_one(job: tuple[int, Path, Path]) -> tuple[int, Skipped | None]:
     """Worker: compute and cache one clip's patch; a bad clip comes back as its :class:`Skipped` entry."""
     clip_id, audio, cache_dir = job
     try:
+        cached = cache_file(cache_dir, clip_id, audio)  # the identity read before the contents
         patch = clip_patch(audio)
     except AudioError as exc:
         return clip_id, _classify(clip_id, audio, exc)
     except Exception as exc:  # a decoder bug on one odd file must not end a build of thousands
         return clip_id, Skipped(UNDECODABLE, id=clip_id, file=str(audio), detail=f"{type(exc).__name__}: {exc}")
-    atomic_write(cache_file(cache_dir, clip_id), lambda f: np.save(f, patch.astype(np.float32)))
+    atomic_write(cached, lambda f: np.save(f, patch.astype(np.float32)))
+    _drop_stale(cache_dir, clip_id, cached)
     return clip_id, None
 
 
@@ -336,11 +347,10 @@ def compute_patches(clips: dict[int, Path], cache_dir: Path, workers: int, progr
     return sorted(failures, key=lambda skipped: skipped.id)  # in id order, not in the order workers finished
 
 
-def load_patches(cache_dir: Path, ids: Sequence[int]) -> np.ndarray:
-    """Cached patches ``(len(ids), 96, 96)`` float32, in the order of ``ids``."""
-    patches = np.empty((len(ids), *PATCH_SHAPE), dtype=np.float32)
-    for i, clip_id in enumerate(ids):
-        path = cache_file(cache_dir, clip_id)
+def load_patches(files: Sequence[Path]) -> np.ndarray:
+    """Cached patches ``(len(files), 96, 96)`` float32, in the order of ``files`` (``cache_file``)."""
+    patches = np.empty((len(files), *PATCH_SHAPE), dtype=np.float32)
+    for i, path in enumerate(files):
         try:
             patches[i] = read_npy(path)
         except (OSError, ValueError, EOFError) as exc:
@@ -348,9 +358,9 @@ def load_patches(cache_dir: Path, ids: Sequence[int]) -> np.ndarray:
     return patches
 
 
-def _blocks(ids: Sequence[int]) -> Iterator[tuple[int, Sequence[int]]]:
-    for start in range(0, len(ids), BLOCK):
-        yield start, ids[start : start + BLOCK]
+def _blocks(files: Sequence[Path]) -> Iterator[tuple[int, Sequence[Path]]]:
+    for start in range(0, len(files), BLOCK):
+        yield start, files[start : start + BLOCK]
 
 
 # --- vocabulary, split, scaler, files ----------------------------------------------------------------
@@ -378,22 +388,22 @@ def split_train_validation(labels: np.ndarray, val_fraction: float, seed: int) -
     return np.sort(train), np.sort(val)
 
 
-def fit_scaler(cache_dir: Path, ids: Sequence[int]) -> MinMaxScaler:
+def fit_scaler(files: Sequence[Path]) -> MinMaxScaler:
     """MinMax over the training patches (mel rows as samples, frames as features), read block by block.
 
     The per-feature extremes of all rows are the extremes of the blocks' extremes, so fitting on those two
     rows gives the same scaler as fitting on every patch at once, without holding them all in memory.
     """
     lows, highs = [], []
-    for _, block in _blocks(ids):
-        rows = load_patches(cache_dir, block).reshape(-1, PATCH_SHAPE[1])
+    for _, block in _blocks(files):
+        rows = load_patches(block).reshape(-1, PATCH_SHAPE[1])
         lows.append(rows.min(axis=0))
         highs.append(rows.max(axis=0))
     extremes = np.stack([np.min(lows, axis=0), np.max(highs, axis=0)])
-    return replace(MinMaxScaler.fit(extremes), n_samples_seen=len(ids) * PATCH_SHAPE[0])
+    return replace(MinMaxScaler.fit(extremes), n_samples_seen=len(files) * PATCH_SHAPE[0])
 
 
-def write_hdf5(path: Path, ids: Sequence[int], labels: np.ndarray, cache_dir: Path, scaler: MinMaxScaler,
+def write_hdf5(path: Path, ids: Sequence[int], labels: np.ndarray, files: Sequence[Path], scaler: MinMaxScaler,
                vocabulary: Sequence[str]) -> None:
     """The release layout: group ``dataset`` with ``id`` (N,1) int32, scaled ``data`` (N,96,96) float32,
     ``label`` (N,n_tags) int16, and the scaler and vocabulary that made them as attributes of the group
@@ -405,8 +415,8 @@ def write_hdf5(path: Path, ids: Sequence[int], labels: np.ndarray, cache_dir: Pa
         group.create_dataset("id", data=np.asarray(ids, dtype=np.int32).reshape(-1, 1))
         data = group.create_dataset("data", shape=(len(ids), *PATCH_SHAPE), dtype=np.float32)
         group.create_dataset("label", data=labels.astype(np.int16))
-        for start, block in _blocks(ids):
-            data[start : start + len(block)] = scaler.transform(load_patches(cache_dir, block))
+        for start, block in _blocks(files):
+            data[start : start + len(block)] = scaler.transform(load_patches(block))
 
 
 def _write_json(path: Path, value: object) -> None:
@@ -520,7 +530,8 @@ def _finish(options: BuildOptions, inputs: _Inputs, bad: list[Skipped]) -> dict:
     labels = multi_hot((clip_tags[c] for c in ids), vocabulary)
     train_rows, val_rows = split_train_validation(labels, options.val_fraction, options.seed)
     train_ids, val_ids = [ids[i] for i in train_rows], [ids[i] for i in val_rows]
-    scaler = fit_scaler(options.cache_dir, train_ids)
+    cached = {clip_id: cache_file(options.cache_dir, clip_id, inputs.clips[clip_id]) for clip_id in ids}
+    scaler = fit_scaler([cached[c] for c in train_ids])
 
     report = _report(options, n_rows, vocabulary, train_ids, val_ids, skipped, without_row)
     # The five files replace an earlier build's together or not at all: a training run must never
@@ -528,8 +539,8 @@ def _finish(options: BuildOptions, inputs: _Inputs, bad: list[Skipped]) -> dict:
     outputs = [options.train_file, options.validation_file, options.vocabulary_file, options.scaler_file,
                options.report_file]
     with atomic_paths(outputs, options.commit_journal) as (train_tmp, val_tmp, vocabulary_tmp, scaler_tmp, report_tmp):
-        write_hdf5(train_tmp, train_ids, labels[train_rows], options.cache_dir, scaler, vocabulary)
-        write_hdf5(val_tmp, val_ids, labels[val_rows], options.cache_dir, scaler, vocabulary)
+        write_hdf5(train_tmp, train_ids, labels[train_rows], [cached[c] for c in train_ids], scaler, vocabulary)
+        write_hdf5(val_tmp, val_ids, labels[val_rows], [cached[c] for c in val_ids], scaler, vocabulary)
         _write_json(vocabulary_tmp, {str(i): word for i, word in enumerate(vocabulary)})
         save_scaler(scaler, scaler_tmp)
         _write_json(report_tmp, report)

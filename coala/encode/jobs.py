@@ -12,6 +12,7 @@ from coala.core.errors import UsageError
 from coala.core.frontend import AUDIO_SUFFIXES
 from coala.encode.failures import FAILURES_FILE
 from coala.evaluation.datasets import DOWNSTREAM
+from coala.files import visible_files
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,14 @@ def embedding_name(checkpoint: str | Path) -> str:
 def plan_inputs(inputs: Sequence[Path], output_dir: Path) -> list[FileJob]:
     """Jobs for files and folders named on the command line; folders are searched recursively.
 
-    A folder's audio files keep their subfolders under ``output_dir``; a file named directly goes to
-    ``output_dir/<stem>.npy``. Raises ``UsageError`` for a path that does not exist.
+    A folder's audio files keep their subfolders under ``output_dir`` (hidden names skipped,
+    ``coala.files``); a file named directly goes to ``output_dir/<stem>.npy``, whatever its name. Raises
+    ``UsageError`` for a path that does not exist.
     """
     tasks = []
     for given in inputs:
         if given.is_dir():
-            files = sorted(p for p in given.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            files = [p for p in visible_files(given) if p.suffix.lower() in AUDIO_SUFFIXES]
             tasks += [FileJob(p, output_dir / p.relative_to(given).with_suffix(".npy")) for p in files]
         elif given.is_file():
             tasks.append(FileJob(given, output_dir / f"{given.stem}.npy"))

@@ -33,6 +33,7 @@ import numpy as np
 
 from coala.atomic import atomic_write, atomic_write_text
 from coala.core.errors import EmbeddingsError
+from coala.files import visible_files
 from coala.jsonfile import read_json
 from coala.npyfile import read_npy
 
@@ -99,11 +100,9 @@ class EmbeddingFolder(Mapping[str, np.ndarray]):
 
     @cached_property
     def _files(self) -> list[str]:
-        """Clips with a ``.npy`` of their own (hidden files, i.e. temporaries, and shard arrays aside)."""
-        if not self.folder.is_dir():
-            return []
-        return sorted(clip_name(p, self.folder) for p in self.folder.rglob("*.npy")
-                      if not p.name.startswith(".") and not (p.parent == self.folder and _SHARD_NAME.match(p.name)))
+        """Clips with a ``.npy`` of their own (hidden names, temporaries among them, and shard arrays aside)."""
+        return [clip_name(p, self.folder) for p in visible_files(self.folder, "**/*.npy")
+                if not (p.parent == self.folder and _SHARD_NAME.match(p.name))]
 
     def _file(self, clip: str) -> Path:
         return self.folder / f"{clip}.npy"

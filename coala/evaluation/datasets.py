@@ -26,6 +26,7 @@ from coala import assets
 from coala.core.frontend import AUDIO_SUFFIXES
 from coala.core.errors import DataAbsentError, DownstreamError
 from coala.evaluation.task import Task, clips_on_disk, embedding_names, stems_on_disk
+from coala.files import visible_files
 from coala.jsonfile import read_json
 from coala.text import read_text
 
@@ -69,9 +70,7 @@ class AudioPart:
         one is reported by the run that reads it instead of silently dropped."""
         if self.listed is not None:
             return [self.audio_dir / name for name in self.listed]
-        if not self.audio_dir.is_dir():
-            return []
-        return sorted(p for p in self.audio_dir.glob(self.pattern) if p.suffix.lower() in AUDIO_SUFFIXES)
+        return [p for p in visible_files(self.audio_dir, self.pattern) if p.suffix.lower() in AUDIO_SUFFIXES]
 
     def output_dir(self, embeddings_dir: Path, name: str) -> Path:
         return embeddings_dir / self.key / name

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from coala.encode.shards import EmbeddingFolder
+from coala.files import visible_files
 from coala.core.errors import DownstreamError
 
 
@@ -62,7 +63,7 @@ def embedding_names(embeddings_dir: Path, subdir: str) -> set[str]:
 
 
 def stems_on_disk(folders: list[Path], suffix: str) -> set[str]:
-    return {p.stem for folder in folders if folder.is_dir() for p in folder.glob(f"*{suffix}")}
+    return {p.stem for folder in folders for p in visible_files(folder, f"*{suffix}")}
 
 
 def clips_on_disk(folders: list[Path]) -> set[str]:
