@@ -11,6 +11,7 @@ import argparse
 import functools
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -63,8 +64,20 @@ def setup_logging(level: int = logging.INFO) -> None:
     log.setLevel(level)
 
 
+def _echoes_rank_0() -> bool:
+    """Whether this process is one of torchrun's others (``RANK`` > 0 of ``WORLD_SIZE`` > 1). Every process
+    of a job gets the same arguments and data (``coala.distributed.agree`` refuses otherwise), so a user's
+    mistake stops each of them alike, and rank 0's line is the one that needs saying."""
+    return int(os.environ.get("WORLD_SIZE") or 1) > 1 and os.environ.get("RANK", "0") != "0"
+
+
 def entry_point(main: Callable[..., int]) -> Callable[..., int]:
-    """Wrap a script's ``main(argv) -> exit status``: logging set up, a user's error as one line, status 2."""
+    """Wrap a script's ``main(argv) -> exit status``: logging set up, a user's error as one line, status 2.
+
+    Under torchrun the line is printed by rank 0 alone (``_echoes_rank_0``), not once per process; the
+    others exit with the same status. An ``OSError`` is printed by every process that meets it: a full
+    disk or an unwritable folder may be one node's.
+    """
 
     @functools.wraps(main)
     def run(*args: Any, **kwargs: Any) -> int:
@@ -72,7 +85,7 @@ def entry_point(main: Callable[..., int]) -> Callable[..., int]:
         try:
             return main(*args, **kwargs)
         except CoalaError as exc:
-            log.error(str(exc))
+            log.log(logging.DEBUG if _echoes_rank_0() else logging.ERROR, str(exc))
             return EXIT_UNUSABLE
         except OSError as exc:  # a folder that cannot be written, a full disk: the environment, not a bug
             log.error(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))

@@ -468,3 +468,38 @@ def test_hidden_names_are_skipped_by_every_folder_reader(tmp_path: Path) -> None
     assert sorted(EmbeddingFolder(tmp_path / "emb")) == ["a", "sub/d"]
     # a hidden file named directly is read
     assert [job.source.name for job in plan_inputs([audio / "._12.wav"], tmp_path / "out")] == ["._12.wav"]
+
+
+# --- 9. notebook and processes ----------------------------------------------------------------------------
+
+def test_embedding_with_a_model_in_train_mode_changes_no_statistic_and_gives_eval_outputs(tmp_path: Path) -> None:
+    import torch
+    from coala.core.frontend import MinMaxScaler
+    from coala.core.model import AudioEncoder
+    from coala.encode.api import extract_audio_embedding, extract_audio_embedding_chunks
+    torch.manual_seed(0)
+    model = AudioEncoder()
+    audio = _tone(tmp_path / "a.wav", seconds=5.0)
+    scaler = MinMaxScaler.fit(np.random.default_rng(0).normal(-5, 2, (4, 96, 96)))
+    expected = [f(model.eval(), audio, scaler=scaler) for f in (extract_audio_embedding_chunks, extract_audio_embedding)]
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    got = [f(model, audio, scaler=scaler) for f in (extract_audio_embedding_chunks, extract_audio_embedding)]
+    assert model.training
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0, msg=key)  # BatchNorm statistics untouched
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e, rtol=0, atol=0)
+
+
+def test_a_torchrun_job_prints_a_users_error_once(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(root / "encode.py"), "--features", "mfcc", "--input", "no_such_folder", "--output", "out"],
+                            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            timeout=240)
+    assert result.returncode != 0
+    assert result.stderr.count("error: no_such_folder: no such file or folder") == 1, result.stderr[-3000:]
