@@ -1,11 +1,12 @@
 # `make test`: create .venv when missing, install the pinned requirements and the package (editable), run the tests.
+# `make test-fast`: the same without the tests marked slow (pytest.ini), for a quick check while editing.
 # `make demo`: the whole pipeline on a generated corpus (see README).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: test demo demo-analysis
+.PHONY: test test-fast demo demo-analysis
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +17,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 # ---- make demo: the paper's pipeline end to end on a generated corpus (docs/demo.md) ------------
 # Each step is a file target, so a rerun reuses what is done (delete demo/ and the *demo* outputs to
@@ -61,4 +65,4 @@ demo: $(STAMP) $(DEMO_UNTRAINED)
 demo-analysis:
 	$(PY) analyse.py descriptors --quiet --audio-dir $(DEMO_DATA)/corpus/audio --dataset $(DEMO_VAL) --out $(DEMO_ANALYSIS)/descriptors.json
 	$(PY) analyse.py cca --svd-keep 0.99 --model $(DEMO_CKPT) untrained=$(DEMO_DATA)/untrained/audio_encoder_epoch_0.pt --dataset $(DEMO_VAL) --descriptors $(DEMO_ANALYSIS)/descriptors.json --out $(DEMO_ANALYSIS)
-	$(PY) analyse.py maps --model $(DEMO_CKPT) --dataset $(DEMO_VAL) --id2tag $(DEMO_ID2TAG) --out $(DEMO_ANALYSIS)
+	$(PY) analyse.py maps --model $(DEMO_CKPT) --dataset $(DEMO_VAL) --out $(DEMO_ANALYSIS)

@@ -8,7 +8,9 @@ scaler (kept as json/scaler_top_1000.pkl and converted to json/scaler_top_1000.j
 is the asset root (this project folder, or $COALA_HOME; docs/assets.md). Interrupted downloads resume
 from their .part file on the next run; files are checked (the git blob id the paper's repository
 records for each, sha256, strict checkpoint load) before they are put in place; files already in place
-and intact are not fetched again. No file may exceed 64 MiB, and the run stops at its deadline.
+and intact are not fetched again. No file may exceed 64 MiB, and the run stops at its deadline. Each
+model folder then gets its record, config.json and model.safetensors (docs/model-folder.md), made from
+the checked files and rewritten only when they change.
 """
 from __future__ import annotations
 
@@ -53,12 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"--deadline must be a finite number of seconds >= 0, got {args.deadline}")
     root = args.root or asset_root()
     report = fetch_all(PAPER_ASSETS, args.base_url, root, show_progress=not args.quiet, deadline_s=args.deadline)
-    for status, names in (("fetched", report.fetched), ("already there", report.present)):
+    for status, names in (("fetched", report.fetched), ("already there", report.present),
+                          ("model record written", report.records)):
         for name in names:
             log.info(f"{status}: {root / name}")
     for line in report.errors:
         log.error(line)
-    log.info(f"{len(PAPER_ASSETS) - len(report.errors)} of {len(PAPER_ASSETS)} assets in place in {root}")
+    log.info(f"{len(report.fetched) + len(report.present)} of {len(PAPER_ASSETS)} assets in place in {root}")
     return EXIT_FAILURES if report.errors else EXIT_OK
 
 

@@ -8,9 +8,12 @@ so a server or mirror cannot install other weights of the right shapes.
 Each file is streamed into ``<file>.part``; an interrupted download is resumed from there with an
 HTTP ``Range`` request, and the file is put in place (``coala.atomic``) only after its checks pass: its
 pins, then a strict load into its model class for checkpoints. The scaler pickle is then converted to
-the project's JSON format. A file may not exceed ``MAX_FILE_BYTES`` and the whole run ends by its
-deadline (``DEADLINE_S``), so a server that streams without end or trickles bytes cannot fill the disk
-or hang the command. Only the standard library's urllib is used.
+the project's JSON format, and each of the paper's model folders gets the record every tool reads
+(``config.json`` and ``model.safetensors``, docs/model-folder.md), made from the files that passed
+their pins: a folder trained by this project and one fetched from the paper are read alike. A file may
+not exceed ``MAX_FILE_BYTES`` and the whole run ends by its deadline (``DEADLINE_S``), so a server that
+streams without end or trickles bytes cannot fill the disk or hang the command. Only the standard
+library's urllib is used.
 """
 from __future__ import annotations
 
@@ -27,9 +30,13 @@ from coala import assets
 from coala.atomic import atomic_path
 from coala.audio.scaler import load_scaler, save_scaler
 from coala.cli import progress_bar
-from coala.core.errors import AssetError, CheckpointError, ScalerError
-from coala.models.checkpoints import load_checkpoint
-from coala.models.registry import NETWORKS
+from coala.core.errors import AssetError, CheckpointError, CoalaError, ScalerError
+from coala.core.model import ModelDims
+from coala.data.tags import load_id2tag
+from coala.models.checkpoints import load_checkpoint, read_state_dict
+from coala.models.record import (PAPER_ROWS, ModelRecord, State, check_vocabulary_fits, read_record, read_weights,
+                                 write_model_folder)
+from coala.models.registry import NETWORKS, vocabulary_size
 
 PAPER_COMMIT = "b791ad6bb5c4f7b8f8f8fa8e0c5bd5b89b0ecbc3"
 PAPER_BASE_URL = f"https://raw.githubusercontent.com/xavierfav/coala/{PAPER_COMMIT}"
@@ -255,18 +262,95 @@ def fetch(asset: Asset, base_url: str, root: Path, show_progress: bool = True, m
 
 @dataclass
 class FetchReport:
-    """What ``fetch_all`` did: assets downloaded, assets already in place, and one line per failure."""
+    """What ``fetch_all`` did: assets downloaded, assets already in place, model folders whose record it
+    wrote, and one line per failure."""
 
     fetched: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
+    records: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+
+def paper_models() -> dict[str, tuple[int, dict[str, str]]]:
+    """The paper's model folders, from ``assets.PRETRAINED``: experiment -> (epoch, {part: network})."""
+    folders: dict[str, tuple[int, dict[str, str]]] = {}
+    for (experiment, part, epoch), network in assets.PRETRAINED.items():
+        folders.setdefault(experiment, (epoch, {}))[1][part] = network
+    return folders
+
+
+def _pins(asset: Asset) -> dict[str, str]:
+    return {name: value for name, value in (("git_blob", asset.git_blob), ("sha256", asset.sha256)) if value}
+
+
+def paper_record(root: Path, experiment: str, epoch: int, checkpoints: dict[str, Asset], vocabulary: Asset,
+                 scaler: Asset) -> tuple[ModelRecord, dict[str, State]]:
+    """The record and weights of one of the paper's folders, from its installed and checked files.
+
+    The vocabulary width comes from the checkpoints, the other sizes are the paper's (the strict load of
+    ``check`` held them to the paper's classes). The record names the pins each file passed; it gives the
+    paper's table row only when the checkpoints' pins are the published blob ids, the rule by which
+    ``coala.models.loading`` tells a bare checkpoint, so a mirror's or a test's other weights are never
+    reported as the paper's model.
+    """
+    states = {part: read_state_dict(root / asset.local) for part, asset in checkpoints.items()}
+    n_tags = next(n for n in map(vocabulary_size, states.values()) if n is not None)
+    id2tag = load_id2tag(root / vocabulary.local)
+    check_vocabulary_fits(id2tag, n_tags, root / vocabulary.local)
+    published = all(asset.git_blob == PAPER_CHECKPOINT_BLOBS.get((experiment, part, epoch))
+                     for part, asset in checkpoints.items())
+    kind = "cnn" if any(a.kind == "cnn" for a in checkpoints.values()) else "dual_ae"
+    record = ModelRecord(
+        kind=kind, dims=ModelDims(n_tags=n_tags), parts=list(states), epoch=epoch,
+        scaler=load_scaler(root / scaler.local), vocabulary=[id2tag[i] for i in range(n_tags)],
+        origin="paper" if published else "fetched",
+        paper_row=PAPER_ROWS[experiment] if published else None,
+        extra={"fetched": {a.local: _pins(a) for a in (*checkpoints.values(), vocabulary, scaler)}})
+    return record, states
+
+
+def _holds(folder: Path, pins: dict[str, dict[str, str]]) -> bool:
+    """Whether ``folder`` holds a readable record made from files of these ``pins``, with intact weights
+    (a record or weights file damaged in any way is written again, so every error means no)."""
+    try:
+        record = read_record(folder)
+        if record is None or record.extra.get("fetched") != pins:
+            return False
+        read_weights(folder, record)
+    except CoalaError:
+        return False
+    return True
+
+
+def record_paper_models(wanted: tuple[Asset, ...], root: Path, report: FetchReport) -> None:
+    """The record of each paper folder whose checkpoints, vocabulary and scaler are all among ``wanted``,
+    pinned, and in place and checked in this run; written when missing, damaged, or made from files of
+    other pins (the pins are content hashes: equal pins, equal inputs), else left as it is."""
+    checked = {a.local: a for a in wanted if a.local in {*report.fetched, *report.present} and _pins(a)}
+    vocabulary = checked.get(assets.ID2TAG.as_posix())
+    scaler = next((a for a in checked.values() if a.kind == "scaler" and a.converted == assets.SCALER.as_posix()), None)
+    for experiment, (epoch, networks) in paper_models().items():
+        checkpoints = {part: checked.get(assets.checkpoint_file(experiment, part, epoch).as_posix())
+                       for part in networks}
+        if vocabulary is None or scaler is None or any(a is None or a.kind != networks[part]
+                                                       for part, a in checkpoints.items()):
+            continue
+        folder = root / assets.CHECKPOINT_DIR / experiment
+        if _holds(folder, {a.local: _pins(a) for a in (*checkpoints.values(), vocabulary, scaler)}):
+            continue
+        try:
+            write_model_folder(folder, *paper_record(root, experiment, epoch, checkpoints, vocabulary, scaler))
+        except CoalaError as exc:
+            report.errors.append(f"{exc}; no model record written in {folder}")
+        else:
+            report.records.append((assets.CHECKPOINT_DIR / experiment).as_posix())
 
 
 def fetch_all(wanted: tuple[Asset, ...] = PAPER_ASSETS, base_url: str = PAPER_BASE_URL, root: Path | None = None,
               show_progress: bool = True, max_bytes: int = MAX_FILE_BYTES,
               deadline_s: float = DEADLINE_S) -> FetchReport:
     """Fetch every asset into ``root`` (default: the asset root), going on past failures, all within
-    ``deadline_s`` seconds and none larger than ``max_bytes``."""
+    ``deadline_s`` seconds and none larger than ``max_bytes``; then the paper's model folders' records."""
     root = assets.asset_root() if root is None else root
     deadline = Deadline.after(deadline_s)
     report = FetchReport()
@@ -276,4 +360,5 @@ def fetch_all(wanted: tuple[Asset, ...] = PAPER_ASSETS, base_url: str = PAPER_BA
             (report.fetched if fetched else report.present).append(asset.local)
         except AssetError as exc:
             report.errors.append(str(exc))
+    record_paper_models(wanted, root, report)
     return report

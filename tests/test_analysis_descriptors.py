@@ -75,6 +75,7 @@ def clips(tmp_path_factory) -> dict[int, Path]:
     return _write_clips(tmp_path_factory.mktemp("analysis_audio"))
 
 
+@pytest.mark.slow
 def test_descriptors_follow_the_papers_recipe(clips):
     for clip_id, path in clips.items():
         ours, paper = descriptors.file_descriptors(path), _paper_recipe(path)

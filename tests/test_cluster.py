@@ -80,6 +80,7 @@ def _outputs(folder: Path) -> dict[str, np.ndarray]:
     return {str(p.relative_to(folder)): np.load(p) for p in sorted(folder.rglob("*.npy"))}
 
 
+@pytest.mark.slow
 def test_encode_splits_files_over_ranks_and_nodes_and_writes_what_one_process_writes(encode_inputs, capsys) -> None:
     root, argv = encode_inputs
     assert encode.main([*argv, "--output", str(root / "one")]) == 1  # the broken file fails
@@ -96,7 +97,8 @@ def test_encode_splits_files_over_ranks_and_nodes_and_writes_what_one_process_wr
 
     # Two nodes finishing a folder one process started: what exists is skipped, the rest split.
     (root / "nodes" / "sub").mkdir(parents=True)
-    (root / "nodes" / "sub" / "c3.npy").write_bytes((root / "one" / "sub" / "c3.npy").read_bytes())
+    for done in ("model.json", "sub/c3.npy"):
+        (root / "nodes" / done).write_bytes((root / "one" / done).read_bytes())
     launches = two_nodes("encode.py", [*argv, "--output", "nodes"], root)
     assert [status for status, _ in launches] == [1, 1], launches[0][1][-2000:]
     counts = {**shares(launches[0][1]), **shares(launches[1][1])}
@@ -111,6 +113,7 @@ def test_encode_splits_files_over_ranks_and_nodes_and_writes_what_one_process_wr
         assert (folder / "failures.tsv").read_text() == failures
 
 
+@pytest.mark.slow
 def test_each_rank_writes_its_own_shards_and_they_read_as_one_process_files(encode_inputs, capsys) -> None:
     root, argv = encode_inputs
     assert encode.main([*argv, "--output", str(root / "files")]) == 1
@@ -126,6 +129,7 @@ def test_each_rank_writes_its_own_shards_and_they_read_as_one_process_files(enco
     assert (root / "sharded" / "failures.tsv").read_text() == (root / "files" / "failures.tsv").read_text()
 
 
+@pytest.mark.slow
 def test_processes_started_with_other_arguments_are_refused_in_one_line(encode_inputs) -> None:
     root, argv = encode_inputs
     launches = two_nodes("encode.py", [*argv, "--output", "refused"], root, node_1_extra=("--overwrite",))
@@ -154,6 +158,7 @@ OUTPUTS = ("hdf5_ds/spec_tags_t", "hdf5_ds/spec_tags_t_val", "json/id2token_t.js
            "json/dataset_report_t.json")
 
 
+@pytest.mark.slow
 def test_dataset_spectrograms_split_over_ranks_and_nodes_and_files_equal_one_process(tmp_path, monkeypatch) -> None:
     argv = _dataset(tmp_path)
     runs = {name: tmp_path / name for name in ("one", "node", "nodes")}

@@ -109,6 +109,7 @@ def read_hdf5(path: Path) -> dict[str, np.ndarray]:
         return {k: f["dataset"][k][()] for k in ("id", "data", "label")}
 
 
+@pytest.mark.slow
 def test_hdf5_pair_has_the_release_layout_with_the_vocabulary_width(built):
     options, report = built
     vocabulary = json.loads(options.vocabulary_file.read_text())
@@ -125,6 +126,7 @@ def test_hdf5_pair_has_the_release_layout_with_the_vocabulary_width(built):
     assert train.min() == pytest.approx(0.0, abs=1e-6) and train.max() == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_vocabulary_has_no_stop_words_one_letter_numeric_plural_or_everywhere_tags(built):
     options, _ = built
     vocabulary = set(json.loads(options.vocabulary_file.read_text()).values())
@@ -132,6 +134,7 @@ def test_vocabulary_has_no_stop_words_one_letter_numeric_plural_or_everywhere_ta
     assert EVERYWHERE not in vocabulary
 
 
+@pytest.mark.slow
 def test_labels_are_the_clips_singular_tags(built, corpus):
     options, _ = built
     raw = corpus[3]
@@ -143,6 +146,7 @@ def test_labels_are_the_clips_singular_tags(built, corpus):
         assert {vocabulary[i] for i in np.flatnonzero(label)} == expected
 
 
+@pytest.mark.slow
 def test_validation_share_is_near_the_fraction_and_disjoint(built):
     options, report = built
     train_ids = set(read_hdf5(options.train_file)["id"][:, 0])
@@ -152,6 +156,7 @@ def test_validation_share_is_near_the_fraction_and_disjoint(built):
     assert abs(len(val_ids) / report["clips_kept"] - VAL_FRACTION) < 0.02
 
 
+@pytest.mark.slow
 def test_every_bad_input_is_named_in_the_report(built):
     options, report = built
     assert json.loads(options.report_file.read_text()) == report
@@ -164,6 +169,7 @@ def test_every_bad_input_is_named_in_the_report(built):
     assert report["audio_files_without_row"] == 1
 
 
+@pytest.mark.slow
 def test_data_is_the_max_energy_patch_scaled_by_a_scaler_fitted_on_training_clips_only(built, corpus):
     options, _ = built
     train, val = read_hdf5(options.train_file), read_hdf5(options.validation_file)
@@ -179,6 +185,7 @@ def test_data_is_the_max_energy_patch_scaled_by_a_scaler_fitted_on_training_clip
     np.testing.assert_allclose(val["data"][0], scaler.transform(max_energy_patch(compute_spectrogram(audio))), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_an_interrupted_build_resumes_from_the_cache(built, corpus, tmp_path):
     options, report = built
     cached = sorted(options.cache_dir.glob("*.npy"))
@@ -235,6 +242,7 @@ def test_an_unwritable_output_folder_stops_before_any_spectrogram(corpus, tmp_pa
         assert not list(tmp_path.rglob("*.npy"))
 
 
+@pytest.mark.slow
 def test_a_failed_rebuild_leaves_the_earlier_set_whole(built, monkeypatch):
     """The five outputs change together: a rebuild failing at its second file changes none of them."""
     options, _ = built
@@ -266,6 +274,7 @@ def test_split_needs_a_clip_on_each_side():
         split_train_validation(labels[:1], 0.1, seed=0)
 
 
+@pytest.mark.slow
 def test_a_training_run_on_the_result_works(corpus, tmp_path):
     # 80 of the clips (one epoch of four models on CPU stays a few seconds): about 30 tags, not 1000
     tags_csv = tmp_path / "tags.csv"

@@ -109,6 +109,7 @@ def test_gpu_check_measures_every_setting_once(monkeypatch: pytest.MonkeyPatch, 
     assert capsys.readouterr().out.endswith(table + "\n")  # the header line, then the rows as they come
 
 
+@pytest.mark.slow
 def test_gpu_check_quick_run_on_cpu_measures_for_real() -> None:
     """One real quick measurement of each kind: the code paths the GPU run will take, at tiny sizes."""
     sizes = gpu_check.Sizes(batch_size=2, warmup_steps=0, timed_steps=1, chunks=2, extraction_batch=2)

@@ -40,6 +40,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_corpus_is_deterministic_from_the_seed(tmp_path: Path) -> None:
     tc.write_corpus(tmp_path / "a", 12, seed=5)
     tc.write_corpus(tmp_path / "b", 12, seed=5)
@@ -103,6 +104,7 @@ def test_tags_carry_realistic_noise_and_give_a_usable_vocabulary() -> None:
     assert 30 <= len(vocabulary) <= 150
 
 
+@pytest.mark.slow
 def test_urbansound8k_layout_and_balance(sets: Path) -> None:
     root = sets / "UrbanSound8K"
     with open(root / "metadata" / "UrbanSound8K.csv", newline="") as f:
@@ -120,6 +122,7 @@ def test_urbansound8k_layout_and_balance(sets: Path) -> None:
     assert sorted(p.name for p in (root / "audio").iterdir()) == sorted(f"fold{k}" for k in range(1, 11))
 
 
+@pytest.mark.slow
 def test_gtzan_layout(sets: Path) -> None:
     root = sets / "GTZAN"
     train = (root / "train_filtered.txt").read_text().splitlines()
@@ -135,6 +138,7 @@ def test_gtzan_layout(sets: Path) -> None:
     assert sf.info(str(root / "genres" / train[0])).samplerate == 22050
 
 
+@pytest.mark.slow
 def test_nsynth_layout_and_selection(sets: Path) -> None:
     train_dir, test_dir = sets / "nsynth" / "nsynth-train" / "audio_selected", sets / "nsynth" / "nsynth-test" / "audio"
     parsed = {}
@@ -168,6 +172,7 @@ def _nearest_centroid(x_train, y_train, x_test, y_test) -> float:
     return float((predicted == y_test).mean())
 
 
+@pytest.mark.slow
 def test_classes_are_learnable_but_not_from_one_feature(sets: Path) -> None:
     with open(sets / "UrbanSound8K" / "metadata" / "UrbanSound8K.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -188,6 +193,7 @@ def test_classes_are_learnable_but_not_from_one_feature(sets: Path) -> None:
     assert 0.2 <= accuracy < 1.0, f"NSynth-like accuracy {accuracy} (chance 0.1)"
 
 
+@pytest.mark.slow
 def test_demo_data_is_reused_and_other_parameters_refused(tmp_path: Path, capsys) -> None:
     spec = DemoDataSpec(n_clips=6, us8k_per_class=1, gtzan_per_genre=1, gtzan_seconds=1.0,
                         nsynth_train_per_family=1, nsynth_test_per_family=1)

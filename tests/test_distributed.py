@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -16,6 +17,9 @@ from coala.models.checkpoints import load_checkpoint
 from coala.train.step import DualAE, Objective, all_gather_with_grad, train_step
 from models_t1000 import AudioEncoder, TagDecoder
 from tiny_release import paper_config, write_config, write_corpus
+
+# Both tests start processes (torchrun, multiprocessing) and train: slow.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TAGS = 50

@@ -80,6 +80,7 @@ def clip_folder(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_folder_outputs_mirror_the_tree_match_the_notebook_and_resume(capsys, tmp_path, clip_folder, encoder_ckpt,
                                                                        scaler_file):
     out = tmp_path / "out"
@@ -116,6 +117,7 @@ def test_folder_outputs_mirror_the_tree_match_the_notebook_and_resume(capsys, tm
     assert not (out / "failures.tsv").exists(), "a failure list must go once its files are encoded"
 
 
+@pytest.mark.slow
 def test_failures_stay_listed_until_their_files_are_encoded(capsys, tmp_path, clip_folder, encoder_ckpt, scaler_file):
     """Run A fails on a file; run B, on other files into the same folder, keeps A's entry and adds its own;
     once A's file is fixed and encoded, its entry goes and B's stays."""
@@ -160,6 +162,7 @@ def test_concurrent_failure_updates_lose_no_entry(tmp_path):
     assert sorted(rows[1:]) == sorted(f"{tmp_path / f'clip_{i}.wav'}\treason {i}" for i in range(40))
 
 
+@pytest.mark.slow
 def test_encode_files_equals_the_single_file_function(clip_folder, encoder_ckpt, scaler_file):
     model = return_loaded_model(AudioEncoder, encoder_ckpt)
     paths = [clip_folder / name for name, *_ in CLIP_SPECS]
@@ -181,6 +184,7 @@ def test_cnn_is_detected_from_its_keys(capsys, tmp_path, clip_folder, scaler_fil
     np.testing.assert_allclose(np.load(tmp_path / "o" / f"{clip.stem}.npy"), expected.numpy(), rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_reference_clips_match_the_papers_code(capsys, tmp_path, reference):
     scaler = reference / "original" / "scaler_top_1000.pkl"
     for checkpoint, key in (("audio_encoder.pt", "embedding"), ("cnn.pt", "cnn_embedding")):
@@ -226,6 +230,7 @@ DATASET_STEMS = {
 }
 
 
+@pytest.mark.slow
 def test_dataset_mode_writes_where_classify_looks(capsys, data_dir, encoder_ckpt, scaler_file):
     code, stdout, err = run_cli(capsys, "--model", encoder_ckpt, "--scaler", scaler_file, "--dataset", "all",
                                 "--data-dir", data_dir, "--workers", "2")  # worker processes decode
@@ -277,6 +282,7 @@ def paper_mfcc(path: Path) -> np.ndarray:
     return np.concatenate([mfcc.mean(1), mfcc.var(1), d1.mean(1), d1.var(1), d2.mean(1), d2.var(1)])
 
 
+@pytest.mark.slow
 def test_mfcc_baseline_vectors(capsys, data_dir):
     code, stdout, err = run_cli(capsys, "--features", "mfcc", "--dataset", "gtzan", "--data-dir", data_dir)
     assert code == 0 and stdout.startswith("done 2,"), err
@@ -320,6 +326,7 @@ def test_bad_command_lines_get_one_line_errors(capsys, tmp_path, clip_folder, en
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_leaves_complete_files_and_resumes(tmp_path, clip_folder):
     from coala.audio.mfcc import mfcc_features
     from coala.encode.jobs import plan_inputs

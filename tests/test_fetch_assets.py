@@ -2,9 +2,12 @@
 misbehave (trickling bytes, streaming without end, sending other content)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
+import json
 import pickle
+import shutil
 import socket
 import subprocess
 import threading
@@ -17,9 +20,13 @@ import pytest
 import torch
 from sklearn.preprocessing import MinMaxScaler as SkMinMaxScaler
 
+import coala.fetch
 import fetch_assets
+from coala import assets
 from coala.audio.scaler import load_scaler
-from coala.fetch import PAPER_ASSETS, Asset, fetch_all, git_blob_of, part_path
+from coala.fetch import PAPER_ASSETS, Asset, fetch_all, git_blob_of, paper_models, part_path
+from coala.models.loading import TAGS, load_model
+from coala.models.record import RECORD_FILE, WEIGHTS_FILE
 from coala.models.registry import NETWORKS
 from models_t1000 import CNN, AudioEncoder, TagEncoder
 
@@ -140,6 +147,120 @@ def test_fetch_installs_checks_and_converts_then_skips(server, tmp_path: Path) -
     report = fetch_all(manifest, server.url, tmp_path, show_progress=False)
     assert len(server.requests) == n_requests, "intact files must not be fetched again"
     assert report.present == [a.local for a in manifest] and report.fetched == report.errors == []
+
+
+def _fake_paper_repository(server, experiments: tuple[str, ...] = tuple(paper_models())
+                           ) -> tuple[tuple[Asset, ...], dict[str, bytes]]:
+    """The paper's manifest (the checkpoints of ``experiments`` only), its files made here (random
+    weights, a vocabulary of ``N_TAGS`` tags, a scaler) and pinned by their own blob ids: what a mirror
+    of another release would serve."""
+    torch.manual_seed(0)
+    models = {"audio_encoder": AudioEncoder, "tag_encoder": lambda: TagEncoder(n_tags=N_TAGS),
+              "cnn": lambda: CNN(n_tags=N_TAGS)}
+    kept = [a for a in PAPER_ASSETS if a.kind not in NETWORKS or Path(a.local).parent.name in experiments]
+    files = {a.remote: _checkpoint_bytes(models[a.kind]()) for a in kept if a.kind in NETWORKS}
+    files.update({a.remote: b"{}" for a in kept if a.kind == "json"})
+    files[assets.ID2TAG.as_posix()] = _vocabulary_bytes("tag")
+    scaler = next(a for a in kept if a.kind == "scaler")
+    files[scaler.remote] = _scaler_pickle()[0]
+    _serve(server, files)
+    return tuple(_repinned(a, files[a.remote]) for a in kept), files
+
+
+def _vocabulary_bytes(word: str, n_tags: int = N_TAGS) -> bytes:
+    return json.dumps({str(i): f"{word}{i}" for i in range(n_tags)}).encode()
+
+
+def _repinned(asset: Asset, body: bytes) -> Asset:
+    return dataclasses.replace(asset, git_blob=git_blob_of_bytes(body), sha256=None)
+
+
+def _with_vocabulary(server, manifest: tuple[Asset, ...], body: bytes) -> tuple[Asset, ...]:
+    """``manifest`` with another vocabulary served and pinned."""
+    _serve(server, {assets.ID2TAG.as_posix(): body})
+    return tuple(_repinned(a, body) if a.local == assets.ID2TAG.as_posix() else a for a in manifest)
+
+
+@pytest.mark.slow
+def test_each_paper_folder_gets_its_record_once(server, tmp_path: Path, monkeypatch) -> None:
+    """After a fetch, each paper folder holds a record ``load_model`` reads: kind, epoch, the fetched scaler
+    and vocabulary, the .pt files' weights. It names the paper's row only for checkpoints whose pins
+    are the published blob ids (here: made so for AE_c and the CNN, not for E_c); a rerun rewrites nothing."""
+    manifest, files = _fake_paper_repository(server)
+    published = {"dual_ae_c": "AE_c", "cnn": "CNN"}
+    monkeypatch.setattr(coala.fetch, "PAPER_CHECKPOINT_BLOBS", {
+        (x, part, epoch): git_blob_of_bytes(files[assets.checkpoint_file(x, part, epoch).as_posix()])
+        for x, (epoch, networks) in paper_models().items() if x in published for part in networks})
+    report = fetch_all(manifest, server.url, tmp_path, show_progress=False)
+    assert report.errors == [] and report.records == [f"saved_models/{x}" for x in paper_models()]
+    scaler = load_scaler(tmp_path / assets.SCALER_PICKLE)
+    for experiment, (epoch, networks) in paper_models().items():
+        loaded = load_model(tmp_path / assets.CHECKPOINT_DIR / experiment, parts=tuple(networks))
+        row = published.get(experiment)
+        assert (loaded.kind, loaded.paper_row, loaded.epoch) == (
+            "cnn" if "cnn" in networks.values() else "dual_ae", row, epoch)
+        assert loaded.record.origin == ("paper" if row else "fetched") and loaded.record.training is None
+        assert loaded.scaler.same_as(scaler) and loaded.record.vocabulary == [f"tag{i}" for i in range(N_TAGS)]
+        if TAGS in networks:
+            assert loaded.vocabulary == dict(enumerate(loaded.record.vocabulary))
+        for part in networks:
+            remote = assets.checkpoint_file(experiment, part, epoch).as_posix()
+            fetched = torch.load(io.BytesIO(files[remote]), weights_only=True)
+            own = loaded.networks[part].state_dict()
+            assert own.keys() == fetched.keys() and all(torch.equal(own[k], fetched[k]) for k in own)
+            assert loaded.record.extra["fetched"][remote] == {"git_blob": git_blob_of_bytes(files[remote])}
+
+    written = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.name in (RECORD_FILE, WEIGHTS_FILE)}
+    assert len(written) == 2 * len(paper_models())
+    report = fetch_all(manifest, server.url, tmp_path, show_progress=False)
+    assert report.records == [] and report.errors == []
+    assert {p: p.stat().st_mtime_ns for p in written} == written, "a rerun over the same files rewrites nothing"
+
+
+@pytest.mark.slow
+def test_a_record_is_rewritten_when_its_inputs_change_or_it_is_damaged(server, tmp_path: Path) -> None:
+    manifest, _ = _fake_paper_repository(server, ("cnn",))
+    assert fetch_all(manifest, server.url, tmp_path, show_progress=False).records == ["saved_models/cnn"]
+    folder = tmp_path / "saved_models" / "cnn"
+    renamed = _with_vocabulary(server, manifest, _vocabulary_bytes("word"))
+    report = fetch_all(renamed, server.url, tmp_path, show_progress=False)
+    assert report.errors == [] and report.fetched == [assets.ID2TAG.as_posix()]
+    assert report.records == ["saved_models/cnn"]
+    assert load_model(folder).record.vocabulary == [f"word{i}" for i in range(N_TAGS)]
+    (folder / WEIGHTS_FILE).write_bytes(b"damaged")
+    assert fetch_all(renamed, server.url, tmp_path, show_progress=False).records == ["saved_models/cnn"]
+    assert load_model(folder).record.vocabulary == [f"word{i}" for i in range(N_TAGS)]
+
+
+def test_the_record_and_weights_alone_are_the_model(server, tmp_path: Path) -> None:
+    """A folder of config.json and model.safetensors only, as a model hub serves it, loads alike."""
+    manifest, _ = _fake_paper_repository(server, ("cnn",))
+    fetch_all(manifest, server.url, tmp_path, show_progress=False)
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    for name in (RECORD_FILE, WEIGHTS_FILE):
+        shutil.copy(tmp_path / "saved_models" / "cnn" / name, hub / name)
+    here, shared = load_model(tmp_path / "saved_models" / "cnn"), load_model(hub)
+    assert shared.fingerprint() == here.fingerprint() and shared.scaler.same_as(here.scaler)
+    assert (shared.kind, shared.epoch, shared.name) == ("cnn", 20, "hub_20")
+
+
+def test_no_record_without_every_input_checked(server, tmp_path: Path) -> None:
+    """No record from a list whose vocabulary failed its pin, or from files without pins; a vocabulary
+    that does not fit the checkpoints is one error line naming it."""
+    manifest, _ = _fake_paper_repository(server, ("cnn",))
+    vocabulary = assets.ID2TAG.as_posix()
+    refused = tuple(dataclasses.replace(a, git_blob="0" * 40) if a.local == vocabulary else a for a in manifest)
+    report = fetch_all(refused, server.url, tmp_path / "refused", show_progress=False)
+    assert len(report.errors) == 1 and report.records == []
+    unpinned = tuple(dataclasses.replace(a, git_blob=None) for a in manifest)
+    assert fetch_all(unpinned, server.url, tmp_path / "unpinned", show_progress=False).records == []
+    misfit = _with_vocabulary(server, manifest, _vocabulary_bytes("tag", 1))
+    report = fetch_all(misfit, server.url, tmp_path / "misfit", show_progress=False)
+    assert report.records == [] and report.errors == [
+        f"{tmp_path / 'misfit' / vocabulary}: a vocabulary of 1 tags does not fit the model, whose tag encoder "
+        f"takes {N_TAGS}; no model record written in {tmp_path / 'misfit' / 'saved_models' / 'cnn'}"]
+    assert not list(tmp_path.rglob(RECORD_FILE))
 
 
 def test_interrupted_download_resumes_from_part(server, tmp_path: Path) -> None:

@@ -107,6 +107,7 @@ def test_bf16_policy_runs_the_layers_in_bf16_with_float32_batchnorm_statistics()
     assert torch.allclose(batchnorm.running_mean.double(), expected_mean, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_losses_under_the_bf16_policy_are_float32_and_near_the_float32_ones() -> None:
     torch.manual_seed(0)
     model = DualAE(n_tags=20).eval()

@@ -132,6 +132,7 @@ def test_non_finite_weights_are_refused_naming_the_tensor(reference, tmp_path, v
 
 
 @pytest.mark.parametrize("case", ["wav file", "zip cut short", "nan weights"])
+@pytest.mark.slow
 def test_encode_cli_reports_an_unusable_model_in_one_line(reference, tmp_path, case):
     if case == "nan weights":
         state = torch.load(reference / "checkpoints" / "audio_encoder.pt", weights_only=True)

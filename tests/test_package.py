@@ -38,6 +38,7 @@ def test_no_package_module_imports_a_top_level_script() -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+@pytest.mark.slow
 def test_wheel_installs_and_every_module_imports_without_the_repository(tmp_path: Path) -> None:
     source = tmp_path / "source"  # a copy of the tracked files: building leaves build/ beside the sources
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
@@ -77,6 +78,7 @@ def test_wheel_installs_and_every_module_imports_without_the_repository(tmp_path
     assert int(done.stdout) >= 40
 
 
+@pytest.mark.slow
 def test_nothing_happens_at_import() -> None:
     """Importing every module leaves the plotting backend, logging and the current folder alone."""
     check = (
@@ -140,6 +142,7 @@ def test_progress_bars_redraw_rarely_when_stderr_is_not_a_terminal(capsys) -> No
     ["analyse.py", "descriptors", "--audio-dir", ".", "--dataset", "x.json", "--out", "o.json", "--workers", "100000"],
     ["search.py", "index", "--model", ".", "--input", ".", "--index", "i", "--workers", "100000"],
 ])
+@pytest.mark.slow
 def test_worker_counts_beyond_the_bound_are_one_line_before_any_work(tmp_path, argv):
     result = subprocess.run([sys.executable, str(ROOT / argv[0]), *argv[1:]], cwd=tmp_path, capture_output=True,
                             text=True)

@@ -98,6 +98,7 @@ np.savez(out, embedding=embedding.numpy(), by_hand=by_hand.numpy(), tag=np.array
 
 
 @pytest.mark.parametrize("clip", ["pluck_16k.wav", "groove_22050.wav"])
+@pytest.mark.slow
 def test_a_paper_style_program_in_another_folder_gets_the_papers_embeddings(reference: Path, tmp_path: Path,
                                                                           clip: str) -> None:
     home = install_assets(reference, tmp_path / "assets")

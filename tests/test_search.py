@@ -113,6 +113,7 @@ def expected_clip_vectors(files) -> dict[str, np.ndarray]:
     return {str(files["audio"] / name): unit(z_d.mean(0)) for name, z_d in chunks.items()}
 
 
+@pytest.mark.slow
 def test_index_holds_clip_means_chunks_and_lists_failures(files, built_index):
     manifest = json.loads((built_index / "index.json").read_text())
     listed = json.loads((built_index / "files.json").read_text())
@@ -129,6 +130,7 @@ def test_index_holds_clip_means_chunks_and_lists_failures(files, built_index):
         np.testing.assert_allclose(chunks[offsets[row]:offsets[row + 1]], unit(z_d), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_tag_query_top_clip_and_scores_agree(capsys, files, built_index):
     _, tag_encoder = networks(files["model"])
     multi_hot = torch.zeros(1, len(WORDS))
@@ -170,6 +172,7 @@ def test_audio_query_ranks_the_clip_itself_first(capsys, files, built_index):
     assert hits[0]["path"] == str(clip) and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_tag_command_top_tag_agrees(capsys, files):
     _, tag_encoder = networks(files["model"])
     tag_vectors = unit(tag_encoder(torch.eye(len(WORDS)))[1])
@@ -191,6 +194,7 @@ def _maps(scores: np.ndarray, relevant: np.ndarray) -> float:
                           if relevant[i].any()]))
 
 
+@pytest.mark.slow
 def test_evaluate_agrees_with_sklearn_on_the_definitions(capsys, files, tmp_path):
     out = tmp_path / "search.json"
     code, stdout, err = run(capsys, "evaluate", "--model", files["model"], "--dataset", files["val"], "--id2tag",
@@ -225,6 +229,7 @@ def test_expected_random_ap_is_the_mean_over_all_rankings():
         assert expected_random_ap(n, r) == pytest.approx(np.mean(aps), abs=1e-12)
 
 
+@pytest.mark.slow
 def test_index_from_projection_embeddings_equals_the_direct_index(capsys, files, built_index, tmp_path):
     embeddings = tmp_path / "zd"
     checkpoint = files["model"] / "audio_encoder_epoch_3.pt"
@@ -263,6 +268,7 @@ def _one_error_line(err: str, *fragments: str) -> None:
         assert fragment in lines[0], err
 
 
+@pytest.mark.slow
 def test_bad_input_gets_one_line(capsys, files, built_index, tmp_path):
     base = ["--id2tag", files["id2tag"]]
 

@@ -46,6 +46,7 @@ def _as_shards(folder: Path, max_bytes: int) -> None:
             path.unlink()
 
 
+@pytest.mark.slow
 def test_both_layouts_give_the_same_embeddings_through_the_reader(capsys, tmp_path, encoder_ckpt, scaler_file):
     audio = _clips(tmp_path / "audio")
     common = ["--model", str(encoder_ckpt), "--scaler", str(scaler_file), "--input", str(audio), "--quiet"]

@@ -88,6 +88,7 @@ def scaler() -> MinMaxScaler:
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.slow
 def test_streamed_embeddings_equal_the_whole_file_path(tmp_path, model, scaler, workers):
     """Files cut into pieces of a few chunks, pieces of files interleaved by worker processes: every file
     gets its own chunks' embeddings, in file order, as the whole-file computation gives them."""

@@ -117,6 +117,7 @@ def test_auto_device_picks_cuda_when_present(monkeypatch: pytest.MonkeyPatch) ->
     assert resolve_device("auto") == torch.device("cuda")
 
 
+@pytest.mark.slow
 def test_script_refuses_a_misspelt_key_in_one_line_before_reading_data(tmp_path: Path) -> None:
     raw = paper_config(tmp_path, "x", train_dataset_file=str(tmp_path / "absent"))
     raw["save_models_every"] = raw.pop("save_model_every")
@@ -138,6 +139,7 @@ def _without_dropout(model: nn.Module) -> nn.Module:
 
 
 @pytest.mark.parametrize("weights", [(5.0, 5.0, 10.0), (0.0, 0.0, 10.0)], ids=["AE_c", "E_c"])
+@pytest.mark.slow
 def test_one_backward_step_equals_the_papers_three_backward_passes(weights: tuple[float, float, float]) -> None:
     """Ours (fast layers, channels_last, fused SGD, one backward) against the paper's stock step, float64."""
     torch.manual_seed(0)
@@ -166,6 +168,7 @@ def _digest(path: Path) -> tuple[str, int]:
     return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
 
 
+@pytest.mark.slow
 def test_paper_config_trains_checkpoints_load_and_rerun_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path, n_train=10, n_val=4)  # 2 batches of 4 per epoch, the partial one dropped
@@ -205,6 +208,7 @@ def test_paper_config_trains_checkpoints_load_and_rerun_resumes(tmp_path: Path, 
         assert all(torch.equal(weights[name][k], saved[k]) for k in saved), name
 
 
+@pytest.mark.slow
 def test_cnn_trains_in_bf16_on_a_300_tag_corpus_and_a_vocabulary_of_other_data_is_refused(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -228,6 +232,7 @@ def test_cnn_trains_in_bf16_on_a_300_tag_corpus_and_a_vocabulary_of_other_data_i
 
 
 @pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.slow
 def test_amp_auto_trains_in_bf16_exactly_where_the_cpu_has_bf16_instructions(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, fast: bool) -> None:
     setup_logging()  # as the script: messages to stderr
@@ -256,6 +261,7 @@ def test_validation_clamps_patches_and_tags_at_zero() -> None:
     assert torch.equal(clamped_tags, torch.tensor([[0.0, 1.0]]))
 
 
+@pytest.mark.slow
 def test_kill_9_loses_at_most_the_epoch_in_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path, n_train=8, n_val=4)
@@ -278,6 +284,7 @@ def test_kill_9_loses_at_most_the_epoch_in_progress(tmp_path: Path, monkeypatch:
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_changed_trajectory_settings_are_refused_on_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path, n_train=8, n_val=4)
@@ -287,6 +294,7 @@ def test_changed_trajectory_settings_are_refused_on_resume(tmp_path: Path, monke
         train(parse_config(paper_config(tmp_path, "x", epochs=2, learning_rate=0.1)))
 
 
+@pytest.mark.slow
 def test_checkpoints_without_a_state_are_continued_not_overwritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture) -> None:
     setup_logging()  # as the script: warnings to stderr

@@ -61,6 +61,7 @@ def test_bad_values_stop_the_run_before_training_naming_the_patch(corpus: Path, 
 
 
 @pytest.mark.parametrize("poison, what", [("weights", "the weights"), ("losses", "train_loss, train_audio, train_tag, train_contrastive")])
+@pytest.mark.slow
 def test_diverged_run_stops_naming_the_epoch_and_keeps_the_last_good_state(corpus: Path, monkeypatch: pytest.MonkeyPatch,
                                                                            poison: str, what: str) -> None:
     """NaN weights make the tag BCE fail mid-epoch; NaN losses with finite weights reach the epoch's end."""
@@ -105,6 +106,7 @@ def test_unwritable_output_folder_stops_before_data_is_read(tmp_path: Path, monk
 
 # --- point 9: the data of a resumed run -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_resume_refuses_a_training_file_with_other_contents(corpus: Path) -> None:
     train(_config(corpus, epochs=1))
     write_release_file(corpus / "spec_tags_tiny", n=8, n_tags=N_TAGS, seed=5)  # same path and shapes
@@ -116,6 +118,7 @@ def test_resume_refuses_a_training_file_with_other_contents(corpus: Path) -> Non
         train(_config(corpus, epochs=2))
 
 
+@pytest.mark.slow
 def test_state_without_a_fingerprint_resumes_with_a_warning(corpus: Path, capsys: pytest.CaptureFixture) -> None:
     setup_logging()  # as the script: warnings to stderr
     train(_config(corpus, epochs=1))
@@ -128,6 +131,7 @@ def test_state_without_a_fingerprint_resumes_with_a_warning(corpus: Path, capsys
     assert torch.load(path, weights_only=True)["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_paper_checkpoints_with_another_tag_width_are_one_line(corpus: Path, capsys: pytest.CaptureFixture) -> None:
     train(_config(corpus, epochs=1))
     (corpus / "saved_models" / "x" / "training_state.pt").unlink()
@@ -151,6 +155,7 @@ def test_paper_checkpoints_with_another_tag_width_are_one_line(corpus: Path, cap
     ("models", "not a training state (no 'models')"),
     ("weights", "(tag_encoder): does not fit TagEncoder"),
 ])
+@pytest.mark.slow
 def test_malformed_state_is_one_line_naming_the_file(corpus: Path, content, message: str) -> None:
     train(_config(corpus, epochs=1))
     path = corpus / "saved_models" / "x" / "training_state.pt"
@@ -170,6 +175,7 @@ def test_malformed_state_is_one_line_naming_the_file(corpus: Path, content, mess
 
 # --- point 11: after kill -9 -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_starting_run_removes_temporaries_of_dead_writers(corpus: Path) -> None:
     writer = subprocess.Popen([sys.executable, "-c", "pass"])
     writer.wait()  # as a killed run: its PID belongs to no live process now
@@ -181,6 +187,7 @@ def test_a_starting_run_removes_temporaries_of_dead_writers(corpus: Path) -> Non
     assert not list((corpus / "saved_models" / "x").glob(".*.tmp")) and not list((corpus / "runs" / "x").glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_an_epoch_interrupted_before_its_state_is_redone_with_its_pictures(corpus: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A kill after the epoch's metrics but before its examples and state: the state is the commit point."""

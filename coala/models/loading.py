@@ -24,13 +24,14 @@ from torch import nn
 
 from coala import assets
 from coala.audio.scaler import load_scaler
-from coala.core.errors import CheckpointError, UsageError, VocabularyError
+from coala.core.errors import CheckpointError, UsageError
 from coala.core.frontend import MinMaxScaler, frontend_parameters
 from coala.core.model import MODEL_KINDS, ModelDims
 from coala.data.tags import load_id2tag
 from coala.models.checkpoints import load_into, read_state_dict
 from coala.fetch import PAPER_CHECKPOINT_BLOBS, git_blob_of
-from coala.models.record import PAPER_ROWS, RECORD_FILE, ModelRecord, read_record, read_weights, state_sha256
+from coala.models.record import (PAPER_ROWS, RECORD_FILE, ModelRecord, check_vocabulary_fits, read_record,
+                                 read_weights, state_sha256)
 from coala.models.registry import AUDIO_NETWORKS, NETWORKS, detect
 
 AUDIO = "audio_encoder"
@@ -62,10 +63,12 @@ class LoadedModel:
 
     @property
     def name(self) -> str:
-        """``<folder>_<epoch>``: the paper's embedding folder name without ``embeddings_``."""
+        """``<folder>_<epoch>``: the paper's embedding folder name without ``embeddings_``; the folder's own
+        name even when the path was given relative to it (``audio_encoder_epoch_200.pt`` run inside it)."""
+        folder = self.folder.resolve().name
         if self.source.is_file() and assets.checkpoint_epoch(self.source) is None:
-            return f"{self.folder.name}_{self.source.stem}"
-        return f"{self.folder.name}_{self.epoch}"
+            return f"{folder}_{self.source.stem}"
+        return f"{folder}_{self.epoch}"
 
     @property
     def dims(self) -> ModelDims:
@@ -190,21 +193,6 @@ def vocabulary_for(record: ModelRecord | None, given: "str | Path | dict | None"
     check_vocabulary_fits(vocabulary, width, "the vocabulary given" if isinstance(given, dict) else
                           (assets.locate(given) if given is not None else assets.default_path(assets.ID2TAG)))
     return vocabulary
-
-
-def check_vocabulary_fits(vocabulary: dict[int, str], width: int, source: object) -> None:
-    """``VocabularyError`` unless the vocabulary indexes exactly the tag encoder's ``width`` inputs.
-
-    A vocabulary of another size, or one with an index outside ``0 .. width-1``, would put the one-hot
-    at the wrong input, or at the end for -1 (negative indices wrap): a wrong embedding, silently.
-    """
-    if len(vocabulary) != width:
-        raise VocabularyError(f"{source}: a vocabulary of {len(vocabulary)} tags does not fit the model, "
-                              f"whose tag encoder takes {width}")
-    outside = next((i for i in vocabulary if not 0 <= i < width), None)
-    if outside is not None:
-        raise VocabularyError(f"{source}: tag index {outside} ({vocabulary[outside]!r}) is outside the "
-                              f"model's inputs 0..{width - 1}")
 
 
 def load_model(path: str | Path, parts: tuple[str, ...] = (AUDIO,), scaler: "str | Path | MinMaxScaler | None" = None,

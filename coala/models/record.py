@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from coala.atomic import atomic_paths, finish_interrupted_commit
-from coala.core.errors import CheckpointError
+from coala.core.errors import CheckpointError, VocabularyError
 from coala.core.frontend import MinMaxScaler, frontend_parameters
 from coala.core.model import MODEL_KINDS, ModelDims
 from coala.jsonfile import read_json
@@ -123,6 +123,21 @@ class ModelRecord:
     @property
     def id2tag(self) -> dict[int, str] | None:
         return None if self.vocabulary is None else dict(enumerate(self.vocabulary))
+
+
+def check_vocabulary_fits(vocabulary: dict[int, str], width: int, source: object) -> None:
+    """``VocabularyError`` unless the vocabulary indexes exactly the tag encoder's ``width`` inputs.
+
+    A vocabulary of another size, or one with an index outside ``0 .. width-1``, would put the one-hot
+    at the wrong input, or at the end for -1 (negative indices wrap): a wrong embedding, silently.
+    """
+    if len(vocabulary) != width:
+        raise VocabularyError(f"{source}: a vocabulary of {len(vocabulary)} tags does not fit the model, "
+                              f"whose tag encoder takes {width}")
+    outside = next((i for i in vocabulary if not 0 <= i < width), None)
+    if outside is not None:
+        raise VocabularyError(f"{source}: tag index {outside} ({vocabulary[outside]!r}) is outside the "
+                              f"model's inputs 0..{width - 1}")
 
 
 def write_model_folder(folder: Path, record: ModelRecord, parts: dict[str, State]) -> None:
