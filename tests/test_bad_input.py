@@ -257,6 +257,7 @@ def test_failures_of_files_with_any_name_are_listed_once_each_and_kept(tmp_path:
     assert set(_read_failures(listing)) == {str(s) for s in sources[1:]}
 
 
+@pytest.mark.slow
 def test_a_valid_file_whose_name_is_not_utf8_is_encoded_and_a_bad_one_listed(tmp_path: Path, capsys) -> None:
     import os
     import encode
@@ -297,18 +298,20 @@ def test_tags_are_drawn_literally_even_under_a_users_usetex(tmp_path: Path) -> N
     assert (tmp_path / "examples.png").stat().st_size > 0
 
 
-def test_a_picture_that_fails_is_a_warning_and_nothing_half_written(tmp_path: Path, caplog) -> None:
+def test_a_picture_that_fails_is_a_warning_and_nothing_half_written(tmp_path: Path, capsys) -> None:
     from matplotlib.figure import Figure
+    from coala.cli import setup_logging
     from coala.figures import save_figure
+    setup_logging()
     fig = Figure()
     fig.subplots().set_title("fine")
     (tmp_path / "taken.png").mkdir()
-    with caplog.at_level("WARNING", logger="coala"):
-        assert save_figure(fig, tmp_path / "taken.png", 50) is False
-    assert "taken.png: picture not drawn (IsADirectoryError" in caplog.text
+    assert save_figure(fig, tmp_path / "taken.png", 50) is False
+    assert "taken.png: picture not drawn (IsADirectoryError" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["taken.png"]
 
 
+@pytest.mark.slow
 def test_training_with_such_tags_saves_every_state_even_when_a_picture_fails(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     import json
@@ -404,6 +407,7 @@ def test_a_write_past_the_file_size_limit_names_its_file_and_leaves_the_old_one(
     assert target.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
 
 
+@pytest.mark.slow
 def test_a_script_that_fills_its_limit_says_so_in_one_line(tmp_path: Path) -> None:
     _tone(tmp_path / "a.wav")
     result = _run_limited("import sys, encode\nsys.exit(encode.main(['--features', 'mfcc', '--input', 'a.wav', "
@@ -492,6 +496,7 @@ def test_embedding_with_a_model_in_train_mode_changes_no_statistic_and_gives_eva
         torch.testing.assert_close(g, e, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_a_torchrun_job_prints_a_users_error_once(tmp_path: Path) -> None:
     import os
     import subprocess
