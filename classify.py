@@ -23,12 +23,12 @@ import sklearn
 
 from coala import assets
 from coala.atomic import require_writable_folder
-from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, require_file
+from coala.cli import EXIT_FAILURES, EXIT_OK, SUBSET_FLAG, ArgumentParser, entry_point, require_file
 from coala.core.errors import DataAbsentError, UsageError
 from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
 from coala.encode.provenance import FOLDER_RECORD
 from coala.evaluation.protocol import (CLASSIFIERS, LINEAR_MAX_ITER, LINEAR_SUFFIX, MLP_HIDDEN, MODEL_KEY, evaluate_task,
-                                       run_seeds)
+                                       load_sets, run_seeds)
 from coala.evaluation.report import META_KEY, best_result, merge_previous, plot_confusion, write_results
 from coala.evaluation.task import task_embedding_names
 
@@ -36,7 +36,7 @@ log = logging.getLogger("coala.evaluation")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", type=Path, default=Path("data"),
                    help="folder holding UrbanSound8K/, GTZAN/ and nsynth/ (default: data)")
     p.add_argument("--embeddings-dir", type=Path, default=None,
@@ -55,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="parallel fits over folds and runs (-1: one per core; default: 1)")
     p.add_argument("--out", type=Path, default=Path("results/performances.json"),
                    help="results JSON; the table goes beside it as .md (default: results/performances.json)")
+    p.add_argument(SUBSET_FLAG, action="store_true",
+                   help="evaluate an embedding set although more than a few of the clips its task lists have no "
+                        "embedding (refused otherwise); the table marks such results as subsets")
     p.add_argument("--nsynth-selection", type=Path, default=None,
                    help=f"NSynth training notes JSON (default: the installed {assets.NSYNTH_SELECTION} when "
                         "present, else a seeded selection of up to 2,000 per family among the training embeddings)")
@@ -85,6 +88,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     }
     results: dict[str, Any] = {META_KEY: meta}
     started = time.perf_counter()
+    planned = []
     for name in args.tasks:
         key = DOWNSTREAM[name].key
         try:
@@ -104,11 +108,14 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             log.info(f"{key}: skipped, {reason}")
             meta["skipped"][key] = reason
             continue
+        planned.append((name, task, load_sets(task, args.embeddings_dir, names, args.allow_subset)))
+    for name, task, sets in planned:  # every task's lists checked against its embeddings: now the fits
+        key = DOWNSTREAM[name].key
         if "training_selection" in task.info:
             log.info(f"{key}: training notes from {_describe_selection(task.info['training_selection'])}")
-        evaluation = evaluate_task(task, args.embeddings_dir, names, args.classifier, seeds, args.jobs)
+        evaluation = evaluate_task(task, sets, args.classifier, seeds, args.jobs)
         if not evaluation.scores:
-            reason = f"none of the embedding sets {', '.join(names)} could be evaluated (see the warnings above)"
+            reason = f"none of the embedding sets {', '.join(sets)} could be evaluated (see the warnings above)"
             log.error(f"{key}: {reason}; its earlier results in {args.out}, if any, are kept")
             meta["failed"][key] = reason
             continue

@@ -25,7 +25,7 @@ from typing import Any
 
 from coala.audio.mfcc import mfcc_features
 from coala.audio.scaler import load_scaler
-from coala.cli import EXIT_FAILURES, EXIT_OK, ArgumentParser, entry_point, is_plain_name, require_file
+from coala.cli import EXIT_FAILURES, EXIT_OK, SUBSET_FLAG, ArgumentParser, entry_point, is_plain_name, require_file
 from coala.data.tags import load_id2tag
 from coala.device import MAX_WORKERS
 from coala.distributed import SHARE_TIMEOUT, Runtime, agree, gather, joined, on_main
@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nsynth-selection", type=Path,
                         help="NSynth training selection JSON, used when nsynth-train/audio_selected/ is absent "
                              "(default: the installed json/nsynth_selected_sounds_per_class.json)")
+    parser.add_argument(SUBSET_FLAG, action="store_true",
+                        help="with --dataset nsynth, read the selection's notes that are there although more than a "
+                             "few of them are not (refused otherwise)")
     parser.add_argument("--features", choices=["embeddings", "mfcc"], default="embeddings",
                         help="model embeddings (default), or the paper's MFCC baseline (needs no --model)")
     parser.add_argument("--model", type=Path, help="a run folder (saved_models/<experiment>), a checkpoint inside one, "
@@ -162,7 +165,8 @@ def run(args: argparse.Namespace, runtime: Runtime) -> RunSummary:
         plans = [(jobs, args.output / FAILURES_FILE)]
     else:
         datasets = list(DOWNSTREAM) if args.dataset == "all" else [args.dataset]
-        plans = dataset_jobs(datasets, args.data_dir, args.data_dir / EMBEDDINGS_FOLDER, name, args.nsynth_selection)
+        plans = dataset_jobs(datasets, args.data_dir, args.data_dir / EMBEDDINGS_FOLDER, name, args.nsynth_selection,
+                             args.allow_subset)
     agree(runtime, {"the file list": _file_list(plans)})
     workers = args.workers if args.workers is not None else (0 if device.type == "cpu" else min(4, os.cpu_count() or 1))
     batch_size = args.batch_size or default_batch_size(device)

@@ -134,6 +134,23 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+# A list (a selection, split list, id list) may name a few entries the data lacks (a dataset's one corrupt
+# file): 1 % of it, and at least 5. Beyond that the list is another data's, and results on what is left
+# would be printed as if they were the list's.
+FEW_MISSING_SHARE = 0.01
+FEW_MISSING_AT_LEAST = 5
+SUBSET_FLAG = "--allow-subset"
+
+
+def check_coverage(subject: str, missing: int, listed: int, what: str, allow_subset: bool,
+                   error: type[CoalaError] = UsageError) -> None:
+    """Refuse, before any work, a list of which more than a few of the ``listed`` entries are ``missing``
+    (``what`` says what is missing of each, with an example), unless ``allow_subset`` (``--allow-subset``)."""
+    if missing > max(FEW_MISSING_AT_LEAST, int(listed * FEW_MISSING_SHARE)) and not allow_subset:
+        raise error(f"{subject}: {missing} of the {listed} listed {what}: the list does not match the data; "
+                    f"pass {SUBSET_FLAG} to use the {listed - missing} present (results then say they are a subset)")
+
+
 def require_file(path: Path | None, option: str) -> None:
     """A file named on the command line must be there before any work starts (None: not given)."""
     if path is not None and not path.is_file():

@@ -195,6 +195,7 @@ def _tone(path: Path, seconds: float = 1.0, rate: int = 22000) -> Path:
     import os
     import soundfile as sf
     t = np.arange(int(seconds * rate)) / rate
+    path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(os.fsencode(path), (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate, format="WAV")
     return path
 
@@ -508,3 +509,76 @@ def test_a_torchrun_job_prints_a_users_error_once(tmp_path: Path) -> None:
                             timeout=240)
     assert result.returncode != 0
     assert result.stderr.count("error: no_such_folder: no such file or folder") == 1, result.stderr[-3000:]
+
+
+# --- 5. selections that do not match the data -------------------------------------------------------------
+
+def _nsynth_with_a_larger_selection(tmp_path: Path) -> tuple[Path, Path]:
+    """Embeddings of 14 training notes per family, and a selection naming 200 per family (another data's)."""
+    import json
+    from test_classify import FAMILIES, Writer, make_nsynth, nsynth_names
+    data, selection = tmp_path / "data", tmp_path / "selection.json"
+    make_nsynth(data, Writer(data / "embeddings", n_classes=len(FAMILIES), seed=0), selection)
+    selection.write_text(json.dumps({family: nsynth_names(family, 200, 0) for family in FAMILIES}))
+    return data, selection
+
+
+def test_a_selection_most_of_whose_notes_are_missing_is_an_error_before_any_fit(tmp_path: Path, capsys) -> None:
+    import classify
+    data, selection = _nsynth_with_a_larger_selection(tmp_path)
+    out = tmp_path / "r.json"
+    argv = ["--data-dir", str(data), "--tasks", "nsynth", "--runs", "1", "--nsynth-selection", str(selection),
+            "--out", str(out)]
+    assert classify.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error: NSynth embeddings_dual_ae_c_200: 558 of the 624 listed clips have no usable embedding" in err
+    assert "pass --allow-subset to use the 66 present" in err and "fits" not in err and not out.exists()
+    assert classify.main([*argv, "--allow-subset"]) == 0
+    assert "(subset: 66 of 624 clips)" in out.with_suffix(".md").read_text()
+
+
+def test_a_split_list_naming_clips_the_embeddings_lack_is_an_error(tmp_path: Path, capsys) -> None:
+    import classify
+    from test_classify import GENRES, Writer, make_gtzan
+    data = tmp_path / "data"
+    make_gtzan(data, Writer(data / "embeddings", n_classes=len(GENRES), seed=1), per_genre=8)
+    listing = data / "GTZAN" / "train_filtered.txt"
+    listing.write_text(listing.read_text() + "".join(f"rock/rock.{k:05d}.wav\n" for k in range(30)))
+    assert classify.main(["--data-dir", str(data), "--runs", "1", "--out", str(tmp_path / "r.json")]) == 2
+    assert "error: GTZAN embeddings_dual_ae_c_200: 30 of the 54 listed clips have no usable embedding (e.g. " \
+           "gtzan/embeddings_dual_ae_c_200/rock.00000.npy)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_encoding_a_selection_of_other_data_is_an_error_saying_how_many(tmp_path: Path, capsys) -> None:
+    import json
+    import encode
+    data, selection = tmp_path / "data", tmp_path / "selection.json"
+    names = [f"bass_acoustic_{k:03d}-040-100" for k in range(20)]
+    for name in names[:2]:
+        _tone(data / "nsynth" / "nsynth-train" / "audio" / f"{name}.wav")
+    _tone(data / "nsynth" / "nsynth-test" / "audio" / "bass_acoustic_100-040-100.wav")
+    selection.write_text(json.dumps({"bass": [f"{name}.wav" for name in names]}))
+    argv = ["--features", "mfcc", "--dataset", "nsynth", "--data-dir", str(data), "--nsynth-selection", str(selection),
+            "--quiet"]
+    assert encode.main(argv) == 2
+    assert capsys.readouterr().err == (f"error: {selection}: 18 of the 20 listed files are not in "
+                                       f"{data / 'nsynth' / 'nsynth-train' / 'audio'} (e.g. {names[2]}.wav): the list "
+                                       "does not match the data; pass --allow-subset to use the 2 present (results then "
+                                       "say they are a subset)\n")
+    assert not (data / "embeddings").exists()
+    assert encode.main([*argv, "--allow-subset"]) == 0
+    assert len(list((data / "embeddings" / "nsynth" / "train" / "mfcc").glob("*.npy"))) == 2
+
+
+def test_an_id_list_most_of_whose_clips_have_no_audio_is_refused_before_describing(tmp_path: Path) -> None:
+    from coala.analysis.descriptors import compute_descriptors
+    from coala.core.errors import AnalysisError
+    for clip_id in (1, 2):
+        _tone(tmp_path / "audio" / f"{clip_id}.wav")
+    ids = list(range(1, 21))
+    with pytest.raises(AnalysisError, match=r"audio: 18 of the 20 listed clips have no audio file \(e.g. 3\).*"
+                                            "pass --allow-subset to use the 2 present"):
+        compute_descriptors(ids, tmp_path / "audio", tmp_path / "d.json", progress=False)
+    assert not (tmp_path / "d.json").exists()
+    assert compute_descriptors(ids, tmp_path / "audio", tmp_path / "d.json", progress=False, allow_subset=True).written == 2

@@ -33,7 +33,7 @@ import scipy.stats
 
 from coala.atomic import atomic_write_text
 from coala.core.frontend import SAMPLE_RATE, load_audio, pad_short_clip
-from coala.cli import progress_bar
+from coala.cli import check_coverage, progress_bar
 from coala.data.builder import find_audio_files, init_worker
 from coala.data.hdf5 import GROUP, inspect_hdf5
 from coala.core.errors import AnalysisError, AudioError
@@ -213,11 +213,13 @@ def _results(jobs: list[tuple[int, Path]], workers: int) -> Iterator[tuple[int, 
 
 
 def compute_descriptors(ids: Sequence[int], audio_dir: Path, out: Path, workers: int = 1,
-                        progress: bool = True) -> DescriptorRun:
+                        progress: bool = True, allow_subset: bool = False) -> DescriptorRun:
     """Describe every clip of ``ids`` found in ``audio_dir`` (``<id>.<ext>``) into ``out``.
 
     Clips already in ``out`` or its partial file are kept, not recomputed. ``out`` holds the clips of
     ``ids`` that were described, keyed by id in the order of ``ids``; the rest are in the returned run.
+    More than a few ids without an audio file is an ``AnalysisError`` before any work, unless
+    ``allow_subset`` (``coala.cli.check_coverage``).
     """
     if not audio_dir.is_dir():
         raise AnalysisError(f"{audio_dir}: audio folder not found")
@@ -237,6 +239,8 @@ def compute_descriptors(ids: Sequence[int], audio_dir: Path, out: Path, workers:
             run.failed.append((clip_id, "several audio files: " + ", ".join(str(p) for p in found)))
         else:
             jobs.append((clip_id, found[0]))
+    check_coverage(str(audio_dir), len(run.missing), len(ids),
+                   f"clips have no audio file (e.g. {run.missing[0] if run.missing else ''})", allow_subset, AnalysisError)
     if run.missing:
         shown = ", ".join(map(str, run.missing[:10])) + (" ..." if len(run.missing) > 10 else "")
         log.warning(f"{audio_dir}: {len(run.missing)} of {len(ids)} clips have no audio file ({shown})")

@@ -63,6 +63,7 @@ class AudioPart:
     audio_dir: Path
     pattern: str = "*"
     listed: tuple[str, ...] | None = None
+    listed_by: Path | None = None  # the file that lists them
     when_absent: str = ""  # what else would have given this part its files, for the message when it has none
 
     def files(self) -> list[Path]:
@@ -126,7 +127,7 @@ def nsynth_audio(data_dir: Path, selection: Path | None) -> list[AudioPart]:
                       when_absent=f" (nor {data_dir / NSYNTH_TRAIN_AUDIO} with the selection {selection})")
     if not train.audio_dir.is_dir() and (data_dir / NSYNTH_TRAIN_AUDIO).is_dir() and selection.is_file():
         train = AudioPart("nsynth/train", data_dir / NSYNTH_TRAIN_AUDIO,
-                          listed=tuple(f"{name}.wav" for name in read_selection(selection)))
+                          listed=tuple(f"{name}.wav" for name in read_selection(selection)), listed_by=selection)
     return [train, AudioPart("nsynth/test", data_dir / NSYNTH_TEST_AUDIO)]
 
 
