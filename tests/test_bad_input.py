@@ -11,6 +11,7 @@ import pytest
 
 from coala.core.errors import DatasetError
 from coala.data import checks, hdf5
+from test_fetch_assets import server  # noqa: F401 - the local HTTP server fixture
 from tiny_release import write_release_file
 
 
@@ -419,6 +420,65 @@ def test_a_script_that_fills_its_limit_says_so_in_one_line(tmp_path: Path) -> No
     assert result.stderr.splitlines()[-1].endswith(": write failed (short write: the file system kept 300 of 608 "
                                                    "bytes (a full disk or a file-size limit)); nothing was written")
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith("shard-")]
+
+
+def _closed_port() -> int:
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_server_is_one_line_with_what_to_do_and_files_in_place_are_kept(tmp_path: Path, capsys) -> None:
+    import fetch_assets
+    from coala.fetch import PAPER_ASSETS
+    port = _closed_port()
+    assert fetch_assets.main(["--base-url", f"http://127.0.0.1:{port}", "--root", str(tmp_path), "--quiet"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"error: 127.0.0.1:{port}: cannot be reached (")
+    assert f"{len(PAPER_ASSETS)} file(s) not fetched" in errors[0]
+    assert "--base-url URL" in errors[0] and "$COALA_HOME" in errors[0] and f"copy files downloaded elsewhere into {tmp_path}" in errors[0]
+
+
+def test_offline_a_file_copied_in_by_hand_is_checked_and_kept(tmp_path: Path) -> None:
+    from coala.fetch import fetch_all
+    from test_fetch_assets import _pinned
+    body = b'{"0": "kick"}'
+    copied, other = _pinned("json/copied.json", body), _pinned("json/other.json", b"{}")
+    (tmp_path / "json").mkdir()
+    (tmp_path / copied.local).write_bytes(body)
+    report = fetch_all((other, copied), f"http://127.0.0.1:{_closed_port()}", tmp_path, show_progress=False)
+    assert report.present == [copied.local] and len(report.errors) == 1
+    assert "1 file(s) not fetched (json/other.json)" in report.errors[0]
+
+
+def _superscript_length(handler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", "\u00b2")
+    handler.end_headers()
+
+
+def test_a_content_length_that_is_no_number_is_one_line(server, tmp_path: Path) -> None:
+    from test_fetch_assets import _first_installed_then
+    errors, _, bad = _first_installed_then(server, tmp_path, _superscript_length)
+    assert errors == [f"{server.url}/{bad.remote}: Content-Length '\u00b2' is not a number of bytes; not downloaded"]
+
+
+@pytest.mark.slow
+def test_a_download_past_the_file_size_limit_is_one_line_naming_its_part_file(server, tmp_path: Path) -> None:
+    from test_fetch_assets import _pinned, _serve
+    body = bytes(range(256)) * 400
+    asset = _pinned("json/big.json", body)
+    _serve(server, {asset.remote: body})
+    code = ("import sys, fetch_assets\nfrom coala.fetch import Asset\n"
+            f"fetch_assets.PAPER_ASSETS = ({asset!r},)\n"
+            f"sys.exit(fetch_assets.main(['--base-url', {server.url!r}, '--root', {str(tmp_path)!r}, '--quiet']))")
+    result = _run_limited(code, tmp_path, 50_000)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1] == (f"error: {tmp_path / 'json' / 'big.json.part'}: cannot write the download "
+                                             "(File too large); the bytes written so far are kept to resume from")
+    assert not (tmp_path / asset.local).exists()
 
 
 # --- 8. caches and names ----------------------------------------------------------------------------------
