@@ -35,3 +35,29 @@ def read_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
     if needed > size and not dtype.hasobject:  # objects are pickled: np.load refuses them (allow_pickle=False)
         raise ValueError(f"its header declares {dtype} {shape} ({needed} bytes) but the file holds {size} bytes")
     return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def float32_problem(values: np.ndarray, allow_nan: bool = False) -> str | None:
+    """The first value of ``values`` that is no finite float32 number, in words (``"inf at index (3,)"``,
+    ``"1e+300 at index (0, 2), beyond float32"``: a float64 file's 1e300 becomes inf when cast), or None.
+
+    Every vector a user hands over (embeddings, an index's rows, descriptors) is checked by this before
+    its arithmetic, where an inf or a NaN would spread to every score or correlation unnoticed. NaN may be
+    ``allow_nan``ed where the reader leaves such rows out itself (a skewness over a constant window).
+    """
+    array = np.asarray(values)
+    if array.dtype.kind not in "iuf":
+        return f"holds {array.dtype} values, not real numbers"
+    as_float = array.astype(np.float64, copy=False)
+    bad = ~(np.abs(as_float) <= FLOAT32_MAX)  # NaN fails the comparison too
+    if allow_nan:
+        bad &= ~np.isnan(as_float)
+    if not bad.any():
+        return None
+    index = tuple(int(i) for i in np.unravel_index(int(np.flatnonzero(bad)[0]), array.shape))
+    value = float(as_float[index])
+    beyond = ", beyond float32" if np.isfinite(value) else ""
+    return f"{value!r} at index {index}{beyond}"

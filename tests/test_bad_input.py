@@ -642,3 +642,93 @@ def test_an_id_list_most_of_whose_clips_have_no_audio_is_refused_before_describi
         compute_descriptors(ids, tmp_path / "audio", tmp_path / "d.json", progress=False)
     assert not (tmp_path / "d.json").exists()
     assert compute_descriptors(ids, tmp_path / "audio", tmp_path / "d.json", progress=False, allow_subset=True).written == 2
+
+
+def test_float64_embeddings_beyond_float32_are_named_not_averaged_into_inf(tmp_path: Path) -> None:
+    from coala.core.errors import DownstreamError
+    from coala.encode.shards import EmbeddingFolder
+    from coala.evaluation.task import clip_vector
+    np.save(tmp_path / "clip.npy", np.array([[1.0, 1e300], [1.0, -1e300]]))  # averages to a harmless 0
+    with pytest.raises(DownstreamError, match=r"clip.npy: holds non-finite values \(1e\+300 at index \(0, 1\), "
+                                              r"beyond float32\)"):
+        clip_vector(EmbeddingFolder(tmp_path), "clip")
+
+
+def _small_index(folder: Path, n: int = 3) -> Path:
+    from coala.core.model import LATENT_DIM
+    from coala.search.index import write_index
+    chunks = np.random.default_rng(0).standard_normal((n, LATENT_DIM)).astype(np.float32)
+    return write_index(folder, {"audio_encoder_fingerprint": "x"}, [f"clip{i}.wav" for i in range(n)],
+                       np.ones(n), [(chunks, np.ones(n, np.int64))])
+
+
+def test_an_index_row_holding_nan_is_named_at_query_time(tmp_path: Path) -> None:
+    from coala.core.errors import SearchError
+    from coala.search.index import open_index
+    folder = _small_index(tmp_path / "index")
+    clips = np.load(folder / "clips.npy", mmap_mode="r+")
+    clips[1, 5] = np.nan
+    clips.flush()
+    del clips
+    index = open_index(folder)
+    query = np.asarray(index.clips[0])
+    with pytest.raises(SearchError, match=r"index/clips.npy: row 1 holds values that are not finite \(a damaged index\)"):
+        index.search(query)
+    with pytest.raises(SearchError, match="the query vector holds nan at index"):
+        index.search(np.full_like(query, np.nan))
+
+
+@pytest.mark.parametrize("files", [[1, 2, 3], ["a", None, "c"], "abc"])
+def test_an_index_whose_paths_are_not_strings_is_damaged(tmp_path: Path, files) -> None:
+    import json
+    from coala.core.errors import SearchError
+    from coala.search.index import open_index
+    folder = _small_index(tmp_path / "index")
+    (folder / "files.json").write_text(json.dumps(files))
+    with pytest.raises(SearchError, match="files.json: damaged index file"):
+        open_index(folder)
+
+
+def test_control_characters_in_an_indexed_path_are_printed_quoted() -> None:
+    import search
+    from coala.search.index import Hit
+    table = search._hits_table([Hit(0, "evil\x1b[2J\rname\n.wav", 0.5, 0.0)])
+    assert table.splitlines()[1].endswith("evil\\u001b[2J\\rname\\n.wav") and len(table.splitlines()) == 2
+
+
+def test_index_from_embeddings_of_float64_beyond_float32_is_refused(tmp_path: Path) -> None:
+    from coala.core.errors import SearchError
+    from coala.core.model import LATENT_DIM
+    from coala.encode.shards import EmbeddingFolder
+    from coala.search.index import index_embeddings
+    array = np.ones((2, LATENT_DIM))
+    array[1, 7] = 1e300
+    np.save(tmp_path / "clip.npy", array)
+    with pytest.raises(SearchError, match=r"clip.npy: holds 1e\+300 at index \(1, 7\), beyond float32"):
+        index_embeddings(tmp_path / "index", {}, ["clip.wav"], EmbeddingFolder(tmp_path), ["clip"])
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"1": {"mfcc_mean": [1.0, 2.0]}, "2": {"mfcc_mean": [1.0]}}, "clip 2 has 1 values of mfcc_mean, clip 1 has 2"),
+    ({"1": {"mfcc_mean": [1.0, [2.0]]}}, "clip 1: mfcc_mean is not a flat list of numbers"),
+    ({"1": {"mfcc_mean": [1.0, "2"]}}, "clip 1: mfcc_mean is not a flat list of numbers"),
+    ({"1": {"mfcc_mean": [1.0, 1e300]}}, r"clip 1: mfcc_mean holds 1e\+300 at index \(1,\), beyond float32"),
+    ({"1": {"mfcc_mean": [1.0, float("inf")]}}, r"clip 1: mfcc_mean holds inf at index \(1,\)"),
+    ({"1": {"mfcc_mean": [10**400]}}, "clip 1: a value beyond float64"),
+])
+def test_descriptor_files_with_ragged_or_overflowing_values_are_one_line(tmp_path: Path, entry: dict, message: str) -> None:
+    import json
+    from coala.analysis.descriptors import read_descriptors
+    from coala.core.errors import AnalysisError
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(entry))
+    with pytest.raises(AnalysisError, match=f"d.json: not a descriptor file .*{message}"):
+        read_descriptors(path)
+    path.write_text(json.dumps({"1": {"mfcc_skew": [float("nan"), 1.0]}}))  # NaN: left out by the CCA itself
+    assert np.isnan(read_descriptors(path)[1]["mfcc_skew"][0])
+
+
+def test_search_refuses_an_empty_index_path(capsys) -> None:
+    import search
+    assert search.main(["query", "--model", "m", "--index", "", "--tags", "dog"]) == 2
+    assert capsys.readouterr().err.startswith("error: argument --index: an empty path")
