@@ -732,3 +732,14 @@ def test_search_refuses_an_empty_index_path(capsys) -> None:
     import search
     assert search.main(["query", "--model", "m", "--index", "", "--tags", "dog"]) == 2
     assert capsys.readouterr().err.startswith("error: argument --index: an empty path")
+
+
+def test_validation_files_read_by_search_and_analysis_get_the_value_check(tmp_path: Path) -> None:
+    from coala.analysis.embeddings import read_validation_set
+    from coala.search.metrics import evaluate_release
+    path = write_release_file(tmp_path / "val.h5", 8, n_tags=5)
+    with h5py.File(path, "a") as f:
+        f["dataset/label"][3, 2] = 7
+    for read in (read_validation_set, lambda p: evaluate_release(None, p)):
+        with pytest.raises(DatasetError, match="patch 3 .*holds label value 7 for tag 2"):
+            read(path)

@@ -111,8 +111,9 @@ def check_values(path: str | Path) -> None:
     if memo.is_file():
         return
     n, n_tags = print_["shapes"]["label"]
-    log.info(f"{path}: checking the values of {n} patches (once; remembered while the file is unchanged)")
     rows = max(1, READ_BYTES // (print_["shapes"]["data"][1] * print_["shapes"]["data"][2] * 4 + n_tags * 2))
+    if n > rows:  # more than one block: long enough to say what the wait is
+        log.info(f"{path}: checking the values of {n} patches (once; remembered while the file is unchanged)")
     with h5py.File(path, "r") as f:
         group = f[GROUP]
         for start in range(0, n, rows):
