@@ -12,7 +12,6 @@ Convert the paper's pickle once with (``fetch_assets.py`` does it for the publis
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os

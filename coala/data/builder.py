@@ -13,7 +13,6 @@ left (or unusable options and files) stops, with a :class:`DatasetError`.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import multiprocessing
 import os
