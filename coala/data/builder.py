@@ -42,6 +42,7 @@ from coala.distributed import Runtime, agree, balanced_shares, file_weight, from
 from coala.core.errors import AudioError, DatasetError
 from coala.files import file_identity, visible_files
 from coala.jsonfile import json_text, read_json
+from coala.text import BOM
 from coala.npyfile import read_npy
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ def read_tags_csv(path: Path) -> tuple[dict[int, str], int, list[Skipped]]:
     Read as bytes and parsed one line at a time, so that a row with broken quoting or bytes that are not
     UTF-8 costs only that row. A tag string never spans lines in Freesound's metadata.
     """
-    lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    lines = path.read_bytes().removeprefix(BOM.encode()).split(b"\n")
     numbered = [(n, line.rstrip(b"\r")) for n, line in enumerate(lines, start=1) if line.strip()]
     if not numbered:
         raise DatasetError(f"{path}: the tag CSV is empty (expected a header line with the columns id,tags)")
