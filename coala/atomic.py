@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from coala.core.errors import CoalaError, UsageError
+from coala.text import escape_undecodable
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,9 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    """``text`` as UTF-8; a file name in it that is not UTF-8 is written escaped (``coala.text``), not a
+    ``UnicodeEncodeError`` after the work that made the text."""
+    atomic_write(path, lambda f: f.write(escape_undecodable(text).encode("utf-8")))
 
 
 def require_writable_folder(folder: Path, name: str, error: type[CoalaError] = UsageError) -> None:

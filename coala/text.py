@@ -20,6 +20,7 @@ BOM = "\ufeff"
 # Lone surrogates U+DC80..U+DCFF are the bytes 0x80..0xFF that ``surrogateescape`` could not decode.
 _RAW_BYTES = range(0xDC80, 0xDD00)
 _NEEDS_QUOTING = re.compile(r"[\\\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _QUOTED = re.compile(r"\\(\\|t|n|r|x[0-9a-f]{2}|u[0-9a-f]{4})")
 
@@ -42,6 +43,12 @@ def _quote(match: re.Match) -> str:
 def quote_name(name: str | Path) -> str:
     """``name`` as one line of valid, printable UTF-8 text; ``unquote_name`` gives it back exactly."""
     return _NEEDS_QUOTING.sub(_quote, str(name))
+
+
+def escape_undecodable(text: str) -> str:
+    """``text`` with each byte that is not UTF-8 (a lone surrogate) written as ``quote_name`` writes it,
+    the rest as it is: free text (a table, a report) that names such a file can then be written."""
+    return _SURROGATES.sub(_quote, text)
 
 
 def _unquote(match: re.Match) -> str:
