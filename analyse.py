@@ -21,7 +21,7 @@ from pathlib import Path
 
 from coala.analysis import cca, descriptors, embeddings, maps
 from coala.atomic import require_writable_folder
-from coala.cli import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, SUBSET_FLAG, ArgumentParser, entry_point
+from coala.cli import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, SUBSET_FLAG, ArgumentParser, entry_point, seed_value
 from coala.device import MAX_WORKERS, resolve_device
 from coala.core.errors import UsageError
 from coala.models.loading import AUDIO, TAGS
@@ -108,7 +108,7 @@ def _add_maps(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True,
                         help=f"folder of {maps.AUDIO_TAG_MAP}, {maps.VOCABULARY_MAP} and {maps.MAPS_JSON}")
     parser.add_argument("--clips", type=int, default=maps.DEFAULT_CLIPS, help="validation clips in the joint map (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of t-SNE and of the word choice (default %(default)s)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="seed of t-SNE and of the word choice (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
 
 

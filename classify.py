@@ -23,7 +23,7 @@ import sklearn
 
 from coala import assets
 from coala.atomic import require_writable_folder
-from coala.cli import EXIT_FAILURES, EXIT_OK, SUBSET_FLAG, ArgumentParser, entry_point, require_file
+from coala.cli import EXIT_FAILURES, EXIT_OK, SUBSET_FLAG, ArgumentParser, entry_point, require_file, seed_value
 from coala.core.errors import DataAbsentError, UsageError
 from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
 from coala.encode.provenance import FOLDER_RECORD
@@ -33,6 +33,8 @@ from coala.evaluation.report import META_KEY, best_result, merge_previous, plot_
 from coala.evaluation.task import task_embedding_names
 
 log = logging.getLogger("coala.evaluation")
+# Repetitions of each fit (the paper's 10): a count in the millions is a typo that would run for years.
+MAX_RUNS = 1000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="embedding sets (folder names, e.g. mfcc embeddings_dual_ae_c_200) "
                         "(default: every set present for each task)")
     p.add_argument("--runs", type=int, default=10, help="repetitions, each with its own seed (default: 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed the run seeds are derived from (default: 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed the run seeds are derived from (default: 0)")
     p.add_argument("--classifier", nargs="+", choices=CLASSIFIERS, default=["mlp"],
                    help="mlp: the paper's MLPClassifier(256); linear: a logistic-regression probe, stored "
                         f"as '<name>{LINEAR_SUFFIX}'; give both to run both (default: mlp)")
@@ -62,8 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"NSynth training notes JSON (default: the installed {assets.NSYNTH_SELECTION} when "
                         "present, else a seeded selection of up to 2,000 per family among the training embeddings)")
     args = p.parse_args(argv)
-    if args.runs < 1:
-        raise UsageError(f"--runs must be at least 1, got {args.runs}")
+    if not 1 <= args.runs <= MAX_RUNS:
+        raise UsageError(f"--runs must be between 1 and {MAX_RUNS}, got {args.runs}")
     if args.jobs == 0 or args.jobs < -1:
         raise UsageError(f"--jobs must be a positive number or -1, got {args.jobs}")
     require_file(args.nsynth_selection, "--nsynth-selection")

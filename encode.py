@@ -31,7 +31,7 @@ from coala.device import MAX_WORKERS
 from coala.distributed import SHARE_TIMEOUT, Runtime, agree, gather, joined, on_main
 from coala.encode.api import (encode_files, extract_audio_embedding, extract_audio_embedding_chunks,
                               extract_tag_embedding, return_loaded_model)
-from coala.core.model import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+from coala.core.model import CPU_BATCH_SIZE, GPU_BATCH_SIZE, MAX_BATCH_SIZE
 from coala.encode.failures import FAILURES_FILE
 from coala.encode.jobs import FileJob
 from coala.cli import RunSummary
@@ -136,6 +136,8 @@ def run(args: argparse.Namespace, runtime: Runtime) -> RunSummary:
     bad_workers = args.workers is not None and not 0 <= args.workers <= MAX_WORKERS
     if (args.batch_size is not None and args.batch_size < 1) or bad_workers:
         raise UsageError(f"--batch-size must be at least 1 and --workers between 0 and {MAX_WORKERS}")
+    if args.batch_size is not None and args.batch_size > MAX_BATCH_SIZE:
+        raise UsageError(f"--batch-size must be at most {MAX_BATCH_SIZE} chunks, got {args.batch_size}")
     for flag in ("bf16", "projection"):
         if getattr(args, flag) and args.features == "mfcc":
             raise UsageError(f"--{flag} applies to model embeddings, not to --features mfcc")

@@ -23,7 +23,7 @@ from coala.device import MAX_WORKERS, resolve_device
 from coala.core.errors import UsageError
 from coala.models.checkpoints import load_checkpoint
 from coala.text import quote_name
-from coala.core.model import CNN
+from coala.core.model import CNN, MAX_BATCH_SIZE
 from coala.search.index import Hit, build_index, build_index_from_embeddings, open_index
 from coala.search.metrics import evaluate_release, metrics_table, plot_precision_recall
 from coala.search.model import load_pair
@@ -103,6 +103,8 @@ def _hits_table(hits: list[Hit]) -> str:
 def run_index(args: argparse.Namespace) -> int:
     if (args.batch_size is not None and args.batch_size < 1) or not 0 <= args.workers <= MAX_WORKERS:
         raise UsageError(f"--batch-size must be at least 1 and --workers between 0 and {MAX_WORKERS}")
+    if args.batch_size is not None and args.batch_size > MAX_BATCH_SIZE:
+        raise UsageError(f"--batch-size must be at most {MAX_BATCH_SIZE} chunks, got {args.batch_size}")
     pair = load_pair(args.model, args.epoch, args.id2tag, resolve_device(args.device), args.scaler)
     if args.from_embeddings is not None:
         build_index_from_embeddings(pair, args.from_embeddings, args.index)

@@ -119,6 +119,22 @@ def finite_float(text: str) -> float:
     return value
 
 
+# numpy's and scikit-learn's generators take seeds below 2**32: a larger or negative one passed every
+# check and failed as a traceback when first used, after the work before it.
+SEED_LIMIT = 2**32
+
+
+def seed_value(text: str) -> int:
+    """A seed from the command line: an integer in [0, 2**32)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"{value} is not a seed (an integer from 0 to {SEED_LIMIT - 1})")
+    return value
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """Every script's parser. Each ``type=Path`` argument is read by ``user_path`` and each ``type=float``
     by ``finite_float`` (argparse's type registry, shared by argument groups and subcommands), and a

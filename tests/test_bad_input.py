@@ -743,3 +743,29 @@ def test_validation_files_read_by_search_and_analysis_get_the_value_check(tmp_pa
     for read in (read_validation_set, lambda p: evaluate_release(None, p)):
         with pytest.raises(DatasetError, match="patch 3 .*holds label value 7 for tag 2"):
             read(path)
+
+
+@pytest.mark.parametrize("script, argv, message", [
+    ("classify", ["--seed", "-5"], "argument --seed: -5 is not a seed (an integer from 0 to 4294967295)"),
+    ("classify", ["--runs", "1000000000"], "--runs must be between 1 and 1000, got 1000000000"),
+    ("create_dataset", ["--audio-dir", ".", "--tags-csv", "t.csv", "--name", "x", "--seed", "4294967296"],
+     "argument --seed: 4294967296 is not a seed"),
+    ("encode", ["--features", "mfcc", "--input", ".", "--output", "o", "--batch-size", "1000000000"],
+     "--batch-size must be at most 65536 chunks, got 1000000000"),
+])
+def test_seeds_and_counts_are_checked_where_they_enter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys,
+                                                       script: str, argv: list[str], message: str) -> None:
+    import importlib
+    monkeypatch.chdir(tmp_path)
+    assert importlib.import_module(script).main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_results_table_naming_a_set_that_is_not_utf8_is_written(tmp_path: Path) -> None:
+    import os
+    from coala.evaluation.report import write_results
+    name = os.fsdecode(b"embeddings_caf\xe9")
+    table = write_results(tmp_path / "r.json", {"GTZAN": {name: [0.5, 0.6]}, "meta": {"tasks": {}}})
+    assert "embeddings_caf\\xe9" in table.read_text(encoding="utf-8")

@@ -34,7 +34,7 @@ from coala.atomic import (atomic_paths, atomic_write, atomic_write_text, finish_
 from coala.core.frontend import DEFAULT_RESAMPLER, PATCH_SHAPE, SAMPLE_RATE, load_audio, log_mel, pad_short_clip
 from coala.core.frontend import max_energy_patch
 from coala.audio.scaler import MinMaxScaler, save_scaler
-from coala.cli import RunSummary, is_plain_name, progress_bar
+from coala.cli import SEED_LIMIT, RunSummary, is_plain_name, progress_bar
 from coala.data.hdf5 import write_provenance
 from coala.data.tags import build_vocabulary, preprocess_tags
 from coala.device import MAX_WORKERS
@@ -120,6 +120,7 @@ class BuildOptions:
             (0.0 < self.max_fraction <= 1.0, f"--max-fraction must be in (0, 1], got {self.max_fraction}"),
             (0.0 < self.val_fraction < 1.0, f"--val-fraction must be in (0, 1), got {self.val_fraction}"),
             (1 <= self.workers <= MAX_WORKERS, f"--workers must be between 1 and {MAX_WORKERS}, got {self.workers}"),
+            (0 <= self.seed < SEED_LIMIT, f"--seed must be between 0 and {SEED_LIMIT - 1}, got {self.seed}"),
             (is_plain_name(self.name),
              f"--name must be a plain file-name part, got {self.name!r}"),
             (self.audio_dir.is_dir(), f"{self.audio_dir}: audio folder not found"),
