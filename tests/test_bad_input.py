@@ -769,3 +769,18 @@ def test_a_results_table_naming_a_set_that_is_not_utf8_is_written(tmp_path: Path
     name = os.fsdecode(b"embeddings_caf\xe9")
     table = write_results(tmp_path / "r.json", {"GTZAN": {name: [0.5, 0.6]}, "meta": {"tasks": {}}})
     assert "embeddings_caf\\xe9" in table.read_text(encoding="utf-8")
+
+
+def test_a_shard_index_naming_another_array_is_damaged(tmp_path: Path) -> None:
+    import json
+    from coala.core.errors import EmbeddingsError
+    from coala.encode.shards import EmbeddingFolder, ShardWriter
+    writer = ShardWriter(tmp_path)
+    writer.add("a", Path("a.wav"), np.ones((2, 4), np.float32))
+    writer.close()
+    np.save(tmp_path / "elsewhere.npy", np.zeros((2, 4), np.float32))
+    index = next(tmp_path.glob("shard-*.json"))
+    content = json.loads(index.read_text())
+    index.write_text(json.dumps({**content, "array": "elsewhere.npy"}))
+    with pytest.raises(EmbeddingsError, match="damaged shard index .*its array is 'elsewhere.npy'"):
+        EmbeddingFolder(tmp_path)

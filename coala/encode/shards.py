@@ -68,7 +68,9 @@ def _read_shard_index(path: Path) -> tuple[Path, int, list[tuple[str, _Entry]]]:
         index = read_json(path)
         if index["format"] != SHARD_FORMAT:
             raise ValueError(f"format {index['format']}, this version reads {SHARD_FORMAT}")
-        array, rows, vector = path.with_name(str(index["array"])), int(index["rows"]), bool(index["vectors"])
+        if index["array"] != path.with_suffix(".npy").name:  # a shard's rows are its own array's, nowhere else
+            raise ValueError(f"its array is {index['array']!r}, not {path.with_suffix('.npy').name!r}")
+        array, rows, vector = path.with_suffix(".npy"), int(index["rows"]), bool(index["vectors"])
         entries = [(str(c["clip"]), _Entry(array, str(c["source"]), int(c["offset"]), int(c["chunks"]), vector))
                    for c in index["clips"]]
     except (OSError, KeyError, TypeError, ValueError) as exc:
