@@ -122,7 +122,7 @@ def step_rate(case: StepCase, device: torch.device, sizes: Sizes) -> float:
     elif case.channels_last:
         model.to(memory_format=torch.channels_last)
     model.to(device)
-    ((patches, tags),) = synthetic_batches(1, sizes.batch_size)
+    ((patches, tags, _),) = synthetic_batches(1, sizes.batch_size)
     x, tags = as_patches(patches, device, case.channels_last), tags.to(device)
     if case.layers == "paper":
         optimizers = [torch.optim.SGD(group, lr=LEARNING_RATE) for group in model.parameter_groups()]

@@ -1,7 +1,7 @@
 """Training throughput: the paper's step against this project's float32 and bf16 steps.
 
 All three run in one process on the same synthetic batches, interleaved over repetitions (medians),
-from the same initial weights:
+from the same initial weights (``bench/procedures.py`` builds them, as for ``bench/train_quality.py``):
   paper  stock models, three weighted backward passes with retain_graph, two default SGD optimizers
   ours   fast layers + channels_last, one backward of the weighted sum, fused SGD (the default step)
   bf16   ours under the ``"amp": true`` policy (``precision``: bf16 autocast, losses in float32)
@@ -30,20 +30,20 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.procedures import BF16, OURS, PAPER, procedures  # noqa: E402
 from coala.core.frontend import PATCH_SHAPE  # noqa: E402
-from coala.models.fast_layers import accelerate  # noqa: E402
 from coala.core.model import N_TAGS  # noqa: E402
-from coala.train.step import (DualAE, Objective, forward_losses, paper_step, precision, sgd,  # noqa: E402
-                              train_step)
+from coala.train.step import DualAE, Objective, forward_losses, precision  # noqa: E402
 
 OBJECTIVE = Objective(5.0, 5.0, 10.0, temperature=0.1)
 LEARNING_RATE = 5e-3
 
 
-def synthetic_batches(n: int, batch_size: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def synthetic_batches(n: int, batch_size: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor, None]]:
+    """Random patches and sparse tags, shaped as the training loader's batches (no sound ids)."""
     generator = torch.Generator().manual_seed(seed)
     return [(torch.rand(batch_size, 1, *PATCH_SHAPE, generator=generator),
-             (torch.rand(batch_size, N_TAGS, generator=generator) < 0.01).float()) for _ in range(n)]
+             (torch.rand(batch_size, N_TAGS, generator=generator) < 0.01).float(), None) for _ in range(n)]
 
 
 def matmul_gflops(dtype: torch.dtype, size: int = 2048, reps: int = 5) -> float:
@@ -57,9 +57,9 @@ def matmul_gflops(dtype: torch.dtype, size: int = 2048, reps: int = 5) -> float:
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def flops_per_sample(model: DualAE, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
+def flops_per_sample(model: DualAE, batch: tuple[torch.Tensor, torch.Tensor, None]) -> float:
     """Forward and one backward of the weighted objective (what our step computes), per sample."""
-    x, tags = batch
+    x, tags, _ = batch
     with FlopCounterMode(display=False) as counter:
         forward_losses(model, OBJECTIVE, x, tags)[1]["loss"].backward()
     model.zero_grad(set_to_none=True)
@@ -68,7 +68,7 @@ def flops_per_sample(model: DualAE, batch: tuple[torch.Tensor, torch.Tensor]) ->
 
 def gradients(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
               policy: contextlib.AbstractContextManager | None = None) -> torch.Tensor:
-    """All parameter gradients of the objective on ``batch``, flattened; dropout masks from seed 1 each time."""
+    """All parameter gradients of the objective on ``(x, tags)``, flattened; dropout masks from seed 1 each time."""
     x, tags = batch
     model.zero_grad(set_to_none=True)
     torch.manual_seed(1)
@@ -84,9 +84,9 @@ def agreement(reference: torch.Tensor, other: torch.Tensor) -> tuple[float, floa
             float((other - reference).norm() / reference.norm()))
 
 
-def report_agreement(model: DualAE, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
+def report_agreement(model: DualAE, batch: tuple[torch.Tensor, torch.Tensor, None]) -> tuple[float, float]:
     """Prints and returns how far the ``"amp": true`` gradients are from float32 ones on ``batch``."""
-    x, tags = batch
+    x, tags, _ = batch
     batch = (x.contiguous(memory_format=torch.channels_last), tags)
     cosine, rel_l2 = agreement(gradients(model, batch), gradients(model, batch, precision(x.device, amp=True)))
     print(f"bf16 vs float32 gradients on one batch of {len(x)}: cosine {cosine:.5f}, relative L2 {rel_l2:.2%}")
@@ -115,57 +115,41 @@ def main() -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    torch.manual_seed(0)
-    paper_model = DualAE(N_TAGS).train()
-    ours_model = copy.deepcopy(paper_model)
-    accelerate(ours_model)
+    procs = procedures(N_TAGS, 0, LEARNING_RATE, torch.device("cpu"), bf16=not (args.no_bf16 or args.agreement_only))
     if args.agreement_only:
-        print_agreement(report_agreement(ours_model, synthetic_batches(1, args.batch_size)[0]))
+        print_agreement(report_agreement(procs[OURS].model, synthetic_batches(1, args.batch_size)[0]))
         return
-    bf16_model = copy.deepcopy(ours_model)
     batches = synthetic_batches(args.steps, args.batch_size)
-    variants = {
-        "paper": (paper_model, [torch.optim.SGD(g, lr=LEARNING_RATE) for g in paper_model.parameter_groups()], None),
-        "ours": (ours_model, [sgd(g, LEARNING_RATE) for g in ours_model.parameter_groups()], None),
-    }
-    if not args.no_bf16:
-        variants["bf16"] = (bf16_model, [sgd(g, LEARNING_RATE) for g in bf16_model.parameter_groups()],
-                            precision(torch.device("cpu"), amp=True))
 
-    def run(name: str, steps: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
-        model, optimizers, autocast = variants[name]
+    def run(name: str, steps: list[tuple[torch.Tensor, torch.Tensor, None]]) -> float:
         start = time.perf_counter()
-        for x, tags in steps:
-            if name == "paper":
-                paper_step(model, optimizers, OBJECTIVE, x, tags)
-            else:
-                train_step(model, optimizers, OBJECTIVE, x.contiguous(memory_format=torch.channels_last), tags, autocast)
+        procs[name].train_epoch(steps, OBJECTIVE)
         return len(steps) * args.batch_size / (time.perf_counter() - start)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
           f"{args.reps} repetitions x {args.steps} steps", flush=True)
-    for name in variants:  # warm-up: oneDNN primitive creation, allocator
+    for name in procs:  # warm-up: oneDNN primitive creation, allocator
         run(name, batches[:1])
-    rates: dict[str, list[float]] = {name: [] for name in variants}
+    rates: dict[str, list[float]] = {name: [] for name in procs}
     for rep in range(args.reps):
-        for name in variants:
+        for name in procs:
             rates[name].append(run(name, batches))
         print(f"repetition {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()) + " samples/s", flush=True)
     median = {name: statistics.median(values) for name, values in rates.items()}
 
-    flops = flops_per_sample(copy.deepcopy(paper_model), synthetic_batches(1, 8, seed=1)[0])
+    flops = flops_per_sample(copy.deepcopy(procs[PAPER].model), synthetic_batches(1, 8, seed=1)[0])
     peak32, peak16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
     print(f"FLOPs per sample (forward + backward): {flops / 1e9:.3f} GFLOP")
     print(f"matmul peak: float32 {peak32:.1f} GFLOP/s, bfloat16 {peak16:.1f} GFLOP/s")
     for name, rate in median.items():
-        peak = peak16 if name == "bf16" else peak32
+        peak = peak16 if name == BF16 else peak32
         print(f"{name:>5}: {rate:7.2f} samples/s  {rate * flops / 1e9:6.1f} GFLOP/s  "
               f"({rate * flops / 1e9 / peak:.0%} of the {'bf16' if name == 'bf16' else 'fp32'} matmul peak)  "
               f"{rate / median['paper']:.2f}x the paper")
-    agreement_figures = None if args.no_bf16 else report_agreement(copy.deepcopy(ours_model), batches[0])
-    print(f"speedup_vs_paper: {median['ours'] / median['paper']:.2f}")
+    agreement_figures = None if args.no_bf16 else report_agreement(copy.deepcopy(procs[OURS].model), batches[0])
+    print(f"speedup_vs_paper: {median[OURS] / median[PAPER]:.2f}")
     if agreement_figures is not None:
-        print(f"bf16_speedup_vs_paper: {median['bf16'] / median['paper']:.2f}")
+        print(f"bf16_speedup_vs_paper: {median[BF16] / median[PAPER]:.2f}")
         print_agreement(agreement_figures)
 
 
