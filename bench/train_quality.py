@@ -65,7 +65,7 @@ from coala.encode.files import chunk_computer  # noqa: E402
 from coala.encode.jobs import dataset_jobs  # noqa: E402
 from coala.encode.run import run_extraction  # noqa: E402
 from coala.evaluation.datasets import DOWNSTREAM  # noqa: E402
-from coala.evaluation.protocol import LINEAR_SUFFIX, evaluate_task, run_seeds  # noqa: E402
+from coala.evaluation.protocol import LINEAR_SUFFIX, evaluate_task, load_sets, run_seeds  # noqa: E402
 from coala.evaluation.task import Task  # noqa: E402
 from coala.search import evaluate_release, load_pair  # noqa: E402
 from coala.search.metrics import DIRECTIONS  # noqa: E402
@@ -125,8 +125,8 @@ class Downstream:
         linear probe under ``<key> (linear)``."""
         results: dict[str, dict[str, float]] = {name: {} for name in names}
         for task in self.tasks.values():
-            scores = evaluate_task(task, embeddings_dir, names, ["mlp", "linear"], run_seeds(0, runs), jobs,
-                                   progress=False).scores
+            scores = evaluate_task(task, load_sets(task, embeddings_dir, names, allow_subset=False), ["mlp", "linear"],
+                                   run_seeds(0, runs), jobs, progress=False).scores
             for name in names:
                 for suffix in ("", LINEAR_SUFFIX):
                     runs_scores = scores.get(name + suffix)

@@ -2,7 +2,7 @@
 
 ``fetch_assets.py`` installs them under :func:`asset_root`, and every default path of the package
 resolves there, whatever the current directory: a notebook in another folder or a program importing
-the paper's modules from its own root finds them. The root is ``$COALA_HOME`` when set; otherwise the
+the paper's modules from its own root finds them. The root is ``$COALA_HOME`` when set (set but empty is an error, not the working folder); otherwise the
 project folder when the package runs from its checkout (``pip install -e .`` keeps it there); otherwise
 ``$XDG_DATA_HOME/coala`` (``~/.local/share/coala``) for an installed wheel.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+
+from coala.core.errors import UsageError
 
 HOME_VARIABLE = "COALA_HOME"
 
@@ -71,7 +73,9 @@ def pretrained_checkpoint(network: str) -> Path:
 def asset_root() -> Path:
     """The folder ``fetch_assets.py`` installs into and default paths resolve under (see module doc)."""
     configured = os.environ.get(HOME_VARIABLE)
-    if configured:
+    if configured is not None:
+        if not configured.strip():  # Path("") is the working folder: assets would land wherever one stands
+            raise UsageError(f"{HOME_VARIABLE} is set but empty: unset it, or set it to the asset folder")
         return Path(configured).expanduser()
     checkout = Path(__file__).resolve().parents[1]
     if (checkout / "pyproject.toml").is_file() and (checkout / "fetch_assets.py").is_file():

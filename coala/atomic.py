@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from coala.core.errors import CoalaError, UsageError
+from coala.text import escape_undecodable
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +61,29 @@ def _temporary_for(path: Path) -> Path:
 
 
 @contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An ``OSError`` raised while writing ``path`` names ``path``: a write that fills the disk or passes
+    the file-size limit (``ulimit -f``) raises one without a file name, or with a temporary's."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename == str(path):
+            raise
+        reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+        raise OSError(exc.errno, f"write failed ({reason}); nothing was written", str(path)) from None
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed."""
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed
+    (and an ``OSError`` names ``path``, ``_naming``)."""
     path = Path(path)
     tmp_path = _temporary_for(path)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb") as f:
-            os.fsync(f.fileno())
+        with _naming(path):
+            yield tmp_path
+            with open(tmp_path, "rb") as f:
+                os.fsync(f.fileno())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -84,10 +100,11 @@ def atomic_paths(paths: Sequence[Path], journal: Path) -> Iterator[list[Path]]:
     temporaries: list[Path] = []
     try:
         temporaries.extend(_temporary_for(path) for path in paths)
-        yield temporaries
-        for tmp in temporaries:
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
+        with _naming(paths[0].parent):
+            yield temporaries
+            for tmp in temporaries:
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
         atomic_write_text(journal, json.dumps([[str(t), str(p)] for t, p in zip(temporaries, paths)]))
         finish_interrupted_commit(journal)
     finally:
@@ -107,13 +124,25 @@ def finish_interrupted_commit(journal: Path) -> bool:
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Call ``write(f)`` on a binary file object that becomes ``path`` only once complete."""
+    """Call ``write(f)`` on a binary file object that becomes ``path`` only once complete.
+
+    The file must then hold every byte written: ``np.save`` writes through C's buffered ``fwrite`` and
+    drops the error of a write cut short by a full disk or ``ulimit -f``, which left a truncated file
+    that counted as complete.
+    """
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         write(f)
+        f.flush()
+        kept = os.fstat(f.fileno()).st_size
+        if kept < f.tell():
+            raise OSError(errno.EIO, f"short write: the file system kept {kept} of {f.tell()} bytes "
+                                     "(a full disk or a file-size limit)")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    """``text`` as UTF-8; a file name in it that is not UTF-8 is written escaped (``coala.text``), not a
+    ``UnicodeEncodeError`` after the work that made the text."""
+    atomic_write(path, lambda f: f.write(escape_undecodable(text).encode("utf-8")))
 
 
 def require_writable_folder(folder: Path, name: str, error: type[CoalaError] = UsageError) -> None:

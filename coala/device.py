@@ -1,5 +1,9 @@
-"""Choosing the torch device from a name: training's ``device`` key and ``encode.py --device`` alike."""
+"""Choosing the torch device from a name (training's ``device`` key and ``encode.py --device`` alike),
+and what the machine can hold."""
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import torch
 
@@ -44,3 +48,39 @@ def bf16_is_fast(device: torch.device) -> bool:
 def resolve_amp(amp: bool | str, device: torch.device) -> bool:
     """Training's ``amp`` key: ``true`` or ``false`` as given, ``"auto"`` bf16 where ``bf16_is_fast``."""
     return bf16_is_fast(device) if amp == AUTO else bool(amp)
+
+
+# The memory limits that bind a process: the machine's, and its container's (cgroup v2, then v1).
+MEMINFO = Path("/proc/meminfo")
+CGROUP_LIMITS = ((Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")),
+                 (Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"), Path("/sys/fs/cgroup/memory/memory.usage_in_bytes")))
+
+
+def available_memory() -> int | None:
+    """Bytes this process could still allocate without swapping: the machine's available memory, or its
+    container's limit less its use when that is lower; None where neither can be read (not Linux).
+
+    Checked before a load sized by a file (``in_memory`` training data), so that a file larger than the
+    memory is one line, not a kernel's OOM kill an hour later.
+    """
+    sizes = []
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                sizes.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit_file, usage_file in CGROUP_LIMITS:
+        try:
+            limit, usage = limit_file.read_text().strip(), int(usage_file.read_text())
+            if limit != "max":
+                sizes.append(max(0, int(limit) - usage))
+            break
+        except (OSError, ValueError):
+            continue
+    if not sizes and hasattr(os, "sysconf"):
+        try:
+            sizes.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (OSError, ValueError):
+            pass
+    return min(sizes) if sizes else None

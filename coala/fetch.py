@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import io
 import os
+import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +148,49 @@ class _TooLarge(Exception):
     """A response that outgrew the size limit for one file."""
 
 
+class HostUnreachable(AssetError):
+    """The server could not be reached at all (no network, a name that does not resolve, a refused
+    connection): every other file from it would fail alike, so ``fetch_all`` says it once."""
+
+    def __init__(self, url: str, reason: object) -> None:
+        self.host = urllib.parse.urlsplit(url).netloc
+        super().__init__(f"{self.host}: cannot be reached ({reason})")
+
+
+def offline_hint(root: Path) -> str:
+    """What to do without a connection to the paper's server (fetch_assets.py's options and the asset root)."""
+    return (f"use a mirror (--base-url URL), another asset root that holds the files (${assets.HOME_VARIABLE}), "
+            f"or copy files downloaded elsewhere into {root}: each is checked against its pins and kept")
+
+
+def _content_length(url: str, value: str | None) -> int | None:
+    """The announced length, None when there is none; a value that is no byte count is the server's
+    error, refused (``str.isdigit`` took ``"²"`` for a number, which ``int`` then refused with a traceback)."""
+    if value is None:
+        return None
+    if not re.fullmatch(r"[0-9]{1,20}", value.strip()):
+        raise AssetError(f"{url}: Content-Length {value!r} is not a number of bytes; not downloaded")
+    return int(value)
+
+
+class _DiskError(Exception):
+    """Writing the ``.part`` file failed (a full disk, a file-size limit): this machine's problem, which
+    every other file would meet too; carries the ``OSError`` naming the file."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _write_part(f: "io.BufferedWriter", block: bytes, part: Path) -> None:
+    try:
+        f.write(block)
+        f.flush()  # a full disk shows here, at its block, not at close
+    except OSError as exc:
+        raise _DiskError(OSError(exc.errno, f"cannot write the download ({exc.strerror or exc}); the bytes "
+                                            "written so far are kept to resume from", str(part))) from None
+
+
 def download(url: str, dest: Path, show_progress: bool = True, timeout: float = TIMEOUT_S,
              max_bytes: int = MAX_FILE_BYTES, deadline: Deadline | None = None) -> None:
     """Stream ``url`` into ``dest.part``, resuming from the bytes already there.
@@ -168,14 +214,18 @@ def download(url: str, dest: Path, show_progress: bool = True, timeout: float = 
         if exc.code == 416 and have:  # nothing left after the bytes we have: the .part is complete
             return
         raise AssetError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise AssetError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, OSError):  # DNS, refused, unreachable, timed out: not this file's fault
+            raise HostUnreachable(url, exc.reason) from None
+        raise AssetError(f"{url}: {exc.reason}") from None
+    except OSError as exc:
+        raise AssetError(f"{url}: {exc}") from None
     with response:
         resumed = have > 0 and response.status == 206
         if not resumed:
             have = 0
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length is not None and length.isdigit() else None
+        length = _content_length(url, response.headers.get("Content-Length"))
+        total = have + length if length is not None else None
         if total is not None and total > max_bytes:
             part.unlink(missing_ok=True)
             raise AssetError(f"{url}: {total} bytes announced, over the limit of {max_bytes} bytes for one file; "
@@ -190,12 +240,14 @@ def download(url: str, dest: Path, show_progress: bool = True, timeout: float = 
                     received += len(block)
                     if received > max_bytes:
                         raise _TooLarge
-                    f.write(block)
+                    _write_part(f, block, part)
                     bar.update(len(block))
         except _TooLarge:
             part.unlink()
             raise AssetError(f"{url}: more than {max_bytes} bytes sent, over the limit for one file; "
                              "not installed") from None
+        except _DiskError as exc:
+            raise exc.error from None  # not the connection's: fetch_all stops on it, in one line
         except (http.client.IncompleteRead, OSError) as exc:
             raise AssetError(f"{url}: connection lost after {received} bytes ({type(exc).__name__}); "
                              f"rerun to resume from {part}") from None
@@ -227,6 +279,18 @@ def check(asset: Asset, path: Path) -> None:
             raise AssetError(f"{asset.local}: {exc}; not installed") from None
 
 
+def in_place(asset: Asset, root: Path) -> bool:
+    """Whether ``root/asset.local`` is there and passes the asset's checks (copied in by hand or fetched)."""
+    dest = root / asset.local
+    if not dest.is_file():
+        return False
+    try:
+        check(asset, dest)
+    except AssetError:
+        return False
+    return True
+
+
 def fetch(asset: Asset, base_url: str, root: Path, show_progress: bool = True, max_bytes: int = MAX_FILE_BYTES,
           deadline: Deadline | None = None) -> bool:
     """Make ``root/asset.local`` present and checked; True when it was downloaded, False when already there.
@@ -235,14 +299,7 @@ def fetch(asset: Asset, base_url: str, root: Path, show_progress: bool = True, m
     was unless the new download passes them.
     """
     dest = root / asset.local
-    if dest.is_file():
-        try:
-            check(asset, dest)
-            fresh = False
-        except AssetError:
-            fresh = True
-    else:
-        fresh = True
+    fresh = not in_place(asset, root)
     if fresh:
         download(f"{base_url.rstrip('/')}/{asset.remote}", dest, show_progress, max_bytes=max_bytes, deadline=deadline)
         part = part_path(dest)
@@ -354,11 +411,22 @@ def fetch_all(wanted: tuple[Asset, ...] = PAPER_ASSETS, base_url: str = PAPER_BA
     root = assets.asset_root() if root is None else root
     deadline = Deadline.after(deadline_s)
     report = FetchReport()
+    unreachable: HostUnreachable | None = None
+    not_fetched = []
     for asset in progress_bar(wanted, show_progress, desc="assets", unit="file"):
+        if unreachable is not None and not in_place(asset, root):
+            not_fetched.append(asset.local)
+            continue
         try:
             fetched = fetch(asset, base_url, root, show_progress, max_bytes, deadline)
             (report.fetched if fetched else report.present).append(asset.local)
+        except HostUnreachable as exc:
+            unreachable = exc
+            not_fetched.append(asset.local)
         except AssetError as exc:
             report.errors.append(str(exc))
+    if unreachable is not None:
+        report.errors.append(f"{unreachable}: {len(not_fetched)} file(s) not fetched ({', '.join(not_fetched)}); "
+                             + offline_hint(root))
     record_paper_models(wanted, root, report)
     return report

@@ -1,8 +1,13 @@
-"""Reading a user's JSON file with every way its text can be malformed reported as one ``ValueError``.
+"""Reading and writing a user's JSON files, the one way.
 
-``json.loads`` raises ``JSONDecodeError`` for bad syntax, but a plain ``ValueError`` for an integer
-of over 4300 digits, ``UnicodeDecodeError`` for bytes that are not UTF-8 and ``RecursionError`` for
-arrays nested some thousand deep; callers catch ``ValueError`` alone and name their file.
+Reading: ``json.loads`` raises ``JSONDecodeError`` for bad syntax, but a plain ``ValueError`` for an
+integer of over 4300 digits, ``UnicodeDecodeError`` for bytes that are not UTF-8 and ``RecursionError``
+for arrays nested some thousand deep; callers catch ``ValueError`` alone and name their file. A UTF-8
+byte-order mark is dropped (``coala.text.read_text``), as other JSON readers do.
+
+Writing: text is kept readable (``ensure_ascii=False``: a tag in Japanese stays Japanese), but a file
+name that is not UTF-8 reaches Python as lone surrogates, which UTF-8 cannot encode: ``json_text``
+writes each as its JSON escape (``\\udce9``), which any JSON reader, and ``read_json``, gives back.
 """
 from __future__ import annotations
 
@@ -12,11 +17,13 @@ from typing import Any, TypeVar
 
 Kind = TypeVar("Kind", dict, list)
 
+from coala.text import read_text
+
 
 def read_json(path: str | Path) -> Any:
     """The decoded contents of ``path``; ``ValueError`` when its text is not JSON Python can hold."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except RecursionError:
         raise ValueError("nested too deeply") from None
 
@@ -31,3 +38,9 @@ def read_json_as(path: str | Path, kind: type[Kind], error: type[Exception], wha
     if not isinstance(value, kind):
         raise error(f"{path}: {what} must be a JSON {kind.__name__}, found {type(value).__name__}")
     return value
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """``value`` as JSON text that encodes as UTF-8 whatever names it holds (see the module's docstring)."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -18,7 +18,7 @@ import create_dataset
 from coala.core.frontend import N_MELS, PATCH_FRAMES, SAMPLE_RATE, compute_spectrogram
 from coala.core.frontend import max_energy_patch
 from coala.core.errors import DatasetError
-from coala.data.builder import (BuildOptions, build_dataset, cache_file, compute_patches,
+from coala.data.builder import (BuildOptions, build_dataset, cache_file, compute_patches, find_audio_files,
                                   load_patches, split_train_validation)
 from coala.audio.scaler import MinMaxScaler, load_scaler
 from conftest import ROOT
@@ -173,7 +173,8 @@ def test_every_bad_input_is_named_in_the_report(built):
 def test_data_is_the_max_energy_patch_scaled_by_a_scaler_fitted_on_training_clips_only(built, corpus):
     options, _ = built
     train, val = read_hdf5(options.train_file), read_hdf5(options.validation_file)
-    raw_train = load_patches(options.cache_dir, list(train["id"][:, 0]))
+    audio_files = {clip_id: paths[0] for clip_id, paths in find_audio_files(corpus[0]).items()}
+    raw_train = load_patches([cache_file(options.cache_dir, i, audio_files[i]) for i in train["id"][:, 0]])
     scaler = load_scaler(options.scaler_file)
     expected = MinMaxScaler.fit(raw_train)
     np.testing.assert_allclose(scaler.data_min, expected.data_min)
@@ -196,12 +197,12 @@ def test_an_interrupted_build_resumes_from_the_cache(built, corpus, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in kept_mtimes} == kept_mtimes
     assert len(list(options.cache_dir.glob("*.npy"))) == N_CLIPS
     assert again == report
-    # a clip whose audio changed after it was cached is computed again
-    clip_id = int(cached[0].stem)
+    # a clip whose audio changed after it was cached is computed again, and its old entry goes
+    clip_id = int(cached[0].name.split(".")[0])
     audio = next(corpus[0].rglob(f"{clip_id}.*"))
     os.utime(audio, ns=(cached[0].stat().st_mtime_ns + 10**9,) * 2)
     assert compute_patches({clip_id: audio}, options.cache_dir, workers=1, progress=False) == []
-    assert cache_file(options.cache_dir, clip_id).stat().st_mtime_ns != kept_mtimes[cached[0]]
+    assert cache_file(options.cache_dir, clip_id, audio).is_file() and not cached[0].exists()
 
 
 def test_nothing_usable_is_one_clear_error(corpus, tmp_path, capsys):

@@ -42,6 +42,7 @@ from threadpoolctl import threadpool_limits
 
 from coala.analysis.descriptors import DESCRIPTOR_KEYS, Descriptors
 from coala.atomic import atomic_write_text
+from coala.cli import check_coverage
 from coala.core.errors import AnalysisError
 from coala.figures import save_figure
 
@@ -214,12 +215,17 @@ def aligned_descriptors(ids: np.ndarray, descriptors: dict[int, Descriptors], ke
     return np.asarray(rows, dtype=np.int64), np.asarray(vectors, dtype=np.float64).reshape(len(rows), -1)
 
 
-def check_clips(ids: np.ndarray, descriptors: dict[int, Descriptors], descriptors_path: Path, dataset: Path) -> int:
-    """How many validation clips have descriptors; ``AnalysisError`` when fewer than ``MIN_CLIPS``."""
+def check_clips(ids: np.ndarray, descriptors: dict[int, Descriptors], descriptors_path: Path, dataset: Path,
+                allow_subset: bool = False) -> int:
+    """How many validation clips have descriptors; ``AnalysisError`` when fewer than ``MIN_CLIPS``, or when
+    more than a few lack them unless ``allow_subset`` (``coala.cli.check_coverage``)."""
     n = sum(1 for clip_id in ids.tolist() if clip_id in descriptors)
     if n < MIN_CLIPS:
         raise AnalysisError(f"{descriptors_path}: descriptors for {n} of the {len(ids)} clips of {dataset}; "
                             f"a canonical correlation needs at least {MIN_CLIPS}")
+    absent = next((clip_id for clip_id in ids.tolist() if clip_id not in descriptors), "")
+    check_coverage(str(descriptors_path), len(ids) - n, len(ids),
+                   f"clips of {dataset} have no descriptors (e.g. {absent})", allow_subset, AnalysisError)
     if n < len(ids):
         log.warning(f"{descriptors_path}: {len(ids) - n} of the {len(ids)} validation clips have no descriptors and are left out")
     return n

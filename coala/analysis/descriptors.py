@@ -33,11 +33,12 @@ import scipy.stats
 
 from coala.atomic import atomic_write_text
 from coala.core.frontend import SAMPLE_RATE, load_audio, pad_short_clip
-from coala.cli import progress_bar
+from coala.cli import check_coverage, progress_bar
 from coala.data.builder import find_audio_files, init_worker
 from coala.data.hdf5 import GROUP, inspect_hdf5
 from coala.core.errors import AnalysisError, AudioError
 from coala.jsonfile import read_json
+from coala.npyfile import float32_problem
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +133,35 @@ def validation_ids(path: Path) -> list[int]:
 
 # --- descriptor files -------------------------------------------------------------------------------
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _as_descriptors(value: object) -> Descriptors | None:
+    """A clip's entry: each set a flat list of numbers (a bare number is a list of one), each a finite
+    float32 value or NaN (a skewness over a constant window; the CCA leaves such clips out)."""
     if value is None:  # a clip the paper's script could not analyse
         return None
-    if not isinstance(value, dict) or not all(isinstance(v, (list, int, float)) for v in value.values()):
+    if not isinstance(value, dict):
         raise ValueError("a clip's entry is not an object of descriptor lists")
-    return {key: v if isinstance(v, list) else [v] for key, v in value.items()}
+    sets = {key: v if isinstance(v, list) else [v] for key, v in value.items()}
+    for key, values in sets.items():
+        if not all(_is_number(v) for v in values):
+            raise ValueError(f"{key} is not a flat list of numbers")
+        problem = float32_problem(np.array(values, dtype=object).astype(np.float64), allow_nan=True)
+        if problem is not None:
+            raise ValueError(f"{key} holds {problem}")
+    return sets
+
+
+def _same_lengths(parsed: dict[int, Descriptors]) -> None:
+    """Every clip's set ``key`` has as many values as the first clip's: the CCA stacks them as rows."""
+    lengths: dict[str, tuple[int, int]] = {}
+    for clip_id, sets in parsed.items():
+        for key, values in sets.items():
+            first_id, n = lengths.setdefault(key, (clip_id, len(values)))
+            if len(values) != n:
+                raise ValueError(f"clip {clip_id} has {len(values)} values of {key}, clip {first_id} has {n}")
 
 
 def read_descriptors(path: Path) -> dict[int, Descriptors]:
@@ -152,7 +176,15 @@ def read_descriptors(path: Path) -> dict[int, Descriptors]:
         raw = read_json(path)
         if not isinstance(raw, dict):
             raise ValueError("not a JSON object")
-        parsed = {int(clip_id): _as_descriptors(value) for clip_id, value in raw.items()}
+        parsed = {}
+        for clip_id, value in raw.items():
+            try:
+                parsed[int(clip_id)] = _as_descriptors(value)
+            except OverflowError:  # an integer of hundreds of digits
+                raise ValueError(f"clip {clip_id}: a value beyond float64") from None
+            except ValueError as exc:
+                raise ValueError(f"clip {clip_id}: {exc}") from None
+        _same_lengths({clip_id: value for clip_id, value in parsed.items() if value is not None})
     except ValueError as exc:
         raise AnalysisError(f"{path}: not a descriptor file of {{clip id: {{descriptor: values}}}} ({exc})") from None
     return {clip_id: value for clip_id, value in parsed.items() if value is not None}
@@ -213,11 +245,13 @@ def _results(jobs: list[tuple[int, Path]], workers: int) -> Iterator[tuple[int, 
 
 
 def compute_descriptors(ids: Sequence[int], audio_dir: Path, out: Path, workers: int = 1,
-                        progress: bool = True) -> DescriptorRun:
+                        progress: bool = True, allow_subset: bool = False) -> DescriptorRun:
     """Describe every clip of ``ids`` found in ``audio_dir`` (``<id>.<ext>``) into ``out``.
 
     Clips already in ``out`` or its partial file are kept, not recomputed. ``out`` holds the clips of
     ``ids`` that were described, keyed by id in the order of ``ids``; the rest are in the returned run.
+    More than a few ids without an audio file is an ``AnalysisError`` before any work, unless
+    ``allow_subset`` (``coala.cli.check_coverage``).
     """
     if not audio_dir.is_dir():
         raise AnalysisError(f"{audio_dir}: audio folder not found")
@@ -237,6 +271,8 @@ def compute_descriptors(ids: Sequence[int], audio_dir: Path, out: Path, workers:
             run.failed.append((clip_id, "several audio files: " + ", ".join(str(p) for p in found)))
         else:
             jobs.append((clip_id, found[0]))
+    check_coverage(str(audio_dir), len(run.missing), len(ids),
+                   f"clips have no audio file (e.g. {run.missing[0] if run.missing else ''})", allow_subset, AnalysisError)
     if run.missing:
         shown = ", ".join(map(str, run.missing[:10])) + (" ..." if len(run.missing) > 10 else "")
         log.warning(f"{audio_dir}: {len(run.missing)} of {len(ids)} clips have no audio file ({shown})")

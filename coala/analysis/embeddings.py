@@ -23,6 +23,7 @@ from torch import nn
 from coala.core.errors import AnalysisError, UsageError
 from coala.core.frontend import MinMaxScaler
 from coala.core.model import embed
+from coala.data.checks import check_values
 from coala.data.hdf5 import InMemoryDataset, read_provenance
 from coala.models.loading import AUDIO, TAGS, LoadedModel, load_model
 
@@ -42,8 +43,10 @@ class ValidationSet:
 
 
 def read_validation_set(path: Path) -> ValidationSet:
-    """The whole file, checked for the release layout (``DatasetError`` naming it otherwise); the patches
-    clamped at 0 in place, as the paper's validation did (no second copy of a large set)."""
+    """The whole file, checked for the release layout and its values as training checks them (``DatasetError``
+    naming it otherwise); the patches clamped at 0 in place, as the paper's validation did (no second copy
+    of a large set)."""
+    check_values(path)
     dataset = InMemoryDataset(path)
     np.maximum(dataset.data, 0.0, out=dataset.data)
     scaler, vocabulary = read_provenance(path)

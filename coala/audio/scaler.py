@@ -12,7 +12,6 @@ Convert the paper's pickle once with (``fetch_assets.py`` does it for the publis
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ import numpy as np
 from coala import assets
 from coala.atomic import atomic_write_text
 from coala.core.frontend import MinMaxScaler
-from coala.cli import entry_point
+from coala.cli import ArgumentParser, entry_point
 from coala.core.errors import ScalerError
 from coala.jsonfile import read_json
 
@@ -128,7 +127,7 @@ def load_scaler(scaler: "str | Path | MinMaxScaler | None" = None) -> MinMaxScal
 @entry_point
 def main(argv: list[str] | None = None) -> int:
     default = assets.default_path(assets.SCALER)
-    parser = argparse.ArgumentParser(description="Convert the paper's scaler pickle to the project's JSON format.")
+    parser = ArgumentParser(description="Convert the paper's scaler pickle to the project's JSON format.")
     parser.add_argument("pickle", type=Path, help="the paper's scaler_top_1000.pkl")
     parser.add_argument("output", type=Path, nargs="?", default=default, help=f"default {default}")
     args = parser.parse_args(argv)

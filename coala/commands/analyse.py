@@ -24,7 +24,7 @@ from pathlib import Path
 
 from coala.analysis import cca, descriptors, embeddings, maps
 from coala.atomic import require_writable_folder
-from coala.cli import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, entry_point
+from coala.cli import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, SUBSET_FLAG, ArgumentParser, entry_point, seed_value
 from coala.device import MAX_WORKERS, resolve_device
 from coala.core.errors import UsageError
 from coala.models.loading import AUDIO, TAGS
@@ -41,6 +41,11 @@ def _add_descriptors(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, MAX_WORKERS),
                         help="processes (default: the CPU count, %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_subset_flag(parser, "describe the clips that have audio although more than a few of the ids have none")
+
+
+def _add_subset_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(SUBSET_FLAG, action="store_true", help=f"{what} (refused otherwise)")
 
 
 def run_descriptors(args: argparse.Namespace) -> int:
@@ -48,7 +53,8 @@ def run_descriptors(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers: {args.workers}; between 1 and {MAX_WORKERS}")
     ids = descriptors.validation_ids(args.dataset)
     try:
-        run = descriptors.compute_descriptors(ids, args.audio_dir, args.out, args.workers, not args.quiet)
+        run = descriptors.compute_descriptors(ids, args.audio_dir, args.out, args.workers, not args.quiet,
+                                              args.allow_subset)
     except KeyboardInterrupt:
         log.error(f"interrupted: the clips described so far are in {descriptors.partial_file(args.out)}; "
                   "run the same command again to resume")
@@ -74,6 +80,7 @@ def _add_cca(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the folds and permutations (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
+    _add_subset_flag(parser, "correlate the clips that have descriptors although more than a few have none")
 
 
 def _settings(args: argparse.Namespace) -> cca.Settings | None:
@@ -98,7 +105,7 @@ def run_cca(args: argparse.Namespace) -> int:
     for model in models.values():
         embeddings.check_made_alike(validation, model)
     described = descriptors.read_descriptors(args.descriptors)
-    cca.check_clips(validation.ids, described, args.descriptors, args.dataset)
+    cca.check_clips(validation.ids, described, args.descriptors, args.dataset, args.allow_subset)
     keys = cca.descriptor_keys(described)
     matrices, ids = {}, validation.ids
     for label, model in models.items():
@@ -132,7 +139,7 @@ def _add_maps(commands: argparse._SubParsersAction) -> None:
                               f"{maps.MAX_GROUPS}), the marker telling audio from tags")
     colours.add_argument("--labels", type=Path, metavar="JSON",
                          help='colour by your own labels: a JSON object {"<clip id>": "<label>"}')
-    parser.add_argument("--seed", type=int, default=0, help="seed of t-SNE and of the word choice (default %(default)s)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="seed of t-SNE and of the word choice (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
 
 
@@ -166,7 +173,7 @@ COMMANDS = {"descriptors": (_add_descriptors, run_descriptors), "cca": (_add_cca
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for add, _ in COMMANDS.values():
         add(commands)

@@ -13,7 +13,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from coala.cli import EXIT_INTERRUPTED, EXIT_OK, entry_point
+from coala.cli import EXIT_INTERRUPTED, EXIT_OK, ArgumentParser, entry_point, seed_value
 from coala.data.builder import BuildOptions, build_dataset
 from coala.distributed import SHARE_TIMEOUT, joined
 
@@ -22,7 +22,7 @@ log = logging.getLogger("coala.data")
 
 def parse_args(argv: list[str] | None) -> BuildOptions:
     defaults = BuildOptions(Path(), Path(), "")
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--audio-dir", type=Path, required=True, help="folder of audio files named <id>.<ext> (searched recursively)")
     parser.add_argument("--tags-csv", type=Path, required=True, help="CSV with the columns id,tags; tags is a space-separated free-text string")
     parser.add_argument("--name", required=True, help="dataset name used in every output file name")
@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None) -> BuildOptions:
     parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction, help="share of clips held out for validation (default %(default)s)")
     parser.add_argument("--exclude-ids", type=Path, help="JSON list of clip ids to leave out (e.g. the downstream datasets' clips)")
     parser.add_argument("--workers", type=int, default=defaults.workers, help="processes computing spectrograms, per process under torchrun (default: the CPU count divided by the processes on the node, %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the train/validation split (default %(default)s)")
+    parser.add_argument("--seed", type=seed_value, default=defaults.seed, help="seed of the train/validation split (default %(default)s)")
     args = parser.parse_args(argv)
     return BuildOptions(**vars(args))
 

@@ -11,7 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from coala.cli import EXIT_OK, entry_point
+from coala.cli import EXIT_OK, ArgumentParser, entry_point, seed_value
 from coala.demo.data import DemoDataSpec, write_demo_data, write_untrained_model
 from coala.core.errors import UsageError
 
@@ -21,11 +21,11 @@ log = logging.getLogger("coala.demo")
 @entry_point
 def main(argv: list[str] | None = None) -> int:
     defaults = DemoDataSpec()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("demo/data"), help="output folder (default demo/data)")
     parser.add_argument("--n-clips", type=int, default=defaults.n_clips,
                         help=f"clips in the tagged corpus (default {defaults.n_clips})")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help=f"random seed (default {defaults.seed})")
+    parser.add_argument("--seed", type=seed_value, default=defaults.seed, help=f"random seed (default {defaults.seed})")
     parser.add_argument("--untrained-model", type=Path, metavar="TRAIN_HDF5",
                         help="also write untrained/tag_encoder_epoch_0.pt and the untrained pair's record, with the "
                              "scaler and vocabulary this training file (of create_dataset.py) records")

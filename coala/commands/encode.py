@@ -14,9 +14,10 @@ import os
 from pathlib import Path
 
 from coala.audio.mfcc import mfcc_features
-from coala.cli import EXIT_FAILURES, EXIT_OK, RunSummary, entry_point, is_plain_name, require_file
+from coala.cli import (EXIT_FAILURES, EXIT_OK, SUBSET_FLAG, ArgumentParser, RunSummary, entry_point, is_plain_name,
+                       require_file)
 from coala.core.errors import UsageError
-from coala.core.model import CPU_BATCH_SIZE, GPU_BATCH_SIZE, AudioEncoder, default_batch_size
+from coala.core.model import CPU_BATCH_SIZE, GPU_BATCH_SIZE, MAX_BATCH_SIZE, AudioEncoder, default_batch_size
 from coala.device import MAX_WORKERS
 from coala.distributed import SHARE_TIMEOUT, Runtime, agree, gather, joined, on_main
 from coala.encode.failures import FAILURES_FILE
@@ -34,7 +35,7 @@ PER_PROCESS_OPTIONS = {"workers", "quiet"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Encode audio files into COALA embeddings (one float32 .npy of shape (n_chunks, 1152) per "
                     "file) or the paper's 120-d MFCC baseline. Files whose output exists are skipped; files "
                     f"that fail are listed in {FAILURES_FILE} and the run goes on (exit status 1).")
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nsynth-selection", type=Path,
                         help="NSynth training selection JSON, used when nsynth-train/audio_selected/ is absent "
                              "(default: the installed json/nsynth_selected_sounds_per_class.json)")
+    parser.add_argument(SUBSET_FLAG, action="store_true",
+                        help="with --dataset nsynth, read the selection's notes that are there although more than a "
+                             "few of them are not (refused otherwise)")
     parser.add_argument("--features", choices=["embeddings", "mfcc"], default="embeddings",
                         help="model embeddings (default), or the paper's MFCC baseline (needs no --model)")
     parser.add_argument("--model", type=Path, help="a run folder (saved_models/<experiment>), a checkpoint inside one, "
@@ -97,6 +101,8 @@ def run(args: argparse.Namespace, runtime: Runtime) -> RunSummary:
     bad_workers = args.workers is not None and not 0 <= args.workers <= MAX_WORKERS
     if (args.batch_size is not None and args.batch_size < 1) or bad_workers:
         raise UsageError(f"--batch-size must be at least 1 and --workers between 0 and {MAX_WORKERS}")
+    if args.batch_size is not None and args.batch_size > MAX_BATCH_SIZE:
+        raise UsageError(f"--batch-size must be at most {MAX_BATCH_SIZE} chunks, got {args.batch_size}")
     for flag in ("bf16", "projection"):
         if getattr(args, flag) and args.features == "mfcc":
             raise UsageError(f"--{flag} applies to model embeddings, not to --features mfcc")
@@ -126,7 +132,8 @@ def run(args: argparse.Namespace, runtime: Runtime) -> RunSummary:
         plans = [(jobs, args.output / FAILURES_FILE)]
     else:
         datasets = list(DOWNSTREAM) if args.dataset == "all" else [args.dataset]
-        plans = dataset_jobs(datasets, args.data_dir, args.data_dir / EMBEDDINGS_FOLDER, name, args.nsynth_selection)
+        plans = dataset_jobs(datasets, args.data_dir, args.data_dir / EMBEDDINGS_FOLDER, name, args.nsynth_selection,
+                             args.allow_subset)
     agree(runtime, {"the file list": _file_list(plans)})
     workers = args.workers if args.workers is not None else (0 if device.type == "cpu" else min(4, os.cpu_count() or 1))
     batch_size = args.batch_size or default_batch_size(device)

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import urllib.parse
 from pathlib import Path
 
 from coala.assets import HOME_VARIABLE, asset_root
-from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point
+from coala.cli import EXIT_FAILURES, EXIT_OK, ArgumentParser, entry_point
 from coala.core.errors import UsageError
 from coala.fetch import DEADLINE_S, PAPER_ASSETS, PAPER_BASE_URL, fetch_all
 
@@ -41,7 +40,7 @@ def check_base_url(url: str) -> None:
 
 @entry_point
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base-url", default=PAPER_BASE_URL,
                         help="where the repository's files are served (default: the paper's repository on GitHub)")
     parser.add_argument("--root", type=Path, default=None,
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     check_base_url(args.base_url)
-    if not math.isfinite(args.deadline) or args.deadline < 0:
+    if args.deadline < 0:  # nan and inf are refused as the command line is parsed
         raise UsageError(f"--deadline must be a finite number of seconds >= 0, got {args.deadline}")
     root = args.root or asset_root()
     report = fetch_all(PAPER_ASSETS, args.base_url, root, show_progress=not args.quiet, deadline_s=args.deadline)

@@ -18,11 +18,12 @@ import logging
 from pathlib import Path
 
 from coala.atomic import atomic_write_text
-from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, require_file
+from coala.cli import EXIT_FAILURES, EXIT_OK, ArgumentParser, entry_point, require_file
 from coala.device import MAX_WORKERS, resolve_device
 from coala.core.errors import UsageError
 from coala.models.checkpoints import load_checkpoint
-from coala.core.model import CNN
+from coala.text import quote_name
+from coala.core.model import CNN, MAX_BATCH_SIZE
 from coala.search.index import Hit, build_index, build_index_from_embeddings, open_index
 from coala.search.metrics import evaluate_release, metrics_table, plot_precision_recall
 from coala.search.model import load_pair
@@ -55,7 +56,7 @@ def _scaler_option(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", help="embed audio files into a search index")
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _hits_table(hits: list[Hit]) -> str:
     lines = [f"{'rank':>4}  {'score':>7}  {'at':>8}  {'of':>8}  path"]
-    lines += [f"{rank:>4}  {hit.score:7.4f}  {hit.best_seconds:7.2f}s  {hit.duration:7.2f}s  {hit.path}"
+    lines += [f"{rank:>4}  {hit.score:7.4f}  {hit.best_seconds:7.2f}s  {hit.duration:7.2f}s  {quote_name(hit.path)}"
               for rank, hit in enumerate(hits, 1)]
     return "\n".join(lines)
 
@@ -109,6 +110,8 @@ def _hits_table(hits: list[Hit]) -> str:
 def run_index(args: argparse.Namespace) -> int:
     if (args.batch_size is not None and args.batch_size < 1) or not 0 <= args.workers <= MAX_WORKERS:
         raise UsageError(f"--batch-size must be at least 1 and --workers between 0 and {MAX_WORKERS}")
+    if args.batch_size is not None and args.batch_size > MAX_BATCH_SIZE:
+        raise UsageError(f"--batch-size must be at most {MAX_BATCH_SIZE} chunks, got {args.batch_size}")
     pair = load_pair(args.model, args.epoch, args.id2tag, resolve_device(args.device), args.scaler)
     if args.from_embeddings is not None:
         build_index_from_embeddings(pair, args.from_embeddings, args.index, args.audio_dir)
@@ -145,7 +148,7 @@ def run_tag(args: argparse.Namespace) -> int:
                          indent=1))
     else:
         for path, tags in zip(args.files, ranked):
-            print(f"{path}: " + ", ".join(f"{t.tag} {t.score:.3f}" for t in tags))
+            print(f"{quote_name(path)}: " + ", ".join(f"{t.tag} {t.score:.3f}" for t in tags))
     return EXIT_OK
 
 

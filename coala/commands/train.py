@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 
-from coala.cli import EXIT_OK, entry_point
+from coala.cli import EXIT_OK, ArgumentParser, entry_point
 from coala.train.config import load_config
 from coala.train.loop import train
 
 
 @entry_point
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="JSON config with the paper's keys (e.g. configs/dual_ae_c.json)")
     args = parser.parse_args(argv)
     train(load_config(args.config))

@@ -12,6 +12,7 @@ so a recording's length does not set the memory it takes.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ import soxr
 if TYPE_CHECKING:
     import torch
 
-from coala.core.errors import AudioError, ScalerError
+from coala.core.errors import AudioError, AudioInputError, ScalerError
 
 SAMPLE_RATE = 22000
 N_FFT = 1024
@@ -49,6 +50,15 @@ REFLECT = N_FFT // 2  # centred frames: the signal is reflect-padded by half a f
 # memory to a few blocks. Frames of the log-mel transformed at a time (kept in cache).
 BLOCK_SAMPLES = 1 << 18
 FRAME_BLOCK = 128
+
+# The sample rates a file or array may declare. Resampling multiplies a block's samples by 22000 / rate:
+# a header declaring 1 Hz would turn one block into gigabytes. The range holds telephone audio (8 kHz)
+# and ultrasonic recorders (500 kHz); outside it a declared rate is a damaged header, not audio.
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 1_000_000
+# A decoded block holds at most this many values (frames x channels): a file declaring hundreds of
+# channels gets blocks of fewer frames, so its blocks weigh what a stereo file's do.
+BLOCK_VALUES = 2 * BLOCK_SAMPLES
 
 DEFAULT_RESAMPLER = "soxr_hq"
 # File name suffixes searched for audio in folders (GTZAN ships as .au).
@@ -82,15 +92,18 @@ class _SequentialSoundFile(sf.SoundFile):
 
 
 def _soundfile_blocks(path: Path, block_samples: int) -> tuple[int, Iterator[np.ndarray]]:
-    """The file's rate and its mono float32 blocks of ``block_samples`` frames, read as they are asked for.
+    """The file's rate and its mono float32 blocks of ``block_samples`` frames (fewer for a file of more
+    than two channels: ``BLOCK_VALUES``), read as they are asked for.
 
     Their concatenation is the whole-file read's samples (``sf.read``: the file's ``frames`` frames,
-    or fewer if the decoder ends sooner), whatever the format and block size.
+    or fewer if the decoder ends sooner), whatever the format and block size. The name goes to
+    libsndfile as the file system's bytes, so a name that is not valid UTF-8 opens like any other.
     """
     try:
-        handle = _SequentialSoundFile(str(path))
+        handle = _SequentialSoundFile(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise _Unreadable from exc
+    block_samples = max(1, min(block_samples, BLOCK_VALUES // max(1, handle.channels)))
 
     def blocks() -> Iterator[np.ndarray]:
         with handle:
@@ -144,9 +157,20 @@ def _resampled(blocks: Iterator[np.ndarray], file_sr: int, sr: int, res_type: st
     yield np.concatenate([tail, np.zeros(budget - n_out - tail.size, np.float32)])
 
 
+def rate_problem(rate: float) -> str | None:
+    """Why audio declared at ``rate`` Hz is not read, or None when the rate is usable."""
+    if MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        return None
+    return f"sample rate {rate} Hz, outside the {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz that audio is read at"
+
+
 def resample(y: np.ndarray, orig_sr: int, sr: int = SAMPLE_RATE, res_type: str = DEFAULT_RESAMPLER) -> np.ndarray:
     """A mono signal held in memory, resampled from ``orig_sr`` to ``sr`` as ``iter_audio`` resamples a
-    file's samples: callers that get audio as arrays (``coala.hear``) see the numbers a file gives."""
+    file's samples: callers that get audio as arrays (``coala.hear``) see the numbers a file gives.
+    An ``orig_sr`` outside the usable rates (``rate_problem``) is an ``AudioInputError``."""
+    problem = rate_problem(orig_sr)
+    if problem is not None:
+        raise AudioInputError(problem)
     y = np.ascontiguousarray(y, dtype=np.float32).reshape(-1)
     return y if orig_sr == sr else np.concatenate([y[:0], *_resampled(iter([y]), orig_sr, sr, res_type)])
 
@@ -169,6 +193,9 @@ def iter_audio(path: str | Path, res_type: str = DEFAULT_RESAMPLER, sr: int = SA
         file_sr, blocks = _soundfile_blocks(path, block_samples)
     except _Unreadable:
         file_sr, blocks = _librosa_whole(path)
+    problem = rate_problem(file_sr)
+    if problem is not None:
+        raise AudioError(path, f"declared {problem}")
     n = 0
     try:
         for y in (blocks if file_sr == sr else _resampled(blocks, file_sr, sr, res_type)):

@@ -354,6 +354,9 @@ MODEL_KINDS: dict[str, type[DualAE] | type[TagSupervisedCNN]] = {"dual_ae": Dual
 # (1.3 ms per patch on 2 cores against 3.3 ms in forwards of 128); a GPU wants large batches.
 CPU_BATCH_SIZE = 16
 GPU_BATCH_SIZE = 256
+# The most chunks one forward may take (2.4 GB of patches): files' chunks are gathered up to a batch
+# before it runs, so a batch size of 10^9 would hold a whole collection in memory.
+MAX_BATCH_SIZE = 1 << 16
 
 
 def model_device(model: nn.Module) -> torch.device:

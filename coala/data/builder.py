@@ -13,7 +13,6 @@ left (or unusable options and files) stops, with a :class:`DatasetError`.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import multiprocessing
 import os
@@ -35,13 +34,16 @@ from coala.atomic import (atomic_paths, atomic_write, atomic_write_text, finish_
 from coala.core.frontend import DEFAULT_RESAMPLER, PATCH_SHAPE, SAMPLE_RATE, load_audio, log_mel, pad_short_clip
 from coala.core.frontend import max_energy_patch
 from coala.audio.scaler import MinMaxScaler, save_scaler
-from coala.cli import RunSummary, is_plain_name, progress_bar
+from coala.cli import SEED_LIMIT, RunSummary, is_plain_name, progress_bar
 from coala.data.hdf5 import write_provenance
 from coala.data.tags import build_vocabulary, preprocess_tags
 from coala.device import MAX_WORKERS
 from coala.distributed import Runtime, agree, balanced_shares, file_weight, from_main, gather, on_main, round_robin
 from coala.core.errors import AudioError, DatasetError
-from coala.jsonfile import read_json_as
+from coala.files import file_identity, visible_files
+from coala.jsonfile import json_text, read_json, read_json_as
+from coala.text import BOM
+from coala.npyfile import read_npy
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,7 @@ class BuildOptions:
             (0.0 < self.max_fraction <= 1.0, f"--max-fraction must be in (0, 1], got {self.max_fraction}"),
             (0.0 < self.val_fraction < 1.0, f"--val-fraction must be in (0, 1), got {self.val_fraction}"),
             (1 <= self.workers <= MAX_WORKERS, f"--workers must be between 1 and {MAX_WORKERS}, got {self.workers}"),
+            (0 <= self.seed < SEED_LIMIT, f"--seed must be between 0 and {SEED_LIMIT - 1}, got {self.seed}"),
             (is_plain_name(self.name),
              f"--name must be a plain file-name part, got {self.name!r}"),
             (self.audio_dir.is_dir(), f"{self.audio_dir}: audio folder not found"),
@@ -173,7 +176,7 @@ def read_tags_csv(path: Path) -> tuple[dict[int, str], int, list[Skipped]]:
     Read as bytes and parsed one line at a time, so that a row with broken quoting or bytes that are not
     UTF-8 costs only that row. A tag string never spans lines in Freesound's metadata.
     """
-    lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    lines = path.read_bytes().removeprefix(BOM.encode()).split(b"\n")
     numbered = [(n, line.rstrip(b"\r")) for n, line in enumerate(lines, start=1) if line.strip()]
     if not numbered:
         raise DatasetError(f"{path}: the tag CSV is empty (expected a header line with the columns id,tags)")
@@ -230,12 +233,9 @@ def read_exclude_ids(path: Path) -> set[int]:
 
 
 def find_audio_files(audio_dir: Path) -> dict[int, list[Path]]:
-    """Every ``<id>.<ext>`` file under ``audio_dir`` (recursively; hidden files and folders ignored)."""
+    """Every ``<id>.<ext>`` file under ``audio_dir`` (recursively; hidden names skipped, ``coala.files``)."""
     found: dict[int, list[Path]] = {}
-    for path in sorted(audio_dir.rglob("*")):
-        relative = path.relative_to(audio_dir).parts
-        if any(part.startswith(".") for part in relative) or not path.is_file():
-            continue
+    for path in visible_files(audio_dir):
         clip_id = _parse_id(path.stem)
         if clip_id is not None:
             found.setdefault(clip_id, []).append(path)
@@ -255,14 +255,25 @@ def clip_patch(path: Path) -> np.ndarray:
     return max_energy_patch(log_mel(pad_short_clip(y)))
 
 
-def cache_file(cache_dir: Path, clip_id: int) -> Path:
-    return cache_dir / f"{clip_id}.npy"
+def cache_file(cache_dir: Path, clip_id: int, audio: Path) -> Path:
+    """Where the patch of ``audio`` as it is now is cached: ``<id>.<file_identity>.npy``, so a replaced
+    audio file (even one with an older date) names another entry and is computed again."""
+    return cache_dir / f"{clip_id}.{file_identity(audio)}.npy"
 
 
 def is_cached(cache_dir: Path, clip_id: int, audio: Path) -> bool:
-    """A cached patch counts only if written after the audio file last changed."""
-    cached = cache_file(cache_dir, clip_id)
-    return cached.is_file() and cached.stat().st_mtime_ns >= audio.stat().st_mtime_ns
+    try:
+        return cache_file(cache_dir, clip_id, audio).is_file()
+    except OSError:  # gone since it was listed: computing it reports why
+        return False
+
+
+def _drop_stale(cache_dir: Path, clip_id: int, current: Path) -> None:
+    """Remove the clip's entries for earlier versions of its audio (and of builds before identities,
+    named ``<id>.npy``), so the cache holds one patch per clip."""
+    for old in cache_dir.glob(f"{clip_id}.*npy"):
+        if old != current:
+            old.unlink(missing_ok=True)
 
 
 def _classify(clip_id: int, path: Path, exc: AudioError) -> Skipped:
@@ -281,12 +292,14 @@ def _cache_one(job: tuple[int, Path, Path]) -> tuple[int, Skipped | None]:
     """Worker: compute and cache one clip's patch; a bad clip comes back as its :class:`Skipped` entry."""
     clip_id, audio, cache_dir = job
     try:
+        cached = cache_file(cache_dir, clip_id, audio)  # the identity read before the contents
         patch = clip_patch(audio)
     except AudioError as exc:
         return clip_id, _classify(clip_id, audio, exc)
     except Exception as exc:  # a decoder bug on one odd file must not end a build of thousands
         return clip_id, Skipped(UNDECODABLE, id=clip_id, file=str(audio), detail=f"{type(exc).__name__}: {exc}")
-    atomic_write(cache_file(cache_dir, clip_id), lambda f: np.save(f, patch.astype(np.float32)))
+    atomic_write(cached, lambda f: np.save(f, patch.astype(np.float32)))
+    _drop_stale(cache_dir, clip_id, cached)
     return clip_id, None
 
 
@@ -330,21 +343,20 @@ def compute_patches(clips: dict[int, Path], cache_dir: Path, workers: int, progr
     return sorted(failures, key=lambda skipped: skipped.id)  # in id order, not in the order workers finished
 
 
-def load_patches(cache_dir: Path, ids: Sequence[int]) -> np.ndarray:
-    """Cached patches ``(len(ids), 96, 96)`` float32, in the order of ``ids``."""
-    patches = np.empty((len(ids), *PATCH_SHAPE), dtype=np.float32)
-    for i, clip_id in enumerate(ids):
-        path = cache_file(cache_dir, clip_id)
+def load_patches(files: Sequence[Path]) -> np.ndarray:
+    """Cached patches ``(len(files), 96, 96)`` float32, in the order of ``files`` (``cache_file``)."""
+    patches = np.empty((len(files), *PATCH_SHAPE), dtype=np.float32)
+    for i, path in enumerate(files):
         try:
-            patches[i] = np.load(path)
-        except (OSError, ValueError) as exc:
+            patches[i] = read_npy(path)
+        except (OSError, ValueError, EOFError) as exc:
             raise DatasetError(f"{path}: unreadable cached patch ({exc}); delete it and run the build again") from None
     return patches
 
 
-def _blocks(ids: Sequence[int]) -> Iterator[tuple[int, Sequence[int]]]:
-    for start in range(0, len(ids), BLOCK):
-        yield start, ids[start : start + BLOCK]
+def _blocks(files: Sequence[Path]) -> Iterator[tuple[int, Sequence[Path]]]:
+    for start in range(0, len(files), BLOCK):
+        yield start, files[start : start + BLOCK]
 
 
 # --- vocabulary, split, scaler, files ----------------------------------------------------------------
@@ -372,22 +384,22 @@ def split_train_validation(labels: np.ndarray, val_fraction: float, seed: int) -
     return np.sort(train), np.sort(val)
 
 
-def fit_scaler(cache_dir: Path, ids: Sequence[int]) -> MinMaxScaler:
+def fit_scaler(files: Sequence[Path]) -> MinMaxScaler:
     """MinMax over the training patches (mel rows as samples, frames as features), read block by block.
 
     The per-feature extremes of all rows are the extremes of the blocks' extremes, so fitting on those two
     rows gives the same scaler as fitting on every patch at once, without holding them all in memory.
     """
     lows, highs = [], []
-    for _, block in _blocks(ids):
-        rows = load_patches(cache_dir, block).reshape(-1, PATCH_SHAPE[1])
+    for _, block in _blocks(files):
+        rows = load_patches(block).reshape(-1, PATCH_SHAPE[1])
         lows.append(rows.min(axis=0))
         highs.append(rows.max(axis=0))
     extremes = np.stack([np.min(lows, axis=0), np.max(highs, axis=0)])
-    return replace(MinMaxScaler.fit(extremes), n_samples_seen=len(ids) * PATCH_SHAPE[0])
+    return replace(MinMaxScaler.fit(extremes), n_samples_seen=len(files) * PATCH_SHAPE[0])
 
 
-def write_hdf5(path: Path, ids: Sequence[int], labels: np.ndarray, cache_dir: Path, scaler: MinMaxScaler,
+def write_hdf5(path: Path, ids: Sequence[int], labels: np.ndarray, files: Sequence[Path], scaler: MinMaxScaler,
                vocabulary: Sequence[str]) -> None:
     """The release layout: group ``dataset`` with ``id`` (N,1) int32, scaled ``data`` (N,96,96) float32,
     ``label`` (N,n_tags) int16, and the scaler and vocabulary that made them as attributes of the group
@@ -399,12 +411,12 @@ def write_hdf5(path: Path, ids: Sequence[int], labels: np.ndarray, cache_dir: Pa
         group.create_dataset("id", data=np.asarray(ids, dtype=np.int32).reshape(-1, 1))
         data = group.create_dataset("data", shape=(len(ids), *PATCH_SHAPE), dtype=np.float32)
         group.create_dataset("label", data=labels.astype(np.int16))
-        for start, block in _blocks(ids):
-            data[start : start + len(block)] = scaler.transform(load_patches(cache_dir, block))
+        for start, block in _blocks(files):
+            data[start : start + len(block)] = scaler.transform(load_patches(block))
 
 
 def _write_json(path: Path, value: object) -> None:
-    atomic_write_text(path, json.dumps(value, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(path, json_text(value, indent=1) + "\n")
 
 
 @dataclass
@@ -514,7 +526,8 @@ def _finish(options: BuildOptions, inputs: _Inputs, bad: list[Skipped]) -> dict:
     labels = multi_hot((clip_tags[c] for c in ids), vocabulary)
     train_rows, val_rows = split_train_validation(labels, options.val_fraction, options.seed)
     train_ids, val_ids = [ids[i] for i in train_rows], [ids[i] for i in val_rows]
-    scaler = fit_scaler(options.cache_dir, train_ids)
+    cached = {clip_id: cache_file(options.cache_dir, clip_id, inputs.clips[clip_id]) for clip_id in ids}
+    scaler = fit_scaler([cached[c] for c in train_ids])
 
     report = _report(options, n_rows, vocabulary, train_ids, val_ids, skipped, without_row)
     # The five files replace an earlier build's together or not at all: a training run must never
@@ -522,8 +535,8 @@ def _finish(options: BuildOptions, inputs: _Inputs, bad: list[Skipped]) -> dict:
     outputs = [options.train_file, options.validation_file, options.vocabulary_file, options.scaler_file,
                options.report_file]
     with atomic_paths(outputs, options.commit_journal) as (train_tmp, val_tmp, vocabulary_tmp, scaler_tmp, report_tmp):
-        write_hdf5(train_tmp, train_ids, labels[train_rows], options.cache_dir, scaler, vocabulary)
-        write_hdf5(val_tmp, val_ids, labels[val_rows], options.cache_dir, scaler, vocabulary)
+        write_hdf5(train_tmp, train_ids, labels[train_rows], [cached[c] for c in train_ids], scaler, vocabulary)
+        write_hdf5(val_tmp, val_ids, labels[val_rows], [cached[c] for c in val_ids], scaler, vocabulary)
         _write_json(vocabulary_tmp, {str(i): word for i, word in enumerate(vocabulary)})
         save_scaler(scaler, scaler_tmp)
         _write_json(report_tmp, report)

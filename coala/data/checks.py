@@ -3,8 +3,8 @@
 One NaN patch or a label outside {0, 1} otherwise surfaces deep in an epoch as an anonymous error, or
 as NaN losses. ``check_values`` reads the whole file once, in blocks (memory stays flat for the
 paper's 6.5 GB file), and names the first offending patch. A file that passed is remembered under the
-asset root (``.cache/data_checks``), keyed by its fingerprint and modification time, so an unchanged
-file is not read again on the next run.
+asset root (``.cache/data_checks``), keyed by its fingerprint and identity (``coala.files``), so an
+unchanged file is not read again on the next run.
 
 ``fingerprint`` is what a training state records of its data: the file size, the HDF5 shapes and a
 hash of a fixed number of blocks sampled across the file. It costs about 1 MiB of reading whatever
@@ -24,6 +24,7 @@ import numpy as np
 from coala import assets
 from coala.atomic import atomic_write_text
 from coala.data.hdf5 import GROUP, inspect_hdf5
+from coala.files import file_identity
 from coala.core.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,9 @@ def fingerprint_difference(saved: Fingerprint, current: Fingerprint) -> str | No
 
 
 def _memo_file(path: Path, print_: Fingerprint) -> Path:
-    # The modification time joins the key: an edit in place that the sampled blocks miss (one patch
-    # rewritten) still changes it, so the file is checked again.
-    key = json.dumps([CHECKS_VERSION, print_, path.stat().st_mtime_ns], sort_keys=True)
+    # The file's identity joins the key: an edit in place that the sampled blocks miss (one patch
+    # rewritten), or a replacement dated earlier, still changes it, so the file is checked again.
+    key = json.dumps([CHECKS_VERSION, print_, file_identity(path)], sort_keys=True)
     return assets.asset_root() / MEMO_FOLDER / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
 
 
@@ -110,13 +111,17 @@ def check_values(path: str | Path) -> None:
     if memo.is_file():
         return
     n, n_tags = print_["shapes"]["label"]
-    log.info(f"{path}: checking the values of {n} patches (once; remembered while the file is unchanged)")
     rows = max(1, READ_BYTES // (print_["shapes"]["data"][1] * print_["shapes"]["data"][2] * 4 + n_tags * 2))
+    if n > rows:  # more than one block: long enough to say what the wait is
+        log.info(f"{path}: checking the values of {n} patches (once; remembered while the file is unchanged)")
     with h5py.File(path, "r") as f:
         group = f[GROUP]
         for start in range(0, n, rows):
             block = slice(start, min(start + rows, n))
-            found = _first_bad(group["data"][block], group["label"][block])
+            try:
+                found = _first_bad(group["data"][block], group["label"][block])
+            except OSError as exc:  # a damaged chunk, a compression filter this h5py lacks
+                raise DatasetError(f"{path}: patches {block.start} to {block.stop - 1} cannot be read ({exc})") from None
             if found is not None:
                 index = start + found[0]
                 sound_id = int(np.asarray(group["id"][index]).reshape(-1)[0])

@@ -11,6 +11,7 @@ int16, ``(1,)`` int32), which a DataLoader batches into tensors: code written ag
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from torch.utils.data import Dataset
 
 from coala.core.frontend import PATCH_SHAPE, MinMaxScaler
 from coala.core.errors import DatasetError
+from coala.device import available_memory
+from coala.jsonfile import json_text
 
 GROUP = "dataset"
 Item = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -30,22 +33,77 @@ KIND_NAMES = {"c": "complex", "S": "byte string", "U": "string", "O": "variable-
               "b": "boolean", "M": "datetime", "m": "timedelta"}
 
 
+def _member(parent: h5py.Group, name: str, path: Path) -> h5py.Group | h5py.Dataset | None:
+    """``parent[name]`` when its values are stored in ``path`` itself, None when there is no such member.
+
+    An external link, or a soft link that leads through one, reads another file, which the fingerprint
+    and the value check (both of ``path``) never see: refused, naming the file it points into.
+    """
+    link = parent.get(name, getlink=True)
+    if link is None:
+        return None
+    if isinstance(link, h5py.ExternalLink):
+        raise DatasetError(f"{path}: {parent.name.strip('/')}/{name} is an external link into {link.filename}; "
+                           f"copy its values into {path.name} (training reads one self-contained file)")
+    try:
+        member = parent[name]
+    except KeyError:  # a soft link to nothing
+        return None
+    if member.file.filename != parent.file.filename:
+        raise DatasetError(f"{path}: {member.name.strip('/')} lies in another file ({member.file.filename}); "
+                           f"copy its values into {path.name} (training reads one self-contained file)")
+    return member
+
+
+def _unwritten(dataset: h5py.Dataset) -> str | None:
+    """Why part of ``dataset``'s declared shape holds no stored values (HDF5 would read its fill value,
+    zeros, there), or None when every value is stored in the file.
+
+    A header can declare 10^9 patches in a file of a few kilobytes; counting the stored chunks (or bytes)
+    costs milliseconds, where reading the patches would take hours and give zeros.
+    """
+    if dataset.is_virtual:
+        return "is a virtual dataset (its values are read from other files, and read as zeros where one is missing)"
+    if dataset.external:
+        return f"keeps its values in external files ({', '.join(str(name) for name, *_ in dataset.external)})"
+    if dataset.size == 0:
+        return None
+    layout = dataset.id.get_create_plist().get_layout()
+    if layout == h5py.h5d.CHUNKED:
+        needed = math.prod(-(-n // c) for n, c in zip(dataset.shape, dataset.chunks))
+        stored = dataset.id.get_num_chunks()
+        return None if stored >= needed else f"declares {dataset.shape[0]} rows but stores {stored} of its {needed} chunks"
+    if layout == h5py.h5d.CONTIGUOUS and dataset.id.get_storage_size() < dataset.size * dataset.dtype.itemsize:
+        return f"declares {dataset.shape[0]} rows but stores {dataset.id.get_storage_size()} of their " \
+               f"{dataset.size * dataset.dtype.itemsize} bytes"
+    return None
+
+
 def inspect_hdf5(path: str | Path) -> tuple[int, int]:
-    """Check the layout of ``path`` and return ``(n_patches, n_tags)`` without reading the patches."""
+    """Check the layout of ``path`` and return ``(n_patches, n_tags)`` without reading the patches.
+
+    Every reader of a training file goes through here first (the datasets, the value check, the
+    fingerprint): what it refuses (links into other files, virtual or external storage, declared rows
+    with no stored values) is refused for all of them.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: HDF5 file not found")
     try:
         with h5py.File(path, "r") as f:
-            if GROUP not in f or not isinstance(f[GROUP], h5py.Group):
+            group = _member(f, GROUP, path)
+            if not isinstance(group, h5py.Group):
                 raise DatasetError(f"{path}: no group {GROUP!r}")
-            group = f[GROUP]
             shapes, kinds = {}, {}
             for name in ("id", "data", "label"):
-                if name not in group or not isinstance(group[name], h5py.Dataset):
+                dataset = _member(group, name, path)
+                if not isinstance(dataset, h5py.Dataset):
                     raise DatasetError(f"{path}: no dataset {GROUP}/{name}")
-                shapes[name] = group[name].shape
-                kinds[name] = group[name].dtype.kind
+                shapes[name] = dataset.shape
+                kinds[name] = dataset.dtype.kind
+                problem = _unwritten(dataset)
+                if problem is not None:
+                    raise DatasetError(f"{path}: {GROUP}/{name} {problem}")
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
     for name, kind in kinds.items():
@@ -119,9 +177,20 @@ class InMemoryDataset(Dataset):
         self.length, self.n_tags = inspect_hdf5(self.h5_path)
         with h5py.File(self.h5_path, "r") as f:
             group = f[GROUP]
-            self.data = np.asarray(group["data"][...], dtype=np.float32)
-            self.label = np.asarray(group["label"][...])
-            self.id = np.asarray(group["id"][...])
+            needed = sum(group[name].size * (4 if name == "data" else group[name].dtype.itemsize)
+                         for name in ("data", "label", "id"))
+            available = available_memory()
+            too_big = DatasetError(f"{self.h5_path}: in_memory needs {needed / 2**30:.1f} GiB, more than the "
+                                   f"{(available or 0) / 2**30:.1f} GiB of memory available; set in_memory to false "
+                                   "to stream the file from disk")
+            if available is not None and needed > available:
+                raise too_big
+            try:
+                self.data = np.asarray(group["data"][...], dtype=np.float32)
+                self.label = np.asarray(group["label"][...])
+                self.id = np.asarray(group["id"][...])
+            except MemoryError:
+                raise too_big from None
 
     def __len__(self) -> int:
         return self.length
@@ -142,7 +211,7 @@ VOCABULARY_ATTRIBUTE = "coala_vocabulary"
 
 def write_provenance(group: h5py.Group, scaler: MinMaxScaler, vocabulary: list[str] | tuple[str, ...]) -> None:
     group.attrs[SCALER_ATTRIBUTE] = json.dumps(scaler.to_dict())
-    group.attrs[VOCABULARY_ATTRIBUTE] = json.dumps(list(vocabulary), ensure_ascii=False)
+    group.attrs[VOCABULARY_ATTRIBUTE] = json_text(list(vocabulary))
 
 
 def read_provenance(path: str | Path) -> tuple[MinMaxScaler | None, list[str] | None]:

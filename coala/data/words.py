@@ -43,6 +43,7 @@ FORMAT_VERSION = 1
 METADATA_KEY = "coala_word_vectors"
 PRETRAINED_FORMATS = ("word2vec", "word2vec-binary", "glove", "fasttext")
 FASTTEXT_MAGIC = 793712314  # the first int32 of a fastText .bin file
+COMPRESSION_BOUND = 1000  # no word-vector file compresses better than this (zlib's limit is about 1032)
 MIN_EPOCHS = 5  # gensim's default, and the authors' (train_cbow.py, gensim 3.8.1)
 MAX_EPOCHS = 500
 MIN_TOKEN_UPDATES = 500_000  # epochs x tokens, so that a small corpus is trained long enough
@@ -370,17 +371,36 @@ def train_tag_vectors(clip_tags: Iterable[Sequence[str]], params: FastTextParams
     return WordVectors.from_keyed_vectors(model.wv, params=recorded)
 
 
+def _head(path: Path) -> bytes:
+    """The first 64 KiB of a word-vector file, decompressed as gensim will (.gz, .bz2)."""
+    from gensim.utils import open as open_compressed
+
+    try:
+        with open_compressed(str(path), "rb") as f:
+            return f.read(1 << 16)
+    except OSError as exc:
+        raise WordVectorsError(f"{path}: cannot read the word-vector file ({exc})") from None
+
+
+def check_declared_size(path: Path, fmt: str) -> None:
+    """A word2vec header's ``<words> <dimensions>`` against what the file can hold: gensim allocates the
+    declared matrix before reading a vector, so a header of a billion words would ask for terabytes.
+    Each value takes at least 2 bytes as text ("0 "), 4 in binary; compressed files get ``COMPRESSION_BOUND``."""
+    if fmt not in ("word2vec", "word2vec-binary"):
+        return
+    words, dims = (int(part) for part in _head(path).partition(b"\n")[0].split()[:2])
+    size = os.path.getsize(path)
+    room = size * (COMPRESSION_BOUND if path.suffix in (".gz", ".bz2") else 1)
+    if words * dims * (4 if fmt == "word2vec-binary" else 2) > room:
+        raise WordVectorsError(f"{path}: its header declares {words} words of {dims} dimensions, more than its "
+                               f"{size} bytes hold")
+
+
 def detect_format(path: str | Path) -> str:
     """Which pretrained format a file is in, from its first bytes: fastText's ``.bin`` by its magic number;
     a first line of two integers is word2vec's header, binary if what follows is not text; else GloVe."""
-    from gensim.utils import open as open_compressed  # reads .gz and .bz2 as gensim will
-
     path = Path(path)
-    try:
-        with open_compressed(str(path), "rb") as f:
-            head = f.read(1 << 16)
-    except OSError as exc:
-        raise WordVectorsError(f"{path}: cannot read the word-vector file ({exc})") from None
+    head = _head(path)
     if len(head) >= 4 and int.from_bytes(head[:4], "little", signed=True) == FASTTEXT_MAGIC:
         return "fasttext"
     first, _, rest = head.partition(b"\n")
@@ -408,6 +428,7 @@ def load_pretrained(path: str | Path, format: str | None = None) -> WordVectors:
     if fmt not in PRETRAINED_FORMATS:
         raise WordVectorsError(f"{path}: unknown word-vector format {fmt!r} (one of {', '.join(PRETRAINED_FORMATS)})")
     try:
+        check_declared_size(path, fmt)
         if fmt == "fasttext":
             kv = load_facebook_vectors(str(path))
         else:

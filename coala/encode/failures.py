@@ -1,4 +1,8 @@
-"""The list of files a run could not encode (``failures.tsv`` beside its outputs), merged across runs."""
+"""The list of files a run could not encode (``failures.tsv`` beside its outputs), merged across runs.
+
+Columns ``path`` and ``reason``, tab-separated, each quoted by ``coala.text.quote_name`` (a backslash,
+tab, newline or byte that is not UTF-8 in a name is escaped), so one line is one file, whatever its name.
+"""
 from __future__ import annotations
 
 import fcntl
@@ -7,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coala.atomic import atomic_write_text
+from coala.text import BOM, quote_name, unquote_name
 
 if TYPE_CHECKING:
     from coala.encode.jobs import FileJob
@@ -15,12 +20,14 @@ FAILURES_FILE = "failures.tsv"
 
 
 def _read_failures(path: Path) -> dict[str, str]:
-    """``path -> reason`` of a failure list (reasons never hold tabs; a path might)."""
+    """``path -> reason`` of a failure list; both columns are quoted (``coala.text.quote_name``), so a
+    name holding a tab, a newline or bytes that are not UTF-8 is one entry, given back exactly."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()[1:]
+        text = path.read_bytes().decode("utf-8", "surrogateescape").removeprefix(BOM)  # a hand edit's bytes kept
     except FileNotFoundError:
         return {}
-    return dict(line.rsplit("\t", 1) for line in lines if "\t" in line)
+    rows = (line.removesuffix("\r").split("\t") for line in text.split("\n")[1:])
+    return {unquote_name(row[0]): unquote_name(row[1]) for row in rows if len(row) == 2}
 
 
 def update_failures(path: Path, tasks: "Sequence[FileJob]", failures: list[tuple[Path, str]],
@@ -43,6 +50,7 @@ def update_failures(path: Path, tasks: "Sequence[FileJob]", failures: list[tuple
                   if not (source in jobs and done(jobs[source]))}
         merged.update((str(source), reason) for source, reason in failures)
         if merged:
-            atomic_write_text(path, "path\treason\n" + "".join(f"{p}\t{reason}\n" for p, reason in merged.items()))
+            atomic_write_text(path, "path\treason\n" + "".join(f"{quote_name(p)}\t{quote_name(reason)}\n"
+                                                                for p, reason in merged.items()))
         else:
             path.unlink(missing_ok=True)

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from coala.cli import check_coverage
 from coala.core.errors import UsageError
 from coala.core.frontend import AUDIO_SUFFIXES
 from coala.encode.failures import FAILURES_FILE
 from coala.evaluation.datasets import DOWNSTREAM
+from coala.files import visible_files
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +28,14 @@ class FileJob:
 def plan_inputs(inputs: Sequence[Path], output_dir: Path) -> list[FileJob]:
     """Jobs for files and folders named on the command line; folders are searched recursively.
 
-    A folder's audio files keep their subfolders under ``output_dir``; a file named directly goes to
-    ``output_dir/<stem>.npy``. Raises ``UsageError`` for a path that does not exist.
+    A folder's audio files keep their subfolders under ``output_dir`` (hidden names skipped,
+    ``coala.files``); a file named directly goes to ``output_dir/<stem>.npy``, whatever its name. Raises
+    ``UsageError`` for a path that does not exist.
     """
     tasks = []
     for given in inputs:
         if given.is_dir():
-            files = sorted(p for p in given.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            files = [p for p in visible_files(given) if p.suffix.lower() in AUDIO_SUFFIXES]
             tasks += [FileJob(p, output_dir / p.relative_to(given).with_suffix(".npy")) for p in files]
         elif given.is_file():
             tasks.append(FileJob(given, output_dir / f"{given.stem}.npy"))
@@ -42,16 +45,25 @@ def plan_inputs(inputs: Sequence[Path], output_dir: Path) -> list[FileJob]:
 
 
 def dataset_jobs(datasets: Sequence[str], data_dir: Path, embeddings_dir: Path, name: str,
-                 nsynth_selection: Path | None = None) -> list[tuple[list[FileJob], Path]]:
+                 nsynth_selection: Path | None = None, allow_subset: bool = False) -> list[tuple[list[FileJob], Path]]:
     """``(jobs, failures.tsv path)`` per audio folder of the named downstream datasets.
 
     With one dataset named, a folder without audio is an error; with several, it is skipped with a
-    note (a user rarely has all three).
+    note (a user rarely has all three). A selection (the NSynth notes to read) more than a few of whose
+    files are not in its folder is another data's: an error, unless ``allow_subset``, which leaves the
+    absent files out (a few absent ones are listed as failures, as any file that cannot be read).
     """
     plans = []
     for dataset in datasets:
         for part in DOWNSTREAM[dataset].audio_parts(data_dir, nsynth_selection):
             files = part.files()
+            if part.listed is not None:
+                absent = [f for f in files if not f.is_file()]
+                check_coverage(f"{part.listed_by}", len(absent), len(files),
+                               f"files are not in {part.audio_dir} (e.g. {absent[0].name if absent else ''})",
+                               allow_subset)
+                if allow_subset:
+                    files = [f for f in files if f.is_file()]
             if not files:
                 message = f"{part.audio_dir}: no {part.pattern} audio files for {part.key}{part.when_absent}"
                 if len(datasets) == 1:

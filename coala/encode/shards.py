@@ -33,7 +33,9 @@ import numpy as np
 
 from coala.atomic import atomic_write, atomic_write_text
 from coala.core.errors import EmbeddingsError
+from coala.files import visible_files
 from coala.jsonfile import read_json
+from coala.npyfile import read_npy
 
 SHARD_FORMAT = 1
 SHARD_PREFIX = "shard-"
@@ -66,7 +68,9 @@ def _read_shard_index(path: Path) -> tuple[Path, int, list[tuple[str, _Entry]]]:
         index = read_json(path)
         if index["format"] != SHARD_FORMAT:
             raise ValueError(f"format {index['format']}, this version reads {SHARD_FORMAT}")
-        array, rows, vector = path.with_name(str(index["array"])), int(index["rows"]), bool(index["vectors"])
+        if index["array"] != path.with_suffix(".npy").name:  # a shard's rows are its own array's, nowhere else
+            raise ValueError(f"its array is {index['array']!r}, not {path.with_suffix('.npy').name!r}")
+        array, rows, vector = path.with_suffix(".npy"), int(index["rows"]), bool(index["vectors"])
         entries = [(str(c["clip"]), _Entry(array, str(c["source"]), int(c["offset"]), int(c["chunks"]), vector))
                    for c in index["clips"]]
     except (OSError, KeyError, TypeError, ValueError) as exc:
@@ -98,11 +102,9 @@ class EmbeddingFolder(Mapping[str, np.ndarray]):
 
     @cached_property
     def _files(self) -> list[str]:
-        """Clips with a ``.npy`` of their own (hidden files, i.e. temporaries, and shard arrays aside)."""
-        if not self.folder.is_dir():
-            return []
-        return sorted(clip_name(p, self.folder) for p in self.folder.rglob("*.npy")
-                      if not p.name.startswith(".") and not (p.parent == self.folder and _SHARD_NAME.match(p.name)))
+        """Clips with a ``.npy`` of their own (hidden names, temporaries among them, and shard arrays aside)."""
+        return [clip_name(p, self.folder) for p in visible_files(self.folder, "**/*.npy")
+                if not (p.parent == self.folder and _SHARD_NAME.match(p.name))]
 
     def _file(self, clip: str) -> Path:
         return self.folder / f"{clip}.npy"
@@ -154,14 +156,14 @@ class EmbeddingFolder(Mapping[str, np.ndarray]):
     def _load(self, clip: str, mmap_mode: str | None = None) -> np.ndarray:
         path = self._file(clip)
         try:
-            return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+            return read_npy(path, mmap_mode)
         except (OSError, ValueError, EOFError) as exc:
             raise EmbeddingsError(f"{path}: cannot read ({exc})") from None
 
     def _shard(self, path: Path) -> np.ndarray:
         if path not in self._arrays:
             try:
-                array = np.load(path, mmap_mode="r", allow_pickle=False)
+                array = read_npy(path, "r")
             except (OSError, ValueError, EOFError) as exc:
                 raise EmbeddingsError(f"{path}: cannot read the shard ({exc})") from None
             if array.dtype != np.float32 or array.ndim != 2 or len(array) != self._rows[path]:

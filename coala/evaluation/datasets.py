@@ -13,6 +13,7 @@ copy the selected notes there), else from ``nsynth/nsynth-train/audio/`` through
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ from coala import assets
 from coala.core.frontend import AUDIO_SUFFIXES
 from coala.core.errors import DataAbsentError, DownstreamError
 from coala.evaluation.task import Task, clips_on_disk, embedding_names, stems_on_disk
+from coala.files import visible_files
 from coala.jsonfile import read_json
+from coala.text import read_text
 
 EMBEDDINGS_FOLDER = "embeddings"
 US8K_CSV = Path("UrbanSound8K") / "metadata" / "UrbanSound8K.csv"
@@ -60,6 +63,7 @@ class AudioPart:
     audio_dir: Path
     pattern: str = "*"
     listed: tuple[str, ...] | None = None
+    listed_by: Path | None = None  # the file that lists them
     when_absent: str = ""  # what else would have given this part its files, for the message when it has none
 
     def files(self) -> list[Path]:
@@ -67,16 +71,22 @@ class AudioPart:
         one is reported by the run that reads it instead of silently dropped."""
         if self.listed is not None:
             return [self.audio_dir / name for name in self.listed]
-        if not self.audio_dir.is_dir():
-            return []
-        return sorted(p for p in self.audio_dir.glob(self.pattern) if p.suffix.lower() in AUDIO_SUFFIXES)
+        return [p for p in visible_files(self.audio_dir, self.pattern) if p.suffix.lower() in AUDIO_SUFFIXES]
 
     def output_dir(self, embeddings_dir: Path, name: str) -> Path:
         return embeddings_dir / self.key / name
 
 
+def _read_text(path: Path) -> str:
+    """A list's or CSV's text, as the datasets' own tools read it: UTF-8, a byte-order mark dropped."""
+    try:
+        return read_text(path)
+    except ValueError as exc:
+        raise DownstreamError(f"{path}: not UTF-8 text ({exc})") from None
+
+
 def _read_lines(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in _read_text(path).splitlines() if line.strip()]
 
 
 def _require(path: Path) -> Path:
@@ -117,7 +127,7 @@ def nsynth_audio(data_dir: Path, selection: Path | None) -> list[AudioPart]:
                       when_absent=f" (nor {data_dir / NSYNTH_TRAIN_AUDIO} with the selection {selection})")
     if not train.audio_dir.is_dir() and (data_dir / NSYNTH_TRAIN_AUDIO).is_dir() and selection.is_file():
         train = AudioPart("nsynth/train", data_dir / NSYNTH_TRAIN_AUDIO,
-                          listed=tuple(f"{name}.wav" for name in read_selection(selection)))
+                          listed=tuple(f"{name}.wav" for name in read_selection(selection)), listed_by=selection)
     return [train, AudioPart("nsynth/test", data_dir / NSYNTH_TEST_AUDIO)]
 
 
@@ -126,12 +136,11 @@ def nsynth_audio(data_dir: Path, selection: Path | None) -> list[AudioPart]:
 def read_us8k(data_dir: Path, embeddings_dir: Path, selection: Path | None, seed: int) -> Task:
     """UrbanSound8K: every clip of the metadata CSV; the 10-fold cross-validation by its ``fold`` column."""
     path = _require(data_dir / US8K_CSV)
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        absent = [c for c in US8K_COLUMNS if c not in (reader.fieldnames or [])]
-        if absent:
-            raise DownstreamError(f"{path}: missing column(s) {', '.join(absent)}")
-        rows = list(reader)
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    absent = [c for c in US8K_COLUMNS if c not in (reader.fieldnames or [])]
+    if absent:
+        raise DownstreamError(f"{path}: missing column(s) {', '.join(absent)}")
+    rows = list(reader)
     if not rows:
         raise DownstreamError(f"{path}: no clips listed")
     stems, labels, folds, names = [], [], [], {}

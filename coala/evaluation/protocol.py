@@ -24,8 +24,9 @@ from sklearn.metrics import confusion_matrix
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
-from coala.cli import progress_bar
-from coala.evaluation.task import Task, load_embeddings
+from coala.cli import check_coverage, progress_bar
+from coala.core.errors import DownstreamError
+from coala.evaluation.task import Embeddings, Task, load_embeddings
 
 CLASSIFIERS = ("mlp", "linear")
 MLP_HIDDEN = (256,)          # the paper's MLPClassifier(hidden_layer_sizes=(256,)), defaults otherwise
@@ -139,29 +140,50 @@ class TaskEvaluation:
     meta: dict[str, Any]
 
 
-def evaluate_task(task: Task, embeddings_dir: Path, names: list[str], classifiers: list[str],
+def load_sets(task: Task, embeddings_dir: Path, names: list[str], allow_subset: bool) -> dict[str, Embeddings]:
+    """Each embedding set of ``names`` for ``task``'s items, refused (``DownstreamError``, before any fit)
+    when more than a few listed items have no usable embedding, unless ``allow_subset``."""
+    sets = {}
+    for name in names:
+        emb = load_embeddings(task, embeddings_dir, name)
+        lost = emb.missing + emb.unreadable
+        if not _unfit(task, emb):  # a set that cannot be fitted is skipped with its own warning
+            check_coverage(f"{task.key} {name}", len(lost), len(task.stems),
+                           f"clips have no usable embedding (e.g. {lost[0] if lost else ''})", allow_subset,
+                           DownstreamError)
+        sets[name] = emb
+    return sets
+
+
+def _unfit(task: Task, emb: Embeddings) -> bool:
+    """Whether a split of the items present has no test clip or fewer than 2 training classes."""
+    y = task.labels[emb.present]
+    return any(len(np.unique(y[train])) < 2 or len(test) == 0 for _, train, test in task.splits(emb.present))
+
+
+def evaluate_task(task: Task, loaded: dict[str, Embeddings], classifiers: list[str],
                   seeds: list[int], n_jobs: int, progress: bool = True) -> TaskEvaluation:
-    """Evaluate each embedding set in ``names`` on ``task`` with each classifier and run seed.
+    """Evaluate each embedding set of ``loaded`` (``load_sets``) on ``task`` with each classifier and run seed.
 
     An embedding set with missing files is evaluated on the items present, and the count is reported;
     one left with a split that cannot be fitted or scored is skipped with a message.
     """
     jobs: list[Job] = []
     sets: dict[str, Any] = {}
-    for name in names:
-        emb = load_embeddings(task, embeddings_dir, name)
+    for name, emb in loaded.items():
         splits = task.splits(emb.present)
         counts = {split: {"train": int(len(train)), "test": int(len(test))} for split, train, test in splits}
         sets[name] = {"width": int(emb.vectors.shape[1]) if emb.vectors.size else None,
                       "present": int(emb.present.sum()), "missing": len(emb.missing),
                       "unreadable": len(emb.unreadable), "missing_examples": emb.missing[:5],
-                      "unreadable_examples": emb.unreadable[:5], "counts": counts, MODEL_KEY: emb.record}
+                      "unreadable_examples": emb.unreadable[:5], "counts": counts, MODEL_KEY: emb.record,
+                      "subset": bool(emb.missing or emb.unreadable)}
         if emb.missing or emb.unreadable:
             log.warning(f"{task.key} {name}: {len(emb.missing)} of {len(task.stems)} listed embeddings missing, "
                         f"{len(emb.unreadable)} unreadable (e.g. {(emb.missing + emb.unreadable)[0]}); "
                         "evaluating the rest")
         y = task.labels[emb.present]
-        if any(len(np.unique(y[train])) < 2 or len(test) == 0 for _, train, test in splits):
+        if _unfit(task, emb):
             log.warning(f"{task.key} {name}: skipped, a split has no test clip or fewer than 2 training classes left")
             sets[name]["skipped"] = "a split has no test clip or fewer than 2 training classes"
             continue

@@ -58,10 +58,23 @@ def made_by(record: dict | None) -> str:
     return text if output == "z" else f"{text} ({output})"
 
 
+def _set_meta(results: dict[str, Any], task: str, result_name: str) -> dict:
+    """What the results' meta keeps of the set a task's result was computed on (empty when unknown)."""
+    tasks = results.get(META_KEY, {}).get("tasks", {})
+    return tasks.get(task, {}).get("embeddings", {}).get(result_name.removesuffix(LINEAR_SUFFIX), {})
+
+
 def results_record(results: dict[str, Any], task: str, result_name: str) -> dict | None:
     """The ``model.json`` a task's set was read with, as the results' meta keeps it (None when unknown)."""
-    tasks = results.get(META_KEY, {}).get("tasks", {})
-    return tasks.get(task, {}).get("embeddings", {}).get(result_name.removesuffix(LINEAR_SUFFIX), {}).get(MODEL_KEY)
+    return _set_meta(results, task, result_name).get(MODEL_KEY)
+
+
+def subset_note(results: dict[str, Any], task: str, result_name: str) -> str:
+    """`` (subset: <present> of <listed> clips)`` for a result computed on fewer clips than its task lists
+    (``classify.py --allow-subset``, or a few missing), else nothing: such a score is not the task's."""
+    listed = results.get(META_KEY, {}).get("tasks", {}).get(task, {}).get("listed")
+    present = _set_meta(results, task, result_name).get("present")
+    return f" (subset: {present} of {listed} clips)" if listed and present is not None and present < listed else ""
 
 
 def merge_previous(path: Path, results: dict[str, Any]) -> list[str]:
@@ -121,7 +134,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         rows = dict.fromkeys(paper for paper in papers.values() if paper)
         row = [name, "; ".join(makers), "; ".join(rows) or "—"]
         for t in tasks:
-            row.append(_cell(results[t][name]) if name in results[t] else "—")
+            row.append(_cell(results[t][name]) + subset_note(results, t, name) if name in results[t] else "—")
             row.append("{:.2f} ± {:.2f}".format(*PAPER_RESULTS[papers[t]][t]) if papers.get(t) else "—")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

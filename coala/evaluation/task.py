@@ -19,6 +19,8 @@ import numpy as np
 
 from coala.encode.provenance import FOLDER_RECORD, describe, read_folder_record, same_maker
 from coala.encode.shards import EmbeddingFolder
+from coala.files import visible_files
+from coala.npyfile import float32_problem
 from coala.core.errors import DownstreamError
 
 
@@ -67,7 +69,7 @@ def embedding_names(embeddings_dir: Path, subdir: str) -> set[str]:
 
 
 def stems_on_disk(folders: list[Path], suffix: str) -> set[str]:
-    return {p.stem for folder in folders if folder.is_dir() for p in folder.glob(f"*{suffix}")}
+    return {p.stem for folder in folders for p in visible_files(folder, f"*{suffix}")}
 
 
 def clips_on_disk(folders: list[Path]) -> set[str]:
@@ -108,13 +110,12 @@ def clip_vector(embeddings: EmbeddingFolder, clip: str) -> np.ndarray:
     # their imaginary part in the cast to float32 unnoticed.
     if array.dtype.kind not in "iuf":
         raise DownstreamError(f"{path}: expected an array of real numbers, got {array.dtype}")
-    if array.ndim == 2 and array.shape[0] > 0:
-        array = array.mean(axis=0, dtype=np.float64)
-    if array.ndim != 1 or array.size == 0:
+    if array.ndim not in (1, 2) or array.size == 0:
         raise DownstreamError(f"{path}: expected a (n_chunks, d) or (d,) numeric array, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise DownstreamError(f"{path}: holds non-finite values")
-    return array.astype(np.float32)
+    problem = float32_problem(array)  # before the average, which 1e300 and -1e300 would cancel
+    if problem is not None:
+        raise DownstreamError(f"{path}: holds non-finite values ({problem})")
+    return (array.mean(axis=0, dtype=np.float64) if array.ndim == 2 else array).astype(np.float32)
 
 
 def load_embeddings(task: Task, embeddings_dir: Path, name: str) -> Embeddings:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from coala.core.model import model_device
 from coala.encode.shards import EmbeddingFolder, clip_name
 from coala.core.errors import SearchError
 from coala.jsonfile import read_json
+from coala.npyfile import float32_problem, read_npy
 from coala.core.model import LATENT_DIM
 from coala.encode.provenance import FOLDER_RECORD, claim_folder, folder_record, read_folder_record
 from coala.search.model import ModelPair, normalise
@@ -107,14 +109,30 @@ class SearchIndex:
                               "query with the index's model or rebuild the index")
 
     def scores(self, vector: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        """``(first row, cosines)`` of each block of clips against a unit ``vector``."""
+        """``(first row, cosines)`` of each block of clips against a unit ``vector``.
+
+        A row holding NaN or inf (a damaged index) gives a score that is no number, which would rank
+        anywhere: it is an error naming the row, found at no cost since every row is scored anyway."""
         query = np.asarray(vector, dtype=np.float32)
+        problem = float32_problem(query)
+        if problem is not None:
+            raise SearchError(f"the query vector holds {problem}: the model gives no usable vector for it")
         for start in range(0, len(self), SEARCH_BLOCK):
-            yield start, self.clips[start:start + SEARCH_BLOCK] @ query
+            block = self.clips[start:start + SEARCH_BLOCK] @ query
+            self._check_finite(block, start, CLIPS)
+            yield start, block
+
+    def _check_finite(self, scores: np.ndarray, first: int, name: str) -> None:
+        bad = np.flatnonzero(~np.isfinite(scores))
+        if len(bad):
+            raise SearchError(f"{self.folder / name}: row {first + int(bad[0])} holds values that are not finite "
+                              "(a damaged index); rebuild it")
 
     def best_chunk(self, clip: int, vector: np.ndarray) -> int:
-        chunks = self.chunks[self.offsets[clip]:self.offsets[clip + 1]]
-        return int(np.argmax(chunks @ np.asarray(vector, dtype=np.float32)))
+        first = int(self.offsets[clip])
+        scores = self.chunks[first:self.offsets[clip + 1]] @ np.asarray(vector, dtype=np.float32)
+        self._check_finite(scores, first, CHUNKS)
+        return int(np.argmax(scores))
 
     def search(self, vector: np.ndarray, top: int = 10) -> list[Hit]:
         """The ``top`` clips by cosine to a unit ``vector``, best first: exact, block by block."""
@@ -136,6 +154,16 @@ def _clip_means(chunks: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.add.reduceat(chunks, starts, axis=0) / counts[:, None]
 
 
+def _allocated_memmap(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A float32 ``.npy`` mapped for writing, its blocks reserved on disk first: a memory-mapped write into
+    a sparse file that meets a full disk kills the process (SIGBUS), where the reservation fails at once
+    with an ``OSError`` naming the file."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    with open(path, "r+b") as f:
+        os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+    return array
+
+
 def write_index(folder: Path, record: dict, files: Sequence[str], samples: np.ndarray, blocks: ChunkBlocks) -> Path:
     """Write an index of ``files`` (clip ``i`` is ``samples[i]`` samples long, and has ``audio_chunks`` of
     them) from their chunks' raw ``z_d``, audio chunks only.
@@ -151,8 +179,8 @@ def write_index(folder: Path, record: dict, files: Sequence[str], samples: np.nd
     (folder / MANIFEST).unlink(missing_ok=True)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     with atomic_path(folder / CLIPS) as clips_tmp, atomic_path(folder / CHUNKS) as chunks_tmp:
-        clips = np.lib.format.open_memmap(clips_tmp, mode="w+", dtype=np.float32, shape=(len(files), LATENT_DIM))
-        chunks = np.lib.format.open_memmap(chunks_tmp, mode="w+", dtype=np.float32, shape=(int(offsets[-1]), LATENT_DIM))
+        clips = _allocated_memmap(clips_tmp, (len(files), LATENT_DIM))
+        chunks = _allocated_memmap(chunks_tmp, (int(offsets[-1]), LATENT_DIM))
         row = 0
         for block, block_counts in blocks:
             clips[row:row + len(block_counts)] = normalise(_clip_means(block, block_counts))
@@ -180,6 +208,9 @@ def _audio_chunk_array(embeddings: EmbeddingFolder, clip: str, audio: Path, samp
     if array.ndim != 2 or array.shape[1] != LATENT_DIM:
         raise SearchError(f"{embeddings.location(clip)}: shape {array.shape}, expected (n_chunks, {LATENT_DIM}) "
                           "z_d embeddings")
+    problem = float32_problem(array)
+    if problem is not None:
+        raise SearchError(f"{embeddings.location(clip)}: holds {problem}, not a z_d embedding")
     if len(array) != chunk_count(samples):
         raise SearchError(f"{embeddings.location(clip)}: {len(array)} chunks, but {audio} ({samples} samples at "
                           f"{SAMPLE_RATE} Hz) makes {chunk_count(samples)}: not the embeddings of that file")
@@ -266,7 +297,7 @@ def build_index_from_embeddings(pair: ModelPair, embeddings: str | Path, folder:
 
 def _load_array(path: Path, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
     try:
-        array = np.load(path, mmap_mode="r")
+        array = read_npy(path, "r")
     except FileNotFoundError:
         raise SearchError(f"{path}: missing from the index") from None
     except (OSError, ValueError, EOFError) as exc:
@@ -299,7 +330,7 @@ def open_index(folder: str | Path, pair: ModelPair | None = None) -> SearchIndex
         files = read_json(folder / FILES)
     except (OSError, ValueError) as exc:
         raise SearchError(f"{folder / FILES}: damaged index file ({exc})") from None
-    if not isinstance(files, list) or len(files) != n_clips:
+    if not isinstance(files, list) or len(files) != n_clips or not all(isinstance(f, str) for f in files):
         raise SearchError(f"{folder / FILES}: damaged index file (expected a list of {n_clips} paths)")
     clips = _load_array(folder / CLIPS, np.float32, (n_clips, dim))
     chunks = _load_array(folder / CHUNKS, np.float32, (n_chunks, dim))

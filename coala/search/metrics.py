@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve
 from torch import nn
 
+from coala.data.checks import check_values
 from coala.data.hdf5 import GROUP, inspect_hdf5
 from coala.core.frontend import clamp_held_out
 from coala.core.model import embed
@@ -112,6 +113,7 @@ def evaluate_release(pair: ModelPair, dataset: str | Path, cnn: nn.Module | None
     """Retrieval metrics of a pair on a validation HDF5 file (and, with ``cnn``, the CNN's beside them,
     under keys prefixed ``cnn_``)."""
     dataset = Path(dataset)
+    check_values(dataset)  # a NaN patch or a label of 3 would give metrics of garbage, silently
     n_patches, n_tags = inspect_hdf5(dataset)
     if n_tags != len(pair.vocabulary):
         raise SearchError(f"{dataset}: labels of {n_tags} tags, but the model's vocabulary has {len(pair.vocabulary)}")

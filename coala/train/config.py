@@ -85,8 +85,15 @@ def _weight(v: float) -> bool:
     return 0 <= v <= MAX_LOSS_WEIGHT
 
 
+def _named(v: str) -> bool:
+    """A path key's value: ``""`` would be the working folder (``Path("")`` is ``Path(".")``), silently."""
+    return bool(v.strip())
+
+
 # (check, what the value must be) for keys whose type alone does not make them usable.
 _VALUE_RULES = {
+    **{key: (_named, "a non-empty path") for key in
+       ("train_dataset_file", "validation_dataset_file", "id2tag_file", "checkpoint_dir", "log_dir")},
     "experiment_name": (lambda v: bool(v) and "/" not in v and v not in (".", ".."), "a non-empty folder name"),
     "audio_loss_weight": (_weight, f"between 0 and {MAX_LOSS_WEIGHT:g}"),
     "tag_loss_weight": (_weight, f"between 0 and {MAX_LOSS_WEIGHT:g}"),
