@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coala.cli import progress_bar  # noqa: E402
 from coala.distributed import Runtime  # noqa: E402
 from coala.models.fast_layers import accelerate, tuned_for  # noqa: E402
-from coala.train.loop import train_epoch, validate  # noqa: E402
 from coala.train.state import rng_state, set_rng_state  # noqa: E402
-from coala.train.step import (DualAE, Losses, Objective, as_patches, paper_step, precision,  # noqa: E402
-                              sgd)
+from coala.train.step import (DualAE, Losses, Objective, as_patches, forward_losses, paper_step,  # noqa: E402
+                              precision, sgd, train_step, validation_inputs)
 
 PAPER, OURS, BF16 = "paper", "ours", "bf16"
 # A batch as the training loader yields it: patches, multi-hot tags, sound ids.
@@ -76,28 +74,42 @@ class Procedure:
     def autocast(self) -> contextlib.AbstractContextManager:
         return precision(self.runtime.device, self.bf16)
 
+    def _mean_losses(self, batches: Iterable[Batch], losses_of: Callable[[Batch], Losses]) -> list[float]:
+        """The mean of each of ``DualAE.loss_names`` over ``batches``, weighted by their samples."""
+        sums = torch.zeros(len(DualAE.loss_names), dtype=torch.float64, device=self.runtime.device)
+        count = 0
+        for batch in batches:
+            losses = losses_of(batch)
+            sums += torch.stack([losses[k] for k in DualAE.loss_names]).double() * len(batch[0])
+            count += len(batch[0])
+        return (sums / max(count, 1)).tolist()
+
     def train_epoch(self, batches: Iterable[Batch], objective: Objective) -> list[float]:
-        """One pass over ``batches``; the mean of each of ``DualAE.loss_names`` over its steps."""
-        if self.name == PAPER:
-            return self._paper_epoch(batches, objective)
-        return train_epoch(self.model, progress_bar(batches, enabled=False), self.optimizers, objective,
-                           DualAE.loss_names, self.runtime, self.autocast, None, 1, self.channels_last)
-
-    def _paper_epoch(self, batches: Iterable[Batch], objective: Objective) -> list[float]:
+        """One pass over ``batches`` with this procedure's step; the mean of each loss over its steps."""
         device = self.runtime.device
-        sums = torch.zeros(len(DualAE.loss_names), dtype=torch.float64, device=device)
-        steps = 0
-        for steps, (data, tags, _) in enumerate(batches, 1):
-            paper_step(self.model, self.optimizers, objective, as_patches(data, device),
-                       tags.to(device, torch.float32))
-            sums += torch.stack([self.model.last_losses[k] for k in DualAE.loss_names]).double()
-        return (sums / max(steps, 1)).tolist()
+        if self.name == PAPER:
+            def step(batch: Batch) -> Losses:
+                paper_step(self.model, self.optimizers, objective, as_patches(batch[0], device),
+                           batch[1].to(device, torch.float32))
+                return self.model.last_losses
+        else:
+            def step(batch: Batch) -> Losses:
+                return train_step(self.model, self.optimizers, objective,
+                                  as_patches(batch[0], device, self.channels_last),
+                                  batch[1].to(device, torch.float32), self.autocast)
+        return self._mean_losses(batches, step)
 
+    @torch.no_grad()
     def validate(self, batches: Iterable[Batch], objective: Objective) -> list[float]:
-        """Sample-weighted mean validation losses, as the training loop computes them each epoch."""
-        means, _ = validate(self.model, batches, objective, DualAE.loss_names, self.runtime, self.autocast,
-                            self.channels_last)
-        return means
+        """Sample-weighted mean validation losses in eval mode, inputs clamped at 0 as the paper's validation."""
+        def losses_of(batch: Batch) -> Losses:
+            x, tags = validation_inputs(batch[0], batch[1], self.runtime.device, self.channels_last)
+            return forward_losses(self.model, objective, x, tags, self.autocast)[1]
+        self.model.eval()
+        try:
+            return self._mean_losses(batches, losses_of)
+        finally:
+            self.model.train()
 
 
 def procedures(n_tags: int, seed: int, learning_rate: float, device: torch.device,
