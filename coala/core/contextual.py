@@ -12,7 +12,7 @@ tags are a set), LayerNorm with eps 1e-6 after pooling. What differs, and why, i
 the pooling is a masked mean over the real tags (the authors summed over ten fixed slots, padding
 included), and a bias-free linear projection maps ``z`` into the 1152-d space of COALA's audio encoder.
 
-Torch only, nothing else from the package: the module is meant to move to ``coala/core``.
+Torch only: ``coala.core.model`` builds the contextual model kind (``ContextualAE``) from these pieces.
 """
 from __future__ import annotations
 
