@@ -74,4 +74,4 @@ demo: $(STAMP) $(DEMO_UNTRAINED) $(DEMO_HELD_OUT)
 demo-analysis:
 	$(PY) analyse.py descriptors --quiet --audio-dir $(DEMO_DATA)/corpus/audio --dataset $(DEMO_VAL) --out $(DEMO_ANALYSIS)/descriptors.json
 	$(PY) analyse.py cca --svd-keep 0.99 --model $(DEMO_CKPT) untrained=$(DEMO_DATA)/untrained/audio_encoder_epoch_0.pt --dataset $(DEMO_VAL) --descriptors $(DEMO_ANALYSIS)/descriptors.json --out $(DEMO_ANALYSIS)
-	$(PY) analyse.py maps --model $(DEMO_CKPT) --dataset $(DEMO_VAL) --id2tag $(DEMO_ID2TAG) --out $(DEMO_ANALYSIS)
+	$(PY) analyse.py maps --model $(DEMO_CKPT) --dataset $(DEMO_VAL) --out $(DEMO_ANALYSIS)

@@ -1,14 +1,16 @@
 """The paper's analysis of its embeddings, on a validation set (docs/analysis.md).
 
     python analyse.py descriptors --audio-dir sounds --dataset hdf5_ds/spec_tags_top_1000_val --out analysis/descriptors.json
-    python analyse.py cca --model saved_models/dual_ae_c/audio_encoder_epoch_200.pt ... \\
+    python analyse.py cca --model saved_models/my_run saved_models/dual_ae_c/audio_encoder_epoch_200.pt ... \\
         --dataset hdf5_ds/spec_tags_top_1000_val --descriptors analysis/descriptors.json --out analysis
-    python analyse.py maps --model saved_models/dual_ae_c/audio_encoder_epoch_200.pt \\
-        --dataset hdf5_ds/spec_tags_top_1000_val --id2tag json/id2token_top_1000.json --out analysis
+    python analyse.py maps --model saved_models/my_run --dataset hdf5_ds/spec_tags_top_1000_val --out analysis
 
 descriptors: acoustic descriptors of the validation clips by the paper's recipe (resumable);
 cca: mean canonical correlation between each model's embeddings and each descriptor set (table, figure);
 maps: t-SNE maps of audio and tag embeddings, and of the tag vocabulary.
+
+A model is a run folder, a checkpoint inside one, or a bare checkpoint (coala.models.loading); its
+record gives the vocabulary, so --id2tag is for bare checkpoints only.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ from coala.analysis import cca, descriptors, embeddings, maps
 from coala.atomic import require_writable_folder
 from coala.cli import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, entry_point
 from coala.device import MAX_WORKERS, resolve_device
-from coala.data.tags import load_id2tag
-from coala.core.errors import AnalysisError, UsageError
+from coala.core.errors import UsageError
+from coala.models.loading import AUDIO, TAGS
 
 log = logging.getLogger("coala.analysis")
 
@@ -54,8 +56,9 @@ def run_descriptors(args: argparse.Namespace) -> int:
 
 def _add_cca(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("cca", help="canonical correlation of embeddings and descriptors")
-    parser.add_argument("--model", nargs="+", required=True, metavar="[LABEL=]CHECKPOINT",
-                        help="audio encoder or CNN checkpoints (label default: folder and epoch, e.g. dual_ae_c_200)")
+    parser.add_argument("--model", nargs="+", required=True, metavar="[LABEL=]PATH",
+                        help="run folders or audio encoder / CNN checkpoints (label default: folder and epoch, "
+                             "e.g. dual_ae_c_200)")
     parser.add_argument("--dataset", type=Path, required=True, help="the validation HDF5 file")
     parser.add_argument("--descriptors", type=Path, required=True, help="descriptor JSON (analyse.py descriptors, or the paper's file)")
     parser.add_argument("--out", type=Path, required=True, help="folder of cca.json, cca.md and cca.png")
@@ -68,30 +71,35 @@ def _add_cca(commands: argparse._SubParsersAction) -> None:
 def run_cca(args: argparse.Namespace) -> int:
     if args.svd_keep is not None and not 0 < args.svd_keep <= 1:
         raise UsageError(f"--svd-keep: {args.svd_keep} is not a share in (0, 1]")
-    models = embeddings.load_audio_models(args.model, resolve_device(args.device))
+    models = embeddings.load_models(args.model, device=resolve_device(args.device))
     require_writable_folder(args.out, "--out")
     validation = embeddings.read_validation_set(args.dataset)
+    for model in models.values():
+        embeddings.check_made_alike(validation, model)
     described = descriptors.read_descriptors(args.descriptors)
     cca.check_clips(validation.ids, described, args.descriptors, args.dataset)
     keys = cca.descriptor_keys(described)
     matrices, ids = {}, validation.ids
     for label, model in models.items():
         log.info(f"{label}: embedding {len(validation.ids)} validation patches")
-        ids, matrices[label] = embeddings.per_clip(validation.ids, embeddings.audio_embeddings(model, validation.patches))
+        z = embeddings.audio_embeddings(model.audio_encoder, validation.patches)
+        ids, matrices[label] = embeddings.per_clip(validation.ids, z)
     table = cca.cca_table(matrices, ids, described, keys, args.svd_keep)
-    for path in cca.write_table(args.out, table, keys, args.svd_keep):
+    for path in cca.write_table(args.out, table, keys, args.svd_keep, embeddings.provenance(models, validation)):
         log.info(f"wrote {path}")
     return EXIT_OK
 
 
 def _add_maps(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("maps", help="t-SNE maps of audio and tag embeddings")
-    parser.add_argument("--model", type=Path, required=True, help="the audio encoder checkpoint of a dual autoencoder")
-    parser.add_argument("--tag-model", type=Path,
-                        help="its tag encoder checkpoint (default: the same name with tag_encoder for audio_encoder)")
+    parser.add_argument("--model", required=True, metavar="[LABEL=]PATH",
+                        help="a dual autoencoder's run folder or audio encoder checkpoint (its tag encoder is the "
+                             "one of the same epoch beside it)")
     parser.add_argument("--dataset", type=Path, required=True, help="the validation HDF5 file")
-    parser.add_argument("--id2tag", type=Path, required=True, help="the vocabulary the model was trained with")
-    parser.add_argument("--out", type=Path, required=True, help=f"folder of {maps.AUDIO_TAG_MAP} and {maps.VOCABULARY_MAP}")
+    parser.add_argument("--id2tag", type=Path,
+                        help="the vocabulary of a bare checkpoint (default: the paper's); a run folder's record holds its own")
+    parser.add_argument("--out", type=Path, required=True,
+                        help=f"folder of {maps.AUDIO_TAG_MAP}, {maps.VOCABULARY_MAP} and {maps.MAPS_JSON}")
     parser.add_argument("--clips", type=int, default=maps.DEFAULT_CLIPS, help="validation clips in the joint map (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of t-SNE and of the word choice (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
@@ -100,21 +108,19 @@ def _add_maps(commands: argparse._SubParsersAction) -> None:
 def run_maps(args: argparse.Namespace) -> int:
     if args.clips < 2:
         raise UsageError(f"--clips: {args.clips}; a map needs at least 2 clips")
-    tag_model = args.tag_model or args.model.with_name(args.model.name.replace("audio_encoder", "tag_encoder"))
-    if tag_model == args.model:
-        raise UsageError(f"--tag-model: {args.model} is not named audio_encoder*: name its tag encoder")
-    audio_encoder, tag_encoder = embeddings.load_dual_encoders(args.model, tag_model, resolve_device(args.device))
-    width = tag_encoder.tag_encoder[0].in_features
-    vocabulary = load_id2tag(args.id2tag)
-    maps.check_vocabulary(vocabulary, width, args.id2tag)
+    parts = (AUDIO, TAGS)
+    models = embeddings.load_models([args.model], parts, args.id2tag, resolve_device(args.device))
+    (model,) = models.values()
     require_writable_folder(args.out, "--out")
     validation = embeddings.read_validation_set(args.dataset)
-    if validation.labels.shape[1] != width:
-        raise AnalysisError(f"{args.dataset}: labels of {validation.labels.shape[1]} tags; {tag_model} takes {width}")
-    n = maps.audio_tag_map(audio_encoder, tag_encoder, validation, args.clips, args.seed, args.out / maps.AUDIO_TAG_MAP)
+    embeddings.check_made_alike(validation, model)
+    n = maps.audio_tag_map(model.audio_encoder, model.tag_encoder, validation, args.clips, args.seed,
+                           args.out / maps.AUDIO_TAG_MAP)
     log.info(f"wrote {args.out / maps.AUDIO_TAG_MAP} ({n} clips)")
-    named = maps.vocabulary_map(tag_encoder, vocabulary, args.seed, args.out / maps.VOCABULARY_MAP)
-    log.info(f"wrote {args.out / maps.VOCABULARY_MAP} ({len(vocabulary)} tags, {named} named)")
+    named = maps.vocabulary_map(model.tag_encoder, model.vocabulary, args.seed, args.out / maps.VOCABULARY_MAP)
+    log.info(f"wrote {args.out / maps.VOCABULARY_MAP} ({len(model.vocabulary)} tags, {len(named)} named)")
+    record = maps.write_record(args.out, embeddings.provenance(models, validation, parts), n, args.seed, named)
+    log.info(f"wrote {record}")
     return EXIT_OK
 
 

@@ -4,7 +4,9 @@
     python classify.py --tasks us8k --embedding mfcc --runs 3 --jobs 2
 
 Writes the results JSON (the paper's shape plus "meta"), a markdown table beside it and a confusion
-matrix PNG per task for its best embedding set. See docs/evaluation.md.
+matrix PNG per task for its best embedding set. Rows are named from each set's model.json (encode.py's
+record of the model that made it); the paper's figures stand beside the paper's models only. See
+docs/evaluation.md.
 """
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ from coala.atomic import require_writable_folder
 from coala.cli import EXIT_FAILURES, EXIT_OK, entry_point, require_file
 from coala.core.errors import DataAbsentError, UsageError
 from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
-from coala.evaluation.protocol import CLASSIFIERS, LINEAR_MAX_ITER, LINEAR_SUFFIX, MLP_HIDDEN, evaluate_task, run_seeds
+from coala.encode.provenance import FOLDER_RECORD
+from coala.evaluation.protocol import (CLASSIFIERS, LINEAR_MAX_ITER, LINEAR_SUFFIX, MLP_HIDDEN, MODEL_KEY, evaluate_task,
+                                       run_seeds)
 from coala.evaluation.report import META_KEY, best_result, merge_previous, plot_confusion, write_results
 from coala.evaluation.task import task_embedding_names
 
@@ -117,7 +121,17 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                            f"{key}: {best}\nrow-normalized, summed over runs and splits")
             meta["tasks"][key]["confusion_matrix"] = {"embedding": best, "png": str(png)}
     meta["elapsed_s"] = round(time.perf_counter() - started, 1)
+    _note_unrecorded(meta)
     return results
+
+
+def _note_unrecorded(meta: dict[str, Any]) -> None:
+    """One line per set evaluated without a record of its model (encoded before encode.py wrote one)."""
+    unrecorded = {name for task in meta["tasks"].values() for name, info in task["embeddings"].items()
+                  if info.get(MODEL_KEY) is None}
+    for name in sorted(unrecorded):
+        log.info(f"note: {name}: no {FOLDER_RECORD} in its folders (encoded by an earlier version), so which model "
+                 "made it is unknown and no paper figures stand beside it; encode it again to compare it with the paper")
 
 
 def _describe_selection(selection: dict[str, Any]) -> str:

@@ -1,14 +1,15 @@
 """The HEAR 2021 API (``load_model``, ``get_scene_embeddings``, ``get_timestamp_embeddings``) over COALA.
 
 hear-eval-kit and hear-validator import a module by name and call these three functions, so
-``python -m heareval.embeddings.runner coala.hear --model CKPT`` evaluates the paper's encoder on the
-HEAR tasks (docs/hear.md). HEAR feeds 16000, 22050, 32000, 44100 or 48000 Hz audio, never the
+``python -m heareval.embeddings.runner coala.hear --model PATH`` evaluates an encoder on the HEAR tasks
+(docs/hear.md). PATH is a run folder, a checkpoint in one, or a bare checkpoint
+(``coala.models.loading``): the scaler is the run's own, as the sizes are. HEAR feeds 16000, 22050, 32000, 44100 or 48000 Hz audio, never the
 paper's 22000 Hz: the model declares 22050 and resamples to 22000 inside, with the resampler
 ``encode.py`` applies to a file.
 
-- Scene embeddings are the paper's clip embedding: the front end with its 10 s padding, the
-  non-overlapping 96-frame chunks, the mean of their embeddings (what ``classify.py`` averages), so a
-  HEAR score and the paper's table measure the same thing.
+- Scene embeddings are the paper's clip embedding: the front end of a signal in memory
+  (``signal_chunks``: its 10 s padding, the non-overlapping scaled 96-frame chunks), the mean of their
+  embeddings (what ``classify.py`` averages), so a HEAR score and the paper's table measure the same thing.
 - Timestamp embeddings embed a 96-frame window starting every ``timestamp_hop_frames`` log-mel frames
   (default 2: 46.5 ms, under HEAR's 50 ms), each scaled and embedded like a chunk. The timestamp is the
   window's centre; the sound is set in silence carrying the front end's noise floor so that windows
@@ -29,18 +30,12 @@ import torch
 from torch import nn
 
 from coala import assets
-from coala.core.frontend import (HOP_LENGTH, PATCH_FRAMES, SAMPLE_RATE, log_mel, pad_short_clip, padding_noise,
-                                  resample)
-from coala.core.frontend import scaled_chunks
-from coala.audio.scaler import MinMaxScaler, load_scaler
-from coala.device import resolve_device
-from coala.core.model import default_batch_size
-from coala.core.model import embed, model_device
-from coala.encode.inference import inference_model
 from coala.core.errors import AudioInputError, CheckpointError, UsageError
-from coala.models.checkpoints import load_checkpoint
-from coala.core.model import LATENT_DIM
-from coala.models.registry import AUDIO_NETWORKS
+from coala.core.frontend import HOP_LENGTH, PATCH_FRAMES, SAMPLE_RATE, log_mel, padding_noise, resample, signal_chunks
+from coala.core.model import default_batch_size, embed, model_device
+from coala.device import resolve_device
+from coala.encode.inference import inference_model
+from coala.models import loading
 
 HEAR_SAMPLE_RATE = 22050
 # HEAR's rates, and the paper's own 22000 (for harnesses such as EVAR that resample to it themselves).
@@ -58,17 +53,18 @@ class CoalaHear(nn.Module):
     """The model HEAR's functions receive: the folded encoder, its scaler and the HEAR attributes.
 
     ``sample_rate``, ``scene_embedding_size`` and ``timestamp_embedding_size`` are what the harness
-    reads; ``.to(device)`` moves the encoder, and each call runs on wherever it is then.
+    reads (the sizes are the model's ``latent_dim``: 1152 for the paper's); ``.to(device)`` moves the
+    encoder, and each call runs on wherever it is then.
     """
 
-    def __init__(self, encoder: nn.Module, scaler: MinMaxScaler, sample_rate: int = HEAR_SAMPLE_RATE,
+    def __init__(self, model: loading.LoadedModel, sample_rate: int = HEAR_SAMPLE_RATE,
                  timestamp_hop_frames: int = DEFAULT_HOP_FRAMES) -> None:
         super().__init__()
-        self.encoder = inference_model(encoder)
-        self.scaler = scaler
+        self.encoder = inference_model(model.audio_encoder)
+        self.scaler = model.scaler
         self.sample_rate = int(sample_rate)
-        self.scene_embedding_size = LATENT_DIM
-        self.timestamp_embedding_size = LATENT_DIM
+        self.scene_embedding_size = model.dims.latent_dim
+        self.timestamp_embedding_size = model.dims.latent_dim
         self.timestamp_hop_frames = int(timestamp_hop_frames)
 
     @property
@@ -77,10 +73,8 @@ class CoalaHear(nn.Module):
         return 1000.0 * self.timestamp_hop_frames * HOP_LENGTH / SAMPLE_RATE
 
     def embed(self, patches: np.ndarray) -> np.ndarray:
-        """``(n, 96, 96)`` scaled patches to their ``z`` ``(n, 1152)``, in forwards of the device's batch size."""
-        size = default_batch_size(model_device(self.encoder))
-        parts = [embed(self.encoder, patches[i:i + size])[0].numpy() for i in range(0, len(patches), size)]
-        return np.concatenate(parts) if parts else np.zeros((0, LATENT_DIM), np.float32)
+        """``(n, 96, 96)`` scaled patches to their ``z`` ``(n, latent_dim)`` (``coala.core.model.embed``)."""
+        return embed(self.encoder, patches)[0].numpy()
 
 
 def _option_int(options: dict[str, Any], name: str, default: int) -> int:
@@ -91,14 +85,16 @@ def _option_int(options: dict[str, Any], name: str, default: int) -> int:
 
 
 def load_model(model_file_path: str = "", **options: Any) -> CoalaHear:
-    """The HEAR model: an audio encoder checkpoint (the paper's AE_c, or the CNN baseline) and its scaler.
+    """The HEAR model: an audio encoder (AE_c, E_c, or the CNN baseline) and the scaler it was trained with.
 
-    An empty path means the paper's ``dual_ae_c`` encoder where ``fetch_assets.py`` installs it.
-    Options (heareval passes them as JSON through ``--model-options``): ``scaler`` (a path; default
-    the installed ``json/scaler_top_1000.json``), ``timestamp_hop_frames`` (default 2 = 46.5 ms),
-    ``device`` (``auto``, ``cpu``, ``cuda:N``; default ``auto``) and ``sample_rate`` (default 22050;
-    one of ``ACCEPTED_SAMPLE_RATES``). A checkpoint of another network, a missing file or an unknown
-    option is a ``CoalaError`` naming it.
+    ``model_file_path`` is a run folder, a checkpoint in one, or a bare checkpoint
+    (``coala.models.loading.load_model``); empty, the paper's ``dual_ae_c`` encoder where
+    ``fetch_assets.py`` installs it. Options (heareval passes them as JSON through ``--model-options``):
+    ``scaler`` (a path, for a bare checkpoint: default the installed ``json/scaler_top_1000.json``; a run
+    folder's record holds its own, and another is refused), ``timestamp_hop_frames`` (default 2 =
+    46.5 ms), ``device`` (``auto``, ``cpu``, ``cuda:N``; default ``auto``) and ``sample_rate`` (default
+    22050; one of ``ACCEPTED_SAMPLE_RATES``). A checkpoint of another network, a missing file, a scaler
+    that is not the model's or an unknown option is a ``CoalaError`` naming it.
     """
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
@@ -120,9 +116,9 @@ def load_model(model_file_path: str = "", **options: Any) -> CoalaHear:
         if not path.is_file():
             raise CheckpointError(f"{path}: the paper's AE_c checkpoint is not installed (run `python fetch_assets.py`, "
                                   "or pass a checkpoint path)")
-    encoder = load_checkpoint(path, AUDIO_NETWORKS, device)
-    model = CoalaHear(encoder, load_scaler(scaler), sample_rate, hop)
-    log.info(f"HEAR model: {path} ({type(encoder).__name__}) on {device}, {sample_rate} Hz input, "
+    loaded = loading.load_model(path, scaler=scaler, device=device)
+    model = CoalaHear(loaded, sample_rate, hop)
+    log.info(f"HEAR model: {path} ({loaded.kind}, {loaded.name}) on {device}, {sample_rate} Hz input, "
              f"timestamp hop {hop} frames ({model.timestamp_hop_ms:.1f} ms)")
     return model
 
@@ -153,17 +149,17 @@ def _checked_audio(audio: object) -> np.ndarray:
 
 
 def get_scene_embeddings(audio: torch.Tensor, model: CoalaHear) -> torch.Tensor:
-    """``(n_sounds, 1152)`` float32: each sound's paper clip embedding, on the audio's device.
+    """``(n_sounds, scene_embedding_size)`` float32: each sound's paper clip embedding, on the audio's device.
 
-    Resampled to 22000 Hz, padded to 10 s when at most 10 s long (``pad_short_clip``), log-mel,
-    non-overlapping scaled 96-frame chunks, the mean of their ``z`` taken in float64 as ``classify.py``
-    takes it. Padding gives every sound at least four chunks.
+    ``signal_chunks``: resampled to 22000 Hz, padded to 10 s when at most 10 s long, log-mel,
+    non-overlapping scaled 96-frame chunks, as ``encode.py`` makes a file's; the mean of their ``z`` taken
+    in float64 as ``classify.py`` takes it. Padding gives every sound at least four chunks.
     """
     samples = _checked_audio(audio)
     scenes = np.empty((len(samples), model.scene_embedding_size), np.float32)
     for i, sound in enumerate(samples):
-        y = pad_short_clip(resample(sound, model.sample_rate))
-        scenes[i] = model.embed(scaled_chunks(log_mel(y), model.scaler)).mean(axis=0, dtype=np.float64)
+        chunks = signal_chunks(sound, model.sample_rate, model.scaler)
+        scenes[i] = model.embed(chunks).mean(axis=0, dtype=np.float64)
     return torch.from_numpy(scenes).to(audio.device)
 
 
@@ -196,7 +192,7 @@ def _window_groups(sound: np.ndarray, model: CoalaHear, count: int, size: int) -
 
 
 def get_timestamp_embeddings(audio: torch.Tensor, model: CoalaHear) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(n_sounds, n_timestamps, 1152)`` float32 embeddings and their ``(n_sounds, n_timestamps)`` times in ms.
+    """``(n_sounds, n_timestamps, timestamp_embedding_size)`` float32 embeddings and their ``(n_sounds, n_timestamps)`` times in ms.
 
     Window ``j`` covers 96 log-mel frames centred ``(j*hop + 0.5)`` frames into the sound; every centre
     inside the sound gets one, so the first is at 11.6 ms and the last within one hop of the end.

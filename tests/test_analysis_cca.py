@@ -14,6 +14,8 @@ from coala.analysis import cca
 from coala.analysis.descriptors import DESCRIPTOR_KEYS
 from coala.cli import EXIT_OK, EXIT_UNUSABLE
 from coala.core.model import AudioEncoder, TagEncoder
+from coala.data.hdf5 import GROUP, write_provenance
+from run_folder import run_scaler, run_vocabulary, write_run_folder
 from tiny_release import write_release_file
 
 
@@ -92,6 +94,11 @@ def test_the_command_writes_the_table_and_figure(tmp_path, release, capsys):
     assert status == EXIT_OK
     table = json.loads((out / "cca.json").read_text())
     assert list(table["models"]) == ["trained", f"{checkpoint.parent.name}_0"]  # folder and epoch by default
+    assert table["dataset"] == str(dataset)
+    made = table["identities"]
+    assert list(made) == list(table["models"]) and made["trained"] == made[f"{checkpoint.parent.name}_0"]
+    assert made["trained"]["source"] == str(checkpoint) and made["trained"]["epoch"] == 0
+    assert made["trained"]["paper_row"] is None and len(made["trained"]["audio_encoder_fingerprint"]) == 64
     assert table["descriptors"] == list(DESCRIPTOR_KEYS)
     for cells in table["models"].values():
         for cell in cells.values():
@@ -103,15 +110,18 @@ def test_the_command_writes_the_table_and_figure(tmp_path, release, capsys):
     assert "too few clips for the dimension" in capsys.readouterr().err
 
 
-def test_the_papers_descriptor_file_without_rolloff_is_used_for_what_it_holds(tmp_path, release):
+def test_the_papers_descriptor_file_without_rolloff_is_used_for_what_it_holds(tmp_path, release, monkeypatch):
+    """Run inside the checkpoint's folder: the label is still the folder's name and the epoch."""
     dataset, checkpoint, ids = release
     held = [k for k in DESCRIPTOR_KEYS if "rolloff" not in k]
     described = _write_descriptors(tmp_path / "sound_analysis_validation_set_librosa.json", ids, held)
     out = tmp_path / "cca"
-    assert analyse.main(["cca", "--model", str(checkpoint), "--dataset", str(dataset), "--descriptors", str(described),
+    monkeypatch.chdir(checkpoint.parent)
+    assert analyse.main(["cca", "--model", checkpoint.name, "--dataset", str(dataset), "--descriptors", str(described),
                          "--out", str(out), "--svd-keep", "0.99"]) == EXIT_OK
     table = json.loads((out / "cca.json").read_text())
     assert table["descriptors"] == held and table["svd_keep"] == 0.99
+    assert list(table["models"]) == [f"{checkpoint.parent.name}_0"]
 
 
 def test_a_model_of_the_wrong_kind_and_too_few_clips_are_one_line_errors(tmp_path, release, capsys):
@@ -128,3 +138,37 @@ def test_a_model_of_the_wrong_kind_and_too_few_clips_are_one_line_errors(tmp_pat
     assert analyse.main(["cca", "--model", str(checkpoint), *args]) == EXIT_UNUSABLE
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{few}: descriptors for {cca.MIN_CLIPS - 1} of the 24 clips" in err[0]
+
+
+def test_a_run_folder_is_labelled_and_identified_by_its_record(tmp_path, release):
+    """The folder's record gives the epoch, so the label is <folder>_<epoch> and cca.json says which model; a
+    validation file that records the run's own scaler is analysed, one that records another is refused."""
+    dataset, checkpoint, ids = release
+    run = tmp_path / "my_run"
+    write_run_folder(run)
+    with h5py.File(dataset, "a") as f:
+        write_provenance(f[GROUP], run_scaler(), run_vocabulary(20))
+    described = _write_descriptors(tmp_path / "d.json", ids)
+    out = tmp_path / "cca"
+    assert analyse.main(["cca", "--model", str(run), str(run / "audio_encoder_epoch_3.pt"), "--dataset", str(dataset),
+                         "--descriptors", str(described), "--out", str(out)]) == EXIT_UNUSABLE  # both my_run_3
+    assert analyse.main(["cca", "--model", str(run), f"bare={checkpoint}", "--dataset", str(dataset),
+                         "--descriptors", str(described), "--out", str(out)]) == EXIT_OK
+    made = json.loads((out / "cca.json").read_text())["identities"]
+    assert list(made) == ["my_run_3", "bare"]
+    assert made["my_run_3"]["kind"] == "dual_ae" and made["my_run_3"]["epoch"] == 3
+    assert made["my_run_3"]["audio_encoder_fingerprint"] != made["bare"]["audio_encoder_fingerprint"]
+
+
+def test_a_validation_file_scaled_otherwise_than_the_run_is_one_line_error(tmp_path, release, capsys):
+    dataset, _, ids = release
+    run = tmp_path / "my_run"
+    write_run_folder(run)
+    with h5py.File(dataset, "a") as f:
+        write_provenance(f[GROUP], run_scaler(seed=8), run_vocabulary(20))
+    described = _write_descriptors(tmp_path / "d.json", ids)
+    assert analyse.main(["cca", "--model", str(run), "--dataset", str(dataset), "--descriptors", str(described),
+                         "--out", str(tmp_path / "cca")]) == EXIT_UNUSABLE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {dataset}: its patches were scaled with another scaler than {run}")
+    assert not (tmp_path / "cca" / "cca.json").exists()

@@ -1,14 +1,15 @@
 """classify.py on tiny datasets in the exact on-disk layouts of UrbanSound8K, GTZAN and NSynth.
 
-Each dataset gets two embedding sets: ``embeddings_dual_ae_c_200`` (chunk arrays, class-separable) and
-``mfcc`` ((d,) vectors of pure noise). The protocol must score the first near 1 and the second near
-chance, and the results file must have the paper's shape.
+Each dataset gets two embedding sets: ``embeddings_dual_ae_c_200`` (chunk arrays, class-separable, whose
+model.json says the paper's AE_c made them) and ``mfcc`` ((d,) vectors of pure noise). The protocol must
+score the first near 1 and the second near chance, and the results file must have the paper's shape.
 """
 from __future__ import annotations
 
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,9 @@ import pytest
 
 import classify
 from coala.core.errors import DownstreamError
+from coala.encode.provenance import FOLDER_RECORD, claim_folder, folder_record
 from coala.evaluation.datasets import read_nsynth, select_nsynth_training
-from coala.evaluation.report import PAPER_RESULTS, markdown_table, paper_name
+from coala.evaluation.report import PAPER_RESULTS, UNKNOWN_MAKER, markdown_table, paper_row
 
 SEPARABLE = "embeddings_dual_ae_c_200"
 RANDOM = "mfcc"
@@ -27,6 +29,18 @@ RUNS = 2
 US8K_CLASSES = ["air_conditioner", "car_horn", "dog_bark"]
 GENRES = ["blues", "classical", "metal"]
 FAMILIES = ["bass", "guitar", "synth_lead", "vocal"]  # synth_lead must be left out
+
+
+def _identity(model: str, epoch: int, paper: str | None, seed: str) -> dict:
+    """A ``LoadedModel.identity()`` as encode.py records it (fingerprints stand in: they are only compared)."""
+    return {"model": model, "source": f"saved_models/{model.removesuffix(f'_{epoch}')}", "epoch": epoch,
+            "kind": "dual_ae", "paper_row": paper, "audio_encoder_fingerprint": seed * 64, "scaler_sha256": seed * 64}
+
+
+PAPER_AE_C = folder_record(_identity("dual_ae_c_200", 200, "AE_c", "a"), "z")
+OTHER = folder_record(_identity("my_ae_c_run_3", 3, None, "b"), "z")  # a model trained on one's own data
+MFCC = folder_record({"model": "mfcc"}, "mfcc")
+RECORDS = {SEPARABLE: PAPER_AE_C, RANDOM: MFCC}
 
 
 class Writer:
@@ -41,7 +55,8 @@ class Writer:
         chunks = self.centres[label] + 0.5 * self.rng.standard_normal((3, CHUNK_WIDTH))
         for name, array in ((SEPARABLE, chunks), (RANDOM, self.rng.standard_normal(MFCC_WIDTH))):
             folder = self.root / subdir / name
-            folder.mkdir(parents=True, exist_ok=True)
+            if not folder.is_dir():
+                claim_folder(folder, RECORDS[name])
             np.save(folder / f"{stem}.npy", array.astype(np.float32))
 
 
@@ -164,15 +179,61 @@ def test_table_and_confusion_matrices_are_written_beside_the_results(full_run):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_paper_names_match_by_whole_tokens():
-    assert paper_name("embeddings_dual_ae_c_200") == "AE_c"
-    assert paper_name("embeddings_dual_e_c_200") == "E_c"
-    assert paper_name("embeddings_cnn_20") == "CNN"
-    assert paper_name("mfcc") == "MFCC"
-    assert paper_name("embeddings_fine_cnnx_5") is None
-    assert paper_name("mfcc (linear)") is None
+def test_paper_rows_come_from_the_record_never_the_name():
+    assert paper_row("embeddings_dual_ae_c_200", None) is None
+    assert paper_row("embeddings_dual_ae_c_200", OTHER) is None
+    assert paper_row("whatever", PAPER_AE_C) == "AE_c" and paper_row("x", MFCC) == "MFCC"
+    assert paper_row("whatever (linear)", PAPER_AE_C) is None and paper_row("mfcc (linear)", MFCC) is None
+    assert paper_row("whatever_zd", {**PAPER_AE_C, "output": "z_d"}) is None  # the paper's figures are of z
     table = markdown_table({"US8K": {"embeddings_mine_3": [0.5, 0.7]}})
-    assert "| embeddings_mine_3 | — | 60.00 ± 10.00 | — |" in table
+    assert f"| embeddings_mine_3 | {UNKNOWN_MAKER} | — | 60.00 ± 10.00 | — |" in table
+
+
+def _table_rows(table: str) -> dict[str, str]:
+    return {line.split(" | ")[0].removeprefix("| "): line for line in table.splitlines()[2:]}
+
+
+def test_paper_figures_stand_beside_the_papers_model_only(tmp_path, capsys):
+    """The same embeddings in four folders: the paper's model's under its default name and under another
+    name get the paper's figures; an AE_c-named folder another model made, and one without model.json
+    (an earlier version's), do not, and the table says which model made each row."""
+    data = _small_gtzan(tmp_path)
+    gtzan = data / "embeddings" / "gtzan"
+    for name in ("mine", "embeddings_my_ae_c_run_3", "embeddings_old_ae_c_200"):
+        shutil.copytree(gtzan / SEPARABLE, gtzan / name)
+    (gtzan / "embeddings_my_ae_c_run_3" / FOLDER_RECORD).write_text(json.dumps(OTHER))
+    (gtzan / "embeddings_old_ae_c_200" / FOLDER_RECORD).unlink()
+    out = tmp_path / "r.json"
+    assert _run(data, out) == 0
+    captured = capsys.readouterr()
+    rows = _table_rows(out.with_suffix(".md").read_text())
+    paper = "{:.2f} ± {:.2f}".format(*PAPER_RESULTS["AE_c"]["GTZAN"])
+    assert rows[SEPARABLE].startswith(f"| {SEPARABLE} | dual_ae_c, epoch 200 | AE_c | ") and paper in rows[SEPARABLE]
+    assert rows["mine"].startswith("| mine | dual_ae_c, epoch 200 | AE_c | ") and paper in rows["mine"]
+    assert rows["embeddings_my_ae_c_run_3"].startswith("| embeddings_my_ae_c_run_3 | my_ae_c_run, epoch 3 | — | ")
+    assert rows["embeddings_old_ae_c_200"].startswith(f"| embeddings_old_ae_c_200 | {UNKNOWN_MAKER} | — | ")
+    for name in ("embeddings_my_ae_c_run_3", "embeddings_old_ae_c_200"):
+        assert paper not in rows[name] and rows[name].endswith(" | — |")
+    assert "{:.2f} ± {:.2f}".format(*PAPER_RESULTS["MFCC"]["GTZAN"]) in rows[RANDOM]
+    assert rows == _table_rows(captured.out.strip() + "\n")  # the printed table is the file's
+    notes = [line for line in captured.err.splitlines() if FOLDER_RECORD in line]
+    assert notes == [f"note: embeddings_old_ae_c_200: no {FOLDER_RECORD} in its folders (encoded by an earlier "
+                     "version), so which model made it is unknown and no paper figures stand beside it; encode it "
+                     "again to compare it with the paper"]
+    made = json.loads(out.read_text())["meta"]["tasks"]["GTZAN"]["embeddings"]
+    assert made["embeddings_my_ae_c_run_3"]["model"] == OTHER and made["embeddings_old_ae_c_200"]["model"] is None
+
+
+def test_folders_of_one_set_made_by_two_models_are_a_one_line_error(tmp_path, capsys):
+    data = tmp_path / "data"
+    make_nsynth(data, Writer(data / "embeddings", n_classes=len(FAMILIES), seed=3), tmp_path / "selection.json",
+                train_n=6, test_n=4)
+    record = data / "embeddings" / "nsynth" / "train" / SEPARABLE / FOLDER_RECORD
+    record.write_text(json.dumps(OTHER))
+    assert _run(data, tmp_path / "r.json", "--tasks", "nsynth", "--nsynth-selection", str(tmp_path / "selection.json")) == 2
+    error = the_error(capsys)
+    assert error.startswith(f"error: {record}: z of my_ae_c_run_3 (saved_models/my_ae_c_run), but ")
+    assert f"{data / 'embeddings' / 'nsynth' / 'test' / SEPARABLE / FOLDER_RECORD}: z of dual_ae_c_200" in error
 
 
 def _small_gtzan(tmp_path: Path) -> Path:

@@ -12,12 +12,14 @@ import torch
 
 import coala.hear as hear
 from coala import assets
-from coala.core.frontend import HOP_LENGTH, SAMPLE_RATE, log_mel, pad_short_clip, resample
-from coala.core.frontend import scaled_chunks
+from coala.core.frontend import HOP_LENGTH, SAMPLE_RATE, signal_chunks
 from coala.audio.scaler import MinMaxScaler, save_scaler
 from coala.core.errors import AudioInputError, CheckpointError, CoalaError, ConfigError, UsageError
+from coala.core.model import embed
+from coala.models.loading import load_model
 from encode import extract_audio_embedding_chunks, return_loaded_model
 from models_t1000 import CNN, AudioEncoder, TagEncoder
+from run_folder import run_scaler, write_run_folder
 from test_encode_cli import save_random, write_clip
 
 HOP_MS = 1000.0 * hear.DEFAULT_HOP_FRAMES * HOP_LENGTH / SAMPLE_RATE
@@ -109,14 +111,14 @@ def test_scene_embedding_matches_on_the_reference_clip_and_checkpoint(reference)
         assert cosine(ours, chunks.numpy().mean(axis=0, dtype=np.float64)) >= 0.999
 
 
-def test_timestamp_window_is_scaled_like_the_chunk_it_covers(model):
+def test_timestamp_window_is_scaled_like_the_chunk_it_covers(model, encoder_ckpt, scaler_file):
     """With a hop of 1 frame, window 143 spans the sound's frames 96-191: the second chunk, up to the
     noise floor's draw (the samples under it are offset by the 47 frames of lead-in)."""
     sound = noise(1, 5.0, seed=3)[0].numpy() * 0.3
-    one = hear.CoalaHear(model.encoder, model.scaler, timestamp_hop_frames=1)
+    one = hear.load_model(str(encoder_ckpt), scaler=str(scaler_file), device="cpu", timestamp_hop_frames=1)
     count = hear.timestamp_count(sound.size, one.sample_rate, 1)
     window = np.concatenate(list(hear._window_groups(sound, one, count, 16)))[143]
-    chunk = scaled_chunks(log_mel(pad_short_clip(resample(sound, one.sample_rate))), model.scaler)[1]
+    chunk = signal_chunks(sound, one.sample_rate, model.scaler)[1]
     np.testing.assert_allclose(window, chunk, rtol=0, atol=1e-3)
     assert cosine(model.embed(window[None])[0], model.embed(chunk[None])[0]) >= 0.9999
 
@@ -194,7 +196,7 @@ def test_bad_checkpoints_and_options_are_one_clear_error(tmp_path, encoder_ckpt,
     tag_ckpt = save_random(TagEncoder, tmp_path / "tag_encoder.pt")
     with pytest.raises(CheckpointError, match="not a checkpoint of audio_encoder or cnn"):
         hear.load_model(str(tag_ckpt), scaler=str(scaler_file))
-    with pytest.raises(CheckpointError, match="not found"):
+    with pytest.raises(CheckpointError, match="no such model folder or checkpoint"):
         hear.load_model(str(tmp_path / "missing.pt"), scaler=str(scaler_file))
     for options, error, message in [({"hop": 2}, UsageError, "unknown option"),
                                     ({"timestamp_hop_frames": 0}, UsageError, "at least 1"),
@@ -204,3 +206,28 @@ def test_bad_checkpoints_and_options_are_one_clear_error(tmp_path, encoder_ckpt,
         with pytest.raises(error, match=message):
             hear.load_model(str(encoder_ckpt), scaler=str(scaler_file), **options)
         assert issubclass(error, CoalaError)
+
+
+def test_a_run_folder_brings_its_scaler_and_sizes(tmp_path, scaler_file):
+    """No scaler option: the record's (fitted at another level than the paper's) scales the patches; the
+    sizes are the record's (64 channels: 576-d embeddings); another scaler is refused, naming it."""
+    run = tmp_path / "my_run"
+    record = write_run_folder(run, channels=64)
+    sound = noise(2, 1.5, seed=7)
+    for path in (run, run / "audio_encoder_epoch_3.pt"):
+        model = hear.load_model(str(path), device="cpu")
+        assert model.scaler.same_as(run_scaler())
+        assert model.scene_embedding_size == model.timestamp_embedding_size == record.dims.latent_dim == 576
+        scenes = hear.get_scene_embeddings(sound, model)
+        frames, _ = hear.get_timestamp_embeddings(sound[:, :4000], model)
+        assert scenes.shape == (2, 576) and frames.shape[2] == 576
+    encoder = load_model(run).audio_encoder
+    expected = embed(encoder, signal_chunks(sound[1].numpy(), hear.HEAR_SAMPLE_RATE, run_scaler()))[0]
+    np.testing.assert_allclose(scenes[1].numpy(), expected.numpy().mean(axis=0, dtype=np.float64),
+                               rtol=0, atol=1e-4 * expected.abs().max().item())
+    same = tmp_path / "same.json"
+    save_scaler(run_scaler(), same)
+    assert hear.load_model(str(run), scaler=str(same), device="cpu").scaler.same_as(run_scaler())
+    with pytest.raises(UsageError, match=rf"^--scaler {scaler_file}: not the scaler {run} was trained with") as refused:
+        hear.load_model(str(run), scaler=str(scaler_file), device="cpu")
+    assert "\n" not in str(refused.value)

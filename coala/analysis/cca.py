@@ -183,10 +183,12 @@ def _figure(table: dict[str, dict[str, CcaResult]], keys: list[str]) -> Figure:
     return fig
 
 
-def write_table(out: Path, table: dict[str, dict[str, CcaResult]], keys: list[str], svd_keep: float | None) -> list[Path]:
-    """``cca.json``, ``cca.md`` and ``cca.png`` in ``out``; returns their paths."""
+def write_table(out: Path, table: dict[str, dict[str, CcaResult]], keys: list[str], svd_keep: float | None,
+                provenance: dict) -> list[Path]:
+    """``cca.json`` (with ``provenance``: the dataset and the models' identities,
+    ``coala.analysis.embeddings.provenance``), ``cca.md`` and ``cca.png`` in ``out``; returns their paths."""
     paths = [out / TABLE_JSON, out / TABLE_MARKDOWN, out / FIGURE]
-    document = {"svd_keep": svd_keep, "descriptors": keys,
+    document = {**provenance, "svd_keep": svd_keep, "descriptors": keys,
                 "models": {model: {key: asdict(cells[key]) for key in keys} for model, cells in table.items()}}
     atomic_write_text(paths[0], json.dumps(document, indent=1))
     atomic_write_text(paths[1], _markdown(table, keys, svd_keep))

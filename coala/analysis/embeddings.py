@@ -1,9 +1,15 @@
-"""The validation set's embeddings, as the paper's analysis scripts took them.
+"""The validation set's embeddings, as the paper's analysis scripts took them, and the models that make them.
 
 Each validation patch (the clip's max-energy log-mel window, already scaled, from the HDF5 release
 layout) is clamped at 0, as the paper's validation did, and embedded by an audio encoder (or the CNN
-baseline): ``z``, the 1152-d embedding used downstream. A clip's tags enter the tag encoder as its
-multi-hot label row, whose ``z`` is the clip's tag embedding.
+baseline): ``z``, the embedding used downstream. A clip's tags enter the tag encoder as its multi-hot
+label row, whose ``z`` is the clip's tag embedding. Every forward is ``coala.core.model.embed``.
+
+Models come from ``coala.models.loading.load_model`` (a run folder, a checkpoint in one, or a bare
+checkpoint), so the tag encoder comes with its record's vocabulary. The patches were scaled when the
+file was made: a file that records its scaler or vocabulary (``create_dataset.py``) and a model whose
+record holds others are refused, since the embeddings of patches scaled otherwise than in training are
+wrong without any sign of it.
 """
 from __future__ import annotations
 
@@ -14,75 +20,97 @@ import numpy as np
 import torch
 from torch import nn
 
-from coala.data.hdf5 import InMemoryDataset
-from coala.models.loading import load_model
-from coala.core.model import default_batch_size
-from coala.encode.jobs import embedding_name
-from coala.core.model import embed, model_device
-from coala.core.errors import UsageError
-from coala.models.checkpoints import load_checkpoint
+from coala.core.errors import AnalysisError, UsageError
+from coala.core.frontend import MinMaxScaler
+from coala.core.model import embed
+from coala.data.hdf5 import InMemoryDataset, read_provenance
+from coala.models.loading import AUDIO, TAGS, LoadedModel, load_model
+
 
 @dataclass(frozen=True)
 class ValidationSet:
-    """The patches of a validation HDF5 file: ``ids`` (n,), ``patches`` (n, 96, 96), ``labels`` (n, n_tags)."""
+    """The patches of a validation HDF5 file: ``ids`` (n,), ``patches`` (n, 96, 96) clamped at 0, ``labels``
+    (n, n_tags), and the scaler and vocabulary the file records (None where it records none: the paper's
+    release)."""
 
     path: Path
     ids: np.ndarray
     patches: np.ndarray
     labels: np.ndarray
+    scaler: MinMaxScaler | None = None
+    vocabulary: list[str] | None = None
 
 
 def read_validation_set(path: Path) -> ValidationSet:
-    """The whole file, checked for the release layout (``DatasetError`` naming it otherwise)."""
+    """The whole file, checked for the release layout (``DatasetError`` naming it otherwise); the patches
+    clamped at 0 in place, as the paper's validation did (no second copy of a large set)."""
     dataset = InMemoryDataset(path)
-    return ValidationSet(path, dataset.id.reshape(-1).astype(np.int64), dataset.data, dataset.label)
+    np.maximum(dataset.data, 0.0, out=dataset.data)
+    scaler, vocabulary = read_provenance(path)
+    return ValidationSet(path, dataset.id.reshape(-1).astype(np.int64), dataset.data, dataset.label, scaler, vocabulary)
 
 
-def model_label(spec: str) -> tuple[str, Path]:
-    """``LABEL=PATH`` or a bare checkpoint path, named like encode.py's embedding folder without its
-    ``embeddings_`` prefix (``saved_models/dual_ae_c/audio_encoder_epoch_200.pt`` -> ``dual_ae_c_200``)."""
+def check_made_alike(validation: ValidationSet, model: LoadedModel) -> None:
+    """``AnalysisError`` when the file's recorded scaler, vocabulary or tag width is not the model's.
+
+    Only what both sides state is compared: a bare checkpoint states no scaler (the paper's is a guess,
+    not a fact about it), and the paper's release states neither.
+    """
+    record = model.record
+    if validation.scaler is not None and record is not None and record.scaler is not None \
+            and not validation.scaler.same_as(record.scaler):
+        raise AnalysisError(f"{validation.path}: its patches were scaled with another scaler than {model.source} was "
+                            "trained with (both record theirs); analyse the model on a file made with its scaler")
+    if TAGS not in model.networks:
+        return
+    width = validation.labels.shape[1]
+    if width != len(model.vocabulary):
+        raise AnalysisError(f"{validation.path}: labels of {width} tags; the tag encoder of {model.source} takes "
+                            f"{len(model.vocabulary)}")
+    if validation.vocabulary is not None and validation.vocabulary != [model.vocabulary[i] for i in range(width)]:
+        raise AnalysisError(f"{validation.path}: its labels are of another vocabulary than {model.source}'s "
+                            "(both record theirs)")
+
+
+def model_spec(spec: str) -> tuple[str | None, str]:
+    """``LABEL=PATH`` split in two; a bare path has no label (None)."""
     label, sep, path = spec.partition("=")
-    if sep and label and path:
-        return label, Path(path)
-    return embedding_name(spec).removeprefix("embeddings_"), Path(spec)
+    return (label, path) if sep and label and path else (None, spec)
 
 
-@torch.inference_mode()
+def load_models(specs: list[str], parts: tuple[str, ...] = (AUDIO,), id2tag: str | Path | None = None,
+                device: str | torch.device = "cpu") -> dict[str, LoadedModel]:
+    """Every ``[LABEL=]PATH`` loaded before any work, by label (default ``LoadedModel.name``, e.g.
+    ``dual_ae_c_200``): ``CheckpointError`` naming a file that holds another network, ``UsageError``
+    for a label two models share (their columns would merge)."""
+    models: dict[str, LoadedModel] = {}
+    for spec in specs:
+        label, path = model_spec(spec)
+        model = load_model(path, parts, id2tag=id2tag, device=device)
+        label = label or model.name
+        if label in models:
+            raise UsageError(f"--model: two models are labelled {label!r}; name them LABEL=PATH")
+        models[label] = model
+    return models
+
+
+def provenance(models: dict[str, LoadedModel], validation: ValidationSet, parts: tuple[str, ...] = (AUDIO,)) -> dict:
+    """What an analysis output records of its input: the validation file, and each model's identity by
+    label (``LoadedModel.identity``), so that two outputs are compared only when the same models made
+    them. Without the scaler: the analysis embeds the file's patches, scaled when the file was made, and
+    ``check_made_alike`` compared what both state."""
+    return {"dataset": str(validation.path),
+            "identities": {label: model.identity(parts, with_scaler=False) for label, model in models.items()}}
+
+
 def audio_embeddings(model: nn.Module, patches: np.ndarray) -> np.ndarray:
-    """``z`` of each patch clamped at 0: ``(n, 1152)`` float64."""
-    size = default_batch_size(model_device(model))
-    out = [embed(model, np.clip(patches[i:i + size], 0.0, None))[0].numpy() for i in range(0, len(patches), size)]
-    return np.concatenate(out).astype(np.float64)
+    """``z`` of each patch: ``(n, latent_dim)`` float64."""
+    return embed(model, patches)[0].numpy().astype(np.float64)
 
 
-@torch.inference_mode()
 def tag_embeddings(tag_encoder: nn.Module, multi_hot: np.ndarray) -> np.ndarray:
-    """``z`` of the tag encoder for each row of multi-hot tags (a one-hot row: one tag): ``(n, 1152)``."""
-    device = model_device(tag_encoder)
-    size = default_batch_size(device)
-    out = []
-    for i in range(0, len(multi_hot), size):
-        rows = torch.as_tensor(np.clip(multi_hot[i:i + size], 0, None), dtype=torch.float32, device=device)
-        out.append(tag_encoder(rows)[0].float().cpu().numpy())
-    return np.concatenate(out).astype(np.float64)
-
-
-def load_audio_models(specs: list[str], device: str | torch.device = "cpu") -> dict[str, nn.Module]:
-    """Every ``[LABEL=]CHECKPOINT`` loaded (audio encoder or CNN) before any work, by label:
-    ``CheckpointError`` naming a file that holds another network, ``UsageError`` for a shared label."""
-    labelled = [model_label(spec) for spec in specs]
-    labels = [label for label, _ in labelled]
-    repeated = next((label for label in labels if labels.count(label) > 1), None)
-    if repeated is not None:
-        raise UsageError(f"--model: two checkpoints are labelled {repeated!r}; name them LABEL=CHECKPOINT")
-    return {label: load_model(path, device=device).audio_encoder for label, path in labelled}
-
-
-def load_dual_encoders(audio_checkpoint: Path, tag_checkpoint: Path,
-                       device: str | torch.device = "cpu") -> tuple[nn.Module, nn.Module]:
-    """The audio and tag encoders of one dual autoencoder (``CheckpointError`` for any other network)."""
-    return (load_checkpoint(audio_checkpoint, ("audio_encoder",), device),
-            load_checkpoint(tag_checkpoint, ("tag_encoder",), device))
+    """``z`` of the tag encoder for each row of multi-hot tags (a one-hot row: one tag): ``(n, latent_dim)``."""
+    return embed(tag_encoder, np.clip(multi_hot, 0, None))[0].numpy().astype(np.float64)
 
 
 def per_clip(ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

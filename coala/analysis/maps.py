@@ -4,10 +4,12 @@
 of each clip's multi-hot tags) in one t-SNE, each clip's two points joined by a line: how close the
 contrastive loss brought the two modalities. ``vocabulary_map``: every tag of the vocabulary as a
 one-hot input, in one t-SNE; only the words nearest the centres of k-means clusters of the map are
-written, so that a 1000-word vocabulary stays readable at full size.
+written, so that a 1000-word vocabulary stays readable at full size. ``maps.json`` beside the pictures
+records which model drew them, from which file, and the words written.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +20,10 @@ from sklearn.manifold import TSNE
 from torch import nn
 
 from coala.analysis.embeddings import ValidationSet, audio_embeddings, tag_embeddings
-from coala.core.errors import VocabularyError
+from coala.atomic import atomic_write_text
 from coala.figures import save_figure
 
-AUDIO_TAG_MAP, VOCABULARY_MAP = "map_audio_tags.png", "map_vocabulary.png"
+AUDIO_TAG_MAP, VOCABULARY_MAP, MAPS_JSON = "map_audio_tags.png", "map_vocabulary.png", "maps.json"
 DEFAULT_CLIPS = 800      # the paper's N
 PERPLEXITY = 30.0        # scikit-learn's default, lowered for small sets (it must stay below the points)
 LABELLED_WORDS = 60      # k-means clusters of the vocabulary map, one written word each
@@ -36,13 +38,6 @@ def tsne(points: np.ndarray, seed: int) -> np.ndarray:
     perplexity = min(PERPLEXITY, max(1.0, (len(points) - 1) / 3))
     method = "exact" if len(points) < EXACT_TSNE_BELOW else "barnes_hut"
     return TSNE(n_components=2, perplexity=perplexity, init="pca", method=method, random_state=seed).fit_transform(points)
-
-
-def check_vocabulary(vocabulary: dict[int, str], width: int, source: object) -> None:
-    """The vocabulary must index exactly the tag encoder's inputs, or words would be put on wrong points."""
-    if sorted(vocabulary) != list(range(width)):
-        raise VocabularyError(f"{source}: a vocabulary of {len(vocabulary)} tags (indices {min(vocabulary, default='-')}.."
-                              f"{max(vocabulary, default='-')}) does not index the tag encoder's {width} inputs")
 
 
 def audio_tag_map(audio_encoder: nn.Module, tag_encoder: nn.Module, validation: ValidationSet, n_clips: int,
@@ -77,8 +72,10 @@ def labelled_points(points: np.ndarray, n_labels: int, seed: int) -> list[int]:
     return sorted(set(nearest.tolist()))
 
 
-def vocabulary_map(tag_encoder: nn.Module, vocabulary: dict[int, str], seed: int, path: Path) -> int:
-    """Draw every tag's embedding, a spread sample of them named, into ``path``; returns the words written."""
+def vocabulary_map(tag_encoder: nn.Module, vocabulary: dict[int, str], seed: int, path: Path) -> list[str]:
+    """Draw every tag's embedding, a spread sample of them named, into ``path``; returns the words written.
+
+    ``vocabulary`` indexes the tag encoder's inputs one to one (``coala.models.loading`` checks it)."""
     width = len(vocabulary)
     points = tsne(tag_embeddings(tag_encoder, np.eye(width, dtype=np.float32)), seed)
     named = labelled_points(points, LABELLED_WORDS, seed)
@@ -93,4 +90,13 @@ def vocabulary_map(tag_encoder: nn.Module, vocabulary: dict[int, str], seed: int
     ax.set_xticks([])
     ax.set_yticks([])
     save_figure(fig, path, FIGURE_DPI)
-    return len(named)
+    return [vocabulary[i] for i in named]
+
+
+def write_record(out: Path, provenance: dict, clips: int, seed: int, words: list[str]) -> Path:
+    """``maps.json`` in ``out``: ``provenance`` (``coala.analysis.embeddings.provenance``), the clips of the
+    joint map, the seed and the words written on the vocabulary map."""
+    path = out / MAPS_JSON
+    document = {**provenance, "clips": clips, "seed": seed, "named_words": words}
+    atomic_write_text(path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    return path

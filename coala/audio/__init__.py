@@ -1,2 +1,2 @@
-"""The audio front end: decoding and log-mel spectrograms (``frontend``), cutting them into the model's
-96x96 inputs (``patches``), the MinMax ``scaler``, and the paper's ``mfcc`` baseline."""
+"""Audio beside the paper's front end (which is ``coala.core.frontend``): the scaler's files (``scaler``:
+this project's JSON, the paper's pickle read safely) and the paper's ``mfcc`` baseline."""

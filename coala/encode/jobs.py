@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from coala import assets
 from coala.core.errors import UsageError
 from coala.core.frontend import AUDIO_SUFFIXES
 from coala.encode.failures import FAILURES_FILE
@@ -22,17 +21,6 @@ class FileJob:
 
     source: Path
     output: Path
-
-
-def embedding_name(checkpoint: str | Path) -> str:
-    """The paper's embedding folder name: ``embeddings_<checkpoint folder>_<epoch>``.
-
-    ``saved_models/dual_ae_c/audio_encoder_epoch_200.pt`` -> ``embeddings_dual_ae_c_200``; a file not
-    named ``*_epoch_<N>.pt`` contributes its stem instead of the epoch.
-    """
-    path = Path(checkpoint).resolve()
-    epoch = assets.checkpoint_epoch(path)
-    return f"embeddings_{path.parent.name}_{path.stem if epoch is None else epoch}"
 
 
 def plan_inputs(inputs: Sequence[Path], output_dir: Path) -> list[FileJob]:

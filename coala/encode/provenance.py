@@ -34,9 +34,15 @@ def read_folder_record(folder: Path) -> dict | None:
     return record if isinstance(record, dict) and record.get("output") in OUTPUTS else None
 
 
-def _same_maker(a: dict, b: dict) -> bool:
+def same_maker(a: dict, b: dict) -> bool:
+    """Whether two folder records name the same output of the same model (equal embeddings for equal audio)."""
     keys = ("output", "audio_encoder_fingerprint", "scaler_sha256")
     return all(a.get(k) == b.get(k) for k in keys) if a.get("output") != "mfcc" else a.get("output") == b.get("output")
+
+
+def describe(record: dict) -> str:
+    """``<output> of <model> (<source>)``: a record in a message."""
+    return f"{record.get('output')} of {record.get('model')} ({record.get('source', 'unknown source')})"
 
 
 def claim_folder(folder: Path, record: dict) -> None:
@@ -48,9 +54,8 @@ def claim_folder(folder: Path, record: dict) -> None:
     path = folder / FOLDER_RECORD
     if path.exists():
         previous = read_folder_record(folder)
-        if previous is None or not _same_maker(previous, record):
-            made = "an unreadable record" if previous is None else \
-                f"{previous.get('output')} of {previous.get('model')} ({previous.get('source', 'unknown source')})"
+        if previous is None or not same_maker(previous, record):
+            made = "an unreadable record" if previous is None else describe(previous)
             raise UsageError(f"{path}: this folder holds {made}, not {record['output']} of {record.get('model')}; "
                              "choose another output folder")
         return

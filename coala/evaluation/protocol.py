@@ -31,6 +31,7 @@ CLASSIFIERS = ("mlp", "linear")
 MLP_HIDDEN = (256,)          # the paper's MLPClassifier(hidden_layer_sizes=(256,)), defaults otherwise
 LINEAR_MAX_ITER = 1000       # lbfgs on 1152 standardized features needs more than the default 100
 LINEAR_SUFFIX = " (linear)"  # results of the linear probe are stored under "<name> (linear)"
+MODEL_KEY = "model"          # a set's model.json in the results' meta (None: made by an unknown model)
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ def evaluate_task(task: Task, embeddings_dir: Path, names: list[str], classifier
         sets[name] = {"width": int(emb.vectors.shape[1]) if emb.vectors.size else None,
                       "present": int(emb.present.sum()), "missing": len(emb.missing),
                       "unreadable": len(emb.unreadable), "missing_examples": emb.missing[:5],
-                      "unreadable_examples": emb.unreadable[:5], "counts": counts}
+                      "unreadable_examples": emb.unreadable[:5], "counts": counts, MODEL_KEY: emb.record}
         if emb.missing or emb.unreadable:
             log.warning(f"{task.key} {name}: {len(emb.missing)} of {len(task.stems)} listed embeddings missing, "
                         f"{len(emb.unreadable)} unreadable (e.g. {(emb.missing + emb.unreadable)[0]}); "

@@ -2,12 +2,14 @@
 
 The results file keeps the shape of the paper's ``results/performances.json``
 (``{"US8K": {"<embedding>": [score per run]}, "GTZAN": ..., "NSynth": ...}``), so tools written for
-the paper's file read ours; everything else about the evaluation sits under the extra key ``"meta"``.
+the paper's file read ours; everything else about the evaluation sits under the extra key ``"meta"``,
+including each set's ``model.json`` (``meta.tasks.<task>.embeddings.<set>.model``): the table names
+the model that made each row from it, and puts the paper's figures beside a row only when that record
+says the paper's published model made it (or the paper's MFCC), never from the set's name.
 """
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from matplotlib.figure import Figure
 
 from coala.atomic import atomic_write_text
 from coala.evaluation.datasets import DOWNSTREAM
+from coala.evaluation.protocol import LINEAR_SUFFIX, MODEL_KEY
 from coala.figures import save_figure
 from coala.jsonfile import read_json
 
@@ -29,18 +32,36 @@ PAPER_RESULTS: dict[str, dict[str, tuple[float, float]]] = {
     "MFCC": {"US8K": (65.83, 0.33), "GTZAN": (49.79, 1.21), "NSynth": (62.56, 1.12)},
     "CNN": {"US8K": (48.39, 0.40), "GTZAN": (46.96, 0.83), "NSynth": (56.41, 0.70)},
 }
-# Embedding-set names -> the paper's row, by whole "_"-separated tokens (so "dual_ae_c" is AE_c, not E_c).
-_PAPER_NAMES = (("ae_c", "AE_c"), ("e_c", "E_c"), ("cnn", "CNN"), ("mfcc", "MFCC"))
+UNKNOWN_MAKER = "unknown (no model.json)"
 
 
-def paper_name(result_name: str) -> str | None:
-    """The paper's row an embedding set corresponds to (MLP results only: the paper had no linear probe)."""
-    if " " in result_name:
+def paper_row(result_name: str, record: dict | None) -> str | None:
+    """The paper's row a result stands beside: an MLP result (the paper had no linear probe) of ``z`` made
+    by one of the paper's published checkpoints (the record's ``paper_row``, ``coala.models.loading``),
+    or of the MFCC baseline. A set without a record has none: its name proves nothing."""
+    if record is None or result_name.endswith(LINEAR_SUFFIX):
         return None
-    for token, paper in _PAPER_NAMES:
-        if re.search(rf"(^|_){token}(_|$)", result_name):
-            return paper
-    return None
+    if record.get("output") == "mfcc":
+        return "MFCC"
+    row = record.get("paper_row") if record.get("output") == "z" else None
+    return row if row in PAPER_RESULTS else None
+
+
+def made_by(record: dict | None) -> str:
+    """Which model and epoch made a set, for the table: ``<folder>, epoch <N>``, its output when not ``z``."""
+    if record is None:
+        return UNKNOWN_MAKER
+    output, model, epoch = record.get("output"), str(record.get("model")), record.get("epoch")
+    if output == "mfcc":
+        return "MFCC"
+    text = f"{model.removesuffix(f'_{epoch}')}, epoch {epoch}" if epoch is not None else model
+    return text if output == "z" else f"{text} ({output})"
+
+
+def results_record(results: dict[str, Any], task: str, result_name: str) -> dict | None:
+    """The ``model.json`` a task's set was read with, as the results' meta keeps it (None when unknown)."""
+    tasks = results.get(META_KEY, {}).get("tasks", {})
+    return tasks.get(task, {}).get("embeddings", {}).get(result_name.removesuffix(LINEAR_SUFFIX), {}).get(MODEL_KEY)
 
 
 def merge_previous(path: Path, results: dict[str, Any]) -> list[str]:
@@ -83,20 +104,25 @@ def _cell(scores: list[float]) -> str:
 
 
 def markdown_table(results: dict[str, Any]) -> str:
-    """Mean ± std over runs in %, one row per result name, the paper's figures beside where names match.
+    """Mean ± std over runs in %, one row per result name with the model that made it, and the paper's
+    figures beside a task's result when its set's record says the paper's model made it (``paper_row``).
 
-    The std is numpy's default (population, ddof=0); a result with a single run shows its mean only.
+    The std is numpy's default (population, ddof=0); a result with a single run shows its mean only. A
+    name whose folders of different tasks were made by different models lists each maker.
     """
     tasks = [t for t in TASK_ORDER if t in results]
     names = sorted({name for t in tasks for name in results[t]})
-    header = ["embedding", "paper row"] + [c for t in tasks for c in (t, f"{t} (paper)")]
+    header = ["embedding", "made by", "paper row"] + [c for t in tasks for c in (t, f"{t} (paper)")]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for name in names:
-        paper = paper_name(name)
-        row = [name, paper or "—"]
+        records = {t: results_record(results, t, name) for t in tasks if name in results[t]}
+        papers = {t: paper_row(name, record) for t, record in records.items()}
+        makers = dict.fromkeys(made_by(record) for record in records.values())
+        rows = dict.fromkeys(paper for paper in papers.values() if paper)
+        row = [name, "; ".join(makers), "; ".join(rows) or "—"]
         for t in tasks:
             row.append(_cell(results[t][name]) if name in results[t] else "—")
-            row.append("{:.2f} ± {:.2f}".format(*PAPER_RESULTS[paper][t]) if paper else "—")
+            row.append("{:.2f} ± {:.2f}".format(*PAPER_RESULTS[papers[t]][t]) if papers.get(t) else "—")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

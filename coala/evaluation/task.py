@@ -5,6 +5,9 @@ Embeddings live at ``<embeddings-dir>/<us8k | gtzan | nsynth/train | nsynth/test
 which subfolder each clip's embedding is in). Reading the dataset's own lists, rather than whatever
 embeddings happen to exist, is what lets missing embeddings be counted instead of silently shrinking the
 evaluation, which is what the paper's script did.
+
+Which model made a set is read from its folders' ``model.json`` (``coala.encode.provenance``), never
+guessed from the set's name: a folder named ``embeddings_dual_ae_c_200`` may hold anyone's embeddings.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from coala.encode.provenance import FOLDER_RECORD, describe, read_folder_record, same_maker
 from coala.encode.shards import EmbeddingFolder
 from coala.core.errors import DownstreamError
 
@@ -45,12 +49,13 @@ class Task:
 
 @dataclass
 class Embeddings:
-    """One embedding set's clip vectors for a task's items, and what could not be used."""
+    """One embedding set's clip vectors for a task's items, what could not be used, and what made it."""
     name: str
     vectors: np.ndarray            # (n_present, width) float32
     present: np.ndarray            # bool per task item
     missing: list[str]             # relative paths of listed items with no embedding
     unreadable: list[str]          # "<path>: <reason>" of embeddings that could not be used
+    record: dict | None = None     # the folders' model.json (set_record); None: made by an unknown model
 
 
 def embedding_names(embeddings_dir: Path, subdir: str) -> set[str]:
@@ -75,6 +80,26 @@ def task_embedding_names(task: Task, embeddings_dir: Path) -> list[str]:
     return sorted(set().union(*(embedding_names(embeddings_dir, s) for s in set(task.subdirs))))
 
 
+def set_record(task: Task, embeddings_dir: Path, name: str) -> dict | None:
+    """The ``model.json`` of set ``name`` in the task's folders: which model and output made it.
+
+    None when a folder has none, or an unreadable one (written before ``encode.py`` recorded its model):
+    which model made it is then unknown. Folders of one set made by different models or outputs are a
+    ``DownstreamError``: a classifier trained on one model's embeddings and tested on another's measures
+    neither.
+    """
+    folders = [embeddings_dir / subdir / name for subdir in sorted(set(task.subdirs))]
+    folders = [folder for folder in folders if folder.is_dir()]
+    records = [read_folder_record(folder) for folder in folders]
+    if not records or any(record is None for record in records):
+        return None
+    for folder, record in zip(folders[1:], records[1:]):
+        if not same_maker(records[0], record):
+            raise DownstreamError(f"{folder / FOLDER_RECORD}: {describe(record)}, but {folders[0] / FOLDER_RECORD}: "
+                                  f"{describe(records[0])}; the folders of one embedding set must come from one model")
+    return records[0]
+
+
 def clip_vector(embeddings: EmbeddingFolder, clip: str) -> np.ndarray:
     """A clip's vector: (n_chunks, d) chunk embeddings averaged over chunks, a (d,) vector as it is."""
     array = embeddings[clip]
@@ -93,7 +118,7 @@ def clip_vector(embeddings: EmbeddingFolder, clip: str) -> np.ndarray:
 
 
 def load_embeddings(task: Task, embeddings_dir: Path, name: str) -> Embeddings:
-    """Load embedding set ``name`` for every item of ``task``.
+    """Load embedding set ``name`` for every item of ``task``, with its record (``set_record``).
 
     Missing and unreadable files are recorded and left out (the evaluation goes on with what is
     present); vectors of differing widths within one set stop with a DownstreamError naming the file,
@@ -121,4 +146,4 @@ def load_embeddings(task: Task, embeddings_dir: Path, name: str) -> Embeddings:
         vectors.append(vector)
         present[i] = True
     matrix = np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
-    return Embeddings(name, matrix, present, missing, unreadable)
+    return Embeddings(name, matrix, present, missing, unreadable, set_record(task, embeddings_dir, name))

@@ -1,2 +1,4 @@
-"""The paper's networks (``networks``), their losses (``losses``), the table of network kinds
-(``registry``), the one checkpoint loader (``checkpoints``) and the CPU-tuned layers (``fast_layers``)."""
+"""Models on disk (the networks themselves are ``coala.core.model``): the self-describing run folder
+(``record``), the one way every tool loads a model (``loading``), the paper's checkpoint format
+(``checkpoints``), the table of network kinds a bare checkpoint can hold (``registry``) and the
+CPU-tuned layers (``fast_layers``)."""

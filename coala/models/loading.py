@@ -67,10 +67,12 @@ class LoadedModel:
 
     @property
     def name(self) -> str:
-        """``<folder>_<epoch>``: the paper's embedding folder name without ``embeddings_``."""
+        """``<folder>_<epoch>``: the paper's embedding folder name without ``embeddings_``; the folder's own
+        name even when the path was given relative to it (``audio_encoder_epoch_200.pt`` run inside it)."""
+        folder = self.folder.resolve().name
         if self.source.is_file() and assets.checkpoint_epoch(self.source) is None:
-            return f"{self.folder.name}_{self.source.stem}"
-        return f"{self.folder.name}_{self.epoch}"
+            return f"{folder}_{self.source.stem}"
+        return f"{folder}_{self.epoch}"
 
     @property
     def dims(self) -> ModelDims:
