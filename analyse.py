@@ -114,12 +114,13 @@ def run_maps(args: argparse.Namespace) -> int:
     require_writable_folder(args.out, "--out")
     validation = embeddings.read_validation_set(args.dataset)
     embeddings.check_made_alike(validation, model)
+    output = maps.shared_output(model.dims)
     n = maps.audio_tag_map(model.audio_encoder, model.tag_encoder, validation, args.clips, args.seed,
-                           args.out / maps.AUDIO_TAG_MAP)
+                           args.out / maps.AUDIO_TAG_MAP, output)
     log.info(f"wrote {args.out / maps.AUDIO_TAG_MAP} ({n} clips)")
-    named = maps.vocabulary_map(model.tag_encoder, model.vocabulary, args.seed, args.out / maps.VOCABULARY_MAP)
+    named = maps.vocabulary_map(model.tag_encoder, model.vocabulary, args.seed, args.out / maps.VOCABULARY_MAP, output)
     log.info(f"wrote {args.out / maps.VOCABULARY_MAP} ({len(model.vocabulary)} tags, {len(named)} named)")
-    record = maps.write_record(args.out, embeddings.provenance(models, validation, parts), n, args.seed, named)
+    record = maps.write_record(args.out, embeddings.provenance(models, validation, parts), n, args.seed, named, output)
     log.info(f"wrote {record}")
     return EXIT_OK
 

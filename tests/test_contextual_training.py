@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+import analyse
 from coala.core.errors import CheckpointError, ConfigError, SearchError, StateError, VocabularyError
 from coala.core.frontend import PATCH_SHAPE, MinMaxScaler
 from coala.core.model import ContextualAE, ModelDims, TagEncoder, contrastive_loss
@@ -99,6 +100,10 @@ def test_trains_resumes_bit_identically_and_loads_with_its_word_vectors(corpus: 
     assert torch.equal(loaded.tag_encoder.words, table)  # the table trained with is the saved vectors' table
     assert loaded.word_vectors.subwords is not None and loaded.word_vectors.vector("barking").any()
     assert load_model(folder).word_vectors is None  # audio only: the word vectors are not read
+    # The analysis maps draw z_d, the space both encoders share (the tag z has the word vectors' width).
+    maps = ["maps", "--model", str(folder), "--dataset", str(corpus / "spec_tags_tiny_val"), "--out", "maps"]
+    assert analyse.main([*maps, "--clips", "4"]) == 0
+    assert json.loads((corpus / "maps" / "maps.json").read_text())["output"] == "z_d"
 
     # The tag encoder's fingerprint covers the word vectors; another file is refused by name.
     other = W.train_tag_vectors([WORDS], W.FastTextParams(dim=8, epochs=5, seed=1)).subset(WORDS)

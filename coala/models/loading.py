@@ -99,12 +99,15 @@ class LoadedModel:
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     def identity(self, parts: tuple[str, ...] = (AUDIO,), with_scaler: bool = True) -> dict:
-        """The model as outputs record it: name, epoch, the paper's row if it is the paper's, the parts'
-        fingerprints and, for outputs of audio (``with_scaler``), the scaler's."""
+        """The model as outputs record it: name, epoch, the paper's row if it is the paper's, for the contextual
+        model its word width and heads (which of the follow-up paper's variants it is), the parts' fingerprints
+        and, for outputs of audio (``with_scaler``), the scaler's."""
         scaler = {"scaler_sha256": hashlib.sha256(json.dumps(self.scaler.to_dict()).encode()).hexdigest()} \
             if with_scaler and AUDIO in parts else {}
+        sizes = {"word_dim": self.dims.word_dim, "attention_heads": self.dims.attention_heads} \
+            if self.dims.reads_words else {}
         return {"model": self.name, "source": str(self.source), "epoch": self.epoch, "kind": self.kind,
-                "paper_row": self.paper_row, **{f"{part}_fingerprint": self.fingerprint(part) for part in parts},
+                "paper_row": self.paper_row, **sizes, **{f"{part}_fingerprint": self.fingerprint(part) for part in parts},
                 **scaler}
 
 

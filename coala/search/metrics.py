@@ -126,7 +126,8 @@ def held_out_tags(dataset: Path, pairs: list[ModelPair]) -> list[str]:
     record its vocabulary): the held-out tags every model that can encode them is measured on."""
     inspect_hdf5(dataset)
     words = read_provenance(dataset)[1] or []
-    return [w for w in words if any(w not in set(pair.vocabulary.values()) for pair in pairs)]
+    trained_on = [set(pair.vocabulary.values()) for pair in pairs]
+    return [w for w in words if any(w not in tags for tags in trained_on)]
 
 
 def evaluate_release(pair: ModelPair, dataset: str | Path, cnn: nn.Module | None = None,
@@ -193,16 +194,15 @@ def plot_precision_recall(path: Path, evaluations: dict[str, Evaluation]) -> Non
 
     from coala.figures import save_figure
 
-    panels = [("all tags", {name: (e, slice(None)) for name, e in evaluations.items()})]
+    panels = [("all tags", "tag_to_audio_map", {name: (e, slice(None)) for name, e in evaluations.items()})]
     held_out = {name: (e, e.held_out) for name, e in evaluations.items() if e.held_out}
     if held_out:
-        panels.append(("held-out tags", held_out))
+        panels.append(("held-out tags", "held_out_tag_to_audio_map", held_out))
     fig = Figure(figsize=(5 * len(panels), 4))
-    for ax, (title, curves) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+    for ax, (title, key, curves) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
         for name, (evaluation, columns) in curves.items():
             relevant, scores = evaluation.relevant[:, columns], evaluation.scores[:, columns]
             precision, recall, _ = precision_recall_curve(relevant.ravel(), scores.ravel())
-            key = "tag_to_audio_map" if title == "all tags" else "held_out_tag_to_audio_map"
             ax.plot(recall, precision, label=f"{name} (mAP {evaluation.metrics[key]:.3f})")
         prevalence = float(np.mean([e.relevant[:, columns].mean() for e, columns in curves.values()]))
         ax.axhline(prevalence, color="grey", linestyle=":", label="random ranking (tag prevalence)")
