@@ -27,14 +27,20 @@ test-fast: $(STAMP)
 DEMO := demo
 DEMO_DATA := $(DEMO)/data
 DEMO_CONFIG := configs/demo.json
-DEMO_EXPERIMENT = $(shell $(PY) -c "import json; print(json.load(open('$(DEMO_CONFIG)'))['experiment_name'])")
-DEMO_EPOCHS = $(shell $(PY) -c "import json; print(json.load(open('$(DEMO_CONFIG)'))['epochs'])")
+# The follow-up paper's contextual model (docs/contextual.md), trained without the held-out tags.
+DEMO_CONTEXTUAL_CONFIG := configs/demo_contextual.json
+config_key = $(shell $(PY) -c "import json; print(json.load(open('$(1)'))['$(2)'])")
+DEMO_EXPERIMENT = $(call config_key,$(DEMO_CONFIG),experiment_name)
+DEMO_EPOCHS = $(call config_key,$(DEMO_CONFIG),epochs)
 DEMO_CKPT = saved_models/$(DEMO_EXPERIMENT)/audio_encoder_epoch_$(DEMO_EPOCHS).pt
+DEMO_CONTEXTUAL = saved_models/$(call config_key,$(DEMO_CONTEXTUAL_CONFIG),experiment_name)
+DEMO_CONTEXTUAL_CKPT = $(DEMO_CONTEXTUAL)/audio_encoder_epoch_$(call config_key,$(DEMO_CONTEXTUAL_CONFIG),epochs).pt
+DEMO_HELD_OUT = $(call config_key,$(DEMO_CONTEXTUAL_CONFIG),train_dataset_file)
 DEMO_RESULTS := $(DEMO)/results/performances.json
 DEMO_UNTRAINED := $(DEMO_DATA)/untrained/config.json
 DEMO_SEARCH := $(DEMO)/results/search.json
-DEMO_VAL = $(shell $(PY) -c "import json; print(json.load(open('$(DEMO_CONFIG)'))['validation_dataset_file'])")
-DEMO_ID2TAG = $(shell $(PY) -c "import json; print(json.load(open('$(DEMO_CONFIG)'))['id2tag_file'])")
+DEMO_VAL = $(call config_key,$(DEMO_CONFIG),validation_dataset_file)
+DEMO_ID2TAG = $(call config_key,$(DEMO_CONFIG),id2tag_file)
 DEMO_ANALYSIS := $(DEMO)/analysis
 
 $(DEMO_DATA)/demo_data.json: | $(STAMP)
@@ -46,19 +52,26 @@ hdf5_ds/spec_tags_demo: $(DEMO_DATA)/demo_data.json
 $(DEMO_UNTRAINED): hdf5_ds/spec_tags_demo
 	$(PY) make_demo_data.py --out $(DEMO_DATA) --quiet --untrained-model hdf5_ds/spec_tags_demo
 
-# Retrieval in the shared space on the validation set: the trained pair against the untrained one.
-$(DEMO_SEARCH): $(DEMO_UNTRAINED) $(DEMO_CKPT)
-	$(PY) search.py evaluate --model saved_models/$(DEMO_EXPERIMENT) $(DEMO_DATA)/untrained --dataset $(DEMO_VAL) --out $@ --plot $(DEMO)/results/search_pr.png
+# The same build without the held-out tags (coala/demo/data.py HELD_OUT_TAGS): the contextual model's training files.
+$(DEMO_HELD_OUT): hdf5_ds/spec_tags_demo
+	$(PY) make_demo_data.py --out $(DEMO_DATA) --quiet --held-out hdf5_ds/spec_tags_demo
 
-demo: $(STAMP) $(DEMO_UNTRAINED)
+# Retrieval in the shared space on the validation set (which has the held-out tags): the trained pairs
+# against the untrained one; the contextual model answers for the held-out tags through its word vectors.
+$(DEMO_SEARCH): $(DEMO_UNTRAINED) $(DEMO_CKPT) $(DEMO_CONTEXTUAL_CKPT)
+	$(PY) search.py evaluate --model saved_models/$(DEMO_EXPERIMENT) $(DEMO_CONTEXTUAL) $(DEMO_DATA)/untrained --dataset $(DEMO_VAL) --out $@ --plot $(DEMO)/results/search_pr.png
+
+demo: $(STAMP) $(DEMO_UNTRAINED) $(DEMO_HELD_OUT)
 	$(PY) train_dual_ae.py $(DEMO_CONFIG)
+	$(PY) train_dual_ae.py $(DEMO_CONTEXTUAL_CONFIG)
 	$(MAKE) --no-print-directory $(DEMO_SEARCH)
 	$(PY) encode.py --quiet --model saved_models/$(DEMO_EXPERIMENT) --dataset all --data-dir $(DEMO_DATA)
+	$(PY) encode.py --quiet --model $(DEMO_CONTEXTUAL) --dataset all --data-dir $(DEMO_DATA)
 	$(PY) encode.py --quiet --model $(DEMO_DATA)/untrained --dataset all --data-dir $(DEMO_DATA)
 	$(PY) encode.py --quiet --features mfcc --dataset all --data-dir $(DEMO_DATA)
 	$(PY) classify.py --data-dir $(DEMO_DATA) --runs 3 --jobs 2 --nsynth-selection $(DEMO_DATA)/json/nsynth_selected_sounds_per_class.json --out $(DEMO_RESULTS)
 	@$(MAKE) --no-print-directory demo-analysis
-	@echo; echo "Pictures made:"; ls -1 runs/$(DEMO_EXPERIMENT)/*.png $(DEMO)/results/*.png $(DEMO_ANALYSIS)/*.png
+	@echo; echo "Pictures made:"; ls -1 runs/$(DEMO_EXPERIMENT)/*.png runs/$(notdir $(DEMO_CONTEXTUAL))/*.png $(DEMO)/results/*.png $(DEMO_ANALYSIS)/*.png
 
 # The embedding analysis (docs/analysis.md) on the demo's validation set; part of `make demo`, which
 # makes its inputs. The trained and the untrained encoder are measured on one footing, held out.

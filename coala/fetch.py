@@ -17,7 +17,6 @@ library's urllib is used.
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import io
 import os
@@ -36,6 +35,7 @@ from coala.cli import progress_bar
 from coala.core.errors import AssetError, CheckpointError, CoalaError, ScalerError
 from coala.core.model import ModelDims
 from coala.data.tags import load_id2tag
+from coala.files import git_blob_of, sha256_of
 from coala.models.checkpoints import load_checkpoint, read_state_dict
 from coala.models.record import (PAPER_ROWS, ModelRecord, State, check_vocabulary_fits, read_record, read_weights,
                                  write_model_folder)
@@ -101,22 +101,6 @@ PAPER_ASSETS: tuple[Asset, ...] = (
 )
 
 
-def _digest(path: Path, digest: "hashlib._Hash") -> str:
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    return _digest(path, hashlib.sha256())
-
-
-def git_blob_of(path: Path) -> str:
-    """The id git gives the file's content: SHA-1 of ``blob <size>\\0`` and the bytes (``git hash-object``)."""
-    digest = hashlib.sha1()
-    digest.update(f"blob {path.stat().st_size}\0".encode())
-    return _digest(path, digest)
 
 
 def part_path(path: Path) -> Path:

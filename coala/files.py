@@ -36,3 +36,23 @@ def file_identity(path: Path) -> str:
     info = os.stat(path)
     key = f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _digest(path: Path, digest: "hashlib._Hash") -> str:
+    """The file's bytes through ``digest``, a megabyte at a time (a checkpoint is tens of megabytes)."""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of the file's bytes: what pins a published file, or a run's word vectors."""
+    return _digest(path, hashlib.sha256())
+
+
+def git_blob_of(path: Path) -> str:
+    """The id git gives the file's content: SHA-1 of ``blob <size>\\0`` and the bytes (``git hash-object``)."""
+    digest = hashlib.sha1()
+    digest.update(f"blob {path.stat().st_size}\0".encode())
+    return _digest(path, digest)

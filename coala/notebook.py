@@ -5,6 +5,7 @@
     model.embed_audio("clip.wav")                       # (n_chunks, 1152): z of each 96-frame chunk
     model.embed_audio(y, sr=44100)                      # the same for a signal held in memory
     model.embed_tags("Dogs barking")                    # (1152,): z of the tag encoder for dog + bark
+                                                        # (a contextual model also reads words never tags)
     model.tag("clip.wav", top=5)                        # [("dog", 0.61), ...]: the vocabulary ranked
     model.vocabulary, model.dims
 
@@ -22,7 +23,6 @@ import torch
 from coala.core.errors import AudioInputError
 from coala.core.frontend import file_chunks, signal_chunks
 from coala.core.model import ModelDims, embed
-from coala.data.tags import words_multi_hot
 from coala.device import resolve_device
 from coala.encode.inference import inference_model
 from coala.models.loading import AUDIO, TAGS, load_model
@@ -78,11 +78,11 @@ class Coala:
         return embed(self._audio, self._chunks(audio, sr))[int(projection)].numpy()
 
     def embed_tags(self, tags: str | list[str], projection: bool = False) -> np.ndarray:
-        """``(1152,)``: ``z`` of the tag encoder (``projection``: ``z_d``) for tag words, a phrase or a list,
-        normalised as the dataset builder normalises tags; words outside the vocabulary are ignored, and
-        none known is a ``VocabularyError``."""
-        row, _, _ = words_multi_hot(tags, self._loaded.vocabulary)
-        return embed(self._loaded.tag_encoder, row[None])[int(projection)].numpy()[0]
+        """``z`` of the tag encoder (``(1152,)``; the contextual model's is ``(word_dim,)``) or, with
+        ``projection``, ``z_d`` (``(1152,)``, the shared space) for tag words, a phrase or a list, normalised as
+        the dataset builder normalises tags. Words the model cannot read are ignored (outside COALA's
+        vocabulary; for the contextual model only words without a word vector), none known is a ``VocabularyError``."""
+        return self._pair.words_embedding(tags)[0][int(projection)]
 
     def tag(self, audio: Audio, sr: int | None = None, top: int = 10) -> list[tuple[str, float]]:
         """The ``top`` vocabulary tags for a clip, best first, by cosine in the shared space between the

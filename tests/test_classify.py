@@ -194,6 +194,17 @@ def test_paper_rows_come_from_the_record_never_the_name():
     assert f"| embeddings_mine_3 | {UNKNOWN_MAKER} | — | 60.00 ± 10.00 | — |" in table
 
 
+def test_the_follow_up_papers_figures_stand_beside_a_contextual_models_rows():
+    """Told by the record's kind and sizes (which of the authors' variants it is), for its z only."""
+    contextual = folder_record({**_identity("demo_contextual_10", 10, None, "c"), "kind": "contextual",
+                                "word_dim": 128, "attention_heads": 4}, "z")
+    assert paper_row("embeddings_demo_contextual_10", contextual) == "follow-up 128-d, 4 heads"
+    assert paper_row("x", {**contextual, "word_dim": 64}) is None  # no variant of the authors' of these sizes
+    assert paper_row("x", {**contextual, "output": "z_d"}) is None and paper_row("x (linear)", contextual) is None
+    results = {"US8K": {"x": [0.5]}, "meta": {"tasks": {"US8K": {"embeddings": {"x": {"model": contextual}}}}}}
+    assert "| x | demo_contextual, epoch 10 | follow-up 128-d, 4 heads | 50.00 | 73.51 ± 0.30 |" in markdown_table(results)
+
+
 def _table_rows(table: str) -> dict[str, str]:
     return {line.split(" | ")[0].removeprefix("| "): line for line in table.splitlines()[2:]}
 

@@ -1,4 +1,4 @@
-"""The contextual tag encoder (coala/models/contextual.py) and its word vectors (coala/data/words.py).
+"""The contextual tag encoder (coala/core/contextual.py) and its word vectors (coala/data/words.py).
 
 The encoder: sizes, padding and tag order do not change a clip's output, a clip without tags stays
 finite, the multi-hot conversion matches a plain loop. The word vectors: FastText vectors saved without
@@ -15,7 +15,7 @@ import torch
 
 from coala.data import words as W
 from coala.core.errors import CoalaError, VocabularyError, WordVectorsError
-from coala.models.contextual import ContextualTagEncoder, multi_hot_to_words, pad_word_vectors
+from coala.core.contextual import ContextualTagEncoder, multi_hot_to_words, pad_word_vectors
 
 WORD_DIM = 16
 

@@ -24,7 +24,8 @@ import coala.fetch
 import fetch_assets
 from coala import assets
 from coala.audio.scaler import load_scaler
-from coala.fetch import PAPER_ASSETS, Asset, fetch_all, git_blob_of, paper_models, part_path
+from coala.fetch import PAPER_ASSETS, Asset, fetch_all, paper_models, part_path
+from coala.files import git_blob_of
 from coala.models.loading import TAGS, load_model
 from coala.models.record import RECORD_FILE, WEIGHTS_FILE
 from coala.models.registry import NETWORKS

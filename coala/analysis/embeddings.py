@@ -106,14 +106,14 @@ def provenance(models: dict[str, LoadedModel], validation: ValidationSet, parts:
             "identities": {label: model.identity(parts, with_scaler=False) for label, model in models.items()}}
 
 
-def audio_embeddings(model: nn.Module, patches: np.ndarray) -> np.ndarray:
-    """``z`` of each patch: ``(n, latent_dim)`` float64."""
-    return embed(model, patches)[0].numpy().astype(np.float64)
+def audio_embeddings(model: nn.Module, patches: np.ndarray, output: int = 0) -> np.ndarray:
+    """``z`` of each patch (``output`` 1: ``z_d``): ``(n, latent_dim)`` float64."""
+    return embed(model, patches)[output].numpy().astype(np.float64)
 
 
-def tag_embeddings(tag_encoder: nn.Module, multi_hot: np.ndarray) -> np.ndarray:
-    """``z`` of the tag encoder for each row of multi-hot tags (a one-hot row: one tag): ``(n, latent_dim)``."""
-    return embed(tag_encoder, np.clip(multi_hot, 0, None))[0].numpy().astype(np.float64)
+def tag_embeddings(tag_encoder: nn.Module, multi_hot: np.ndarray, output: int = 0) -> np.ndarray:
+    """``z`` of the tag encoder (``output`` 1: ``z_d``) for each row of multi-hot tags (a one-hot row: one tag)."""
+    return embed(tag_encoder, np.clip(multi_hot, 0, None))[output].numpy().astype(np.float64)
 
 
 def per_clip(ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """t-SNE maps of the shared embedding space, as the paper drew them.
 
 ``audio_tag_map``: validation clips' audio embeddings and their tag embeddings (the tag encoder's ``z``
-of each clip's multi-hot tags) in one t-SNE, each clip's two points joined by a line: how close the
+of each clip's multi-hot tags; ``z_d`` for the contextual model, ``shared_output``) in one t-SNE, each clip's two points joined by a line: how close the
 contrastive loss brought the two modalities. ``vocabulary_map``: every tag of the vocabulary as a
 one-hot input, in one t-SNE; only the words nearest the centres of k-means clusters of the map are
 written, so that a 1000-word vocabulary stays readable at full size. ``maps.json`` beside the pictures
@@ -22,6 +22,7 @@ from torch import nn
 from coala.analysis.embeddings import ValidationSet, audio_embeddings, tag_embeddings
 from coala.atomic import atomic_write_text
 from coala.core.errors import AnalysisError
+from coala.core.model import ModelDims
 from coala.figures import save_figure
 from coala.jsonfile import read_json_as
 
@@ -40,6 +41,12 @@ def tsne(points: np.ndarray, seed: int) -> np.ndarray:
     perplexity = min(PERPLEXITY, max(1.0, (len(points) - 1) / 3))
     method = "exact" if len(points) < EXACT_TSNE_BELOW else "barnes_hut"
     return TSNE(n_components=2, perplexity=perplexity, init="pca", method=method, random_state=seed).fit_transform(points)
+
+
+def shared_output(dims: ModelDims) -> int:
+    """The encoders' output the maps draw: ``z`` (0), where audio and tags share the 1152-d latent, as in
+    the paper; ``z_d`` (1) for the contextual model, whose tag ``z`` has the width of its word vectors."""
+    return 1 if dims.reads_words else 0
 
 
 OTHER = "other"
@@ -76,14 +83,15 @@ def _colours(groups: np.ndarray) -> dict[str, str]:
 
 
 def audio_tag_map(audio_encoder: nn.Module, tag_encoder: nn.Module, validation: ValidationSet, n_clips: int,
-                  seed: int, path: Path, groups: np.ndarray | None = None) -> int:
+                  seed: int, path: Path, groups: np.ndarray | None = None, output: int = 0) -> int:
     """Draw the joint map of the first ``n_clips`` validation clips into ``path``; returns the clips drawn.
 
     Without ``groups`` the colour says the modality (audio red, tags blue); with them (one per validation
-    clip: ``tag_groups``, ``label_groups``) it says the clip's group and the marker the modality."""
+    clip: ``tag_groups``, ``label_groups``) it says the clip's group and the marker the modality. ``output``
+    is the encoders' output drawn (``shared_output``)."""
     n = min(n_clips, len(validation.ids))
-    z_audio = audio_embeddings(audio_encoder, validation.patches[:n])
-    z_tags = tag_embeddings(tag_encoder, validation.labels[:n])
+    z_audio = audio_embeddings(audio_encoder, validation.patches[:n], output)
+    z_tags = tag_embeddings(tag_encoder, validation.labels[:n], output)
     points = tsne(np.concatenate([z_audio, z_tags]), seed)
     audio, tags = points[:n], points[n:]
     fig = Figure(figsize=(10, 10))
@@ -121,12 +129,14 @@ def labelled_points(points: np.ndarray, n_labels: int, seed: int) -> list[int]:
     return sorted(set(nearest.tolist()))
 
 
-def vocabulary_map(tag_encoder: nn.Module, vocabulary: dict[int, str], seed: int, path: Path) -> list[str]:
-    """Draw every tag's embedding, a spread sample of them named, into ``path``; returns the words written.
+def vocabulary_map(tag_encoder: nn.Module, vocabulary: dict[int, str], seed: int, path: Path,
+                   output: int = 0) -> list[str]:
+    """Draw every tag's embedding (its ``output``), a spread sample of them named, into ``path``; returns the
+    words written.
 
     ``vocabulary`` indexes the tag encoder's inputs one to one (``coala.models.loading`` checks it)."""
     width = len(vocabulary)
-    points = tsne(tag_embeddings(tag_encoder, np.eye(width, dtype=np.float32)), seed)
+    points = tsne(tag_embeddings(tag_encoder, np.eye(width, dtype=np.float32), output), seed)
     named = labelled_points(points, LABELLED_WORDS, seed)
     fig = Figure(figsize=(12, 12))
     ax = fig.add_subplot()
@@ -142,10 +152,13 @@ def vocabulary_map(tag_encoder: nn.Module, vocabulary: dict[int, str], seed: int
     return [vocabulary[i] for i in named]
 
 
-def write_record(out: Path, provenance: dict, clips: int, seed: int, words: list[str], colour_by: dict | None) -> Path:
+def write_record(out: Path, provenance: dict, clips: int, seed: int, words: list[str], colour_by: dict | None,
+                 output: int = 0) -> Path:
     """``maps.json`` in ``out``: ``provenance`` (``coala.analysis.embeddings.provenance``), the clips of the
-    joint map, the seed, the words written on the vocabulary map and what the colours say."""
+    joint map, the seed, the words written on the vocabulary map, what the colours say and the output
+    drawn (``z`` or ``z_d``)."""
     path = out / MAPS_JSON
-    document = {**provenance, "clips": clips, "seed": seed, "named_words": words, "colour_by": colour_by}
+    document = {**provenance, "clips": clips, "seed": seed, "named_words": words, "colour_by": colour_by,
+                "output": ("z", "z_d")[output]}
     atomic_write_text(path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
     return path

@@ -159,12 +159,14 @@ def run_maps(args: argparse.Namespace) -> int:
         groups, colour_by = maps.tag_groups(validation.labels, model.vocabulary, args.colour_by), {"tags": args.colour_by}
     elif args.labels is not None:
         groups, colour_by = maps.label_groups(validation.ids, args.labels), {"labels": str(args.labels)}
+    output = maps.shared_output(model.dims)
     n = maps.audio_tag_map(model.audio_encoder, model.tag_encoder, validation, args.clips, args.seed,
-                           args.out / maps.AUDIO_TAG_MAP, groups)
+                           args.out / maps.AUDIO_TAG_MAP, groups, output)
     log.info(f"wrote {args.out / maps.AUDIO_TAG_MAP} ({n} clips)")
-    named = maps.vocabulary_map(model.tag_encoder, model.vocabulary, args.seed, args.out / maps.VOCABULARY_MAP)
+    named = maps.vocabulary_map(model.tag_encoder, model.vocabulary, args.seed, args.out / maps.VOCABULARY_MAP, output)
     log.info(f"wrote {args.out / maps.VOCABULARY_MAP} ({len(model.vocabulary)} tags, {len(named)} named)")
-    record = maps.write_record(args.out, embeddings.provenance(models, validation, parts), n, args.seed, named, colour_by)
+    record = maps.write_record(args.out, embeddings.provenance(models, validation, parts), n, args.seed, named, colour_by,
+                               output)
     log.info(f"wrote {record}")
     return EXIT_OK
 

@@ -12,7 +12,8 @@ import logging
 from pathlib import Path
 
 from coala.cli import EXIT_OK, ArgumentParser, entry_point, seed_value
-from coala.demo.data import DemoDataSpec, write_demo_data, write_untrained_model
+from coala.demo.data import (HELD_OUT_SUFFIX, HELD_OUT_TAGS, DemoDataSpec, write_demo_data, write_held_out_files,
+                             write_untrained_model)
 from coala.core.errors import UsageError
 
 log = logging.getLogger("coala.demo")
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--untrained-model", type=Path, metavar="TRAIN_HDF5",
                         help="also write untrained/tag_encoder_epoch_0.pt and the untrained pair's record, with the "
                              "scaler and vocabulary this training file (of create_dataset.py) records")
+    parser.add_argument("--held-out", type=Path, metavar="TRAIN_HDF5",
+                        help=f"also write TRAIN_HDF5{HELD_OUT_SUFFIX} and its validation file: the build of "
+                             f"create_dataset.py without the tags {', '.join(HELD_OUT_TAGS)}")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.n_clips < 1:
@@ -38,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.untrained_model is not None:
         path = write_untrained_model(args.out, args.untrained_model, args.seed)
         log.info(f"wrote {path}")
+    if args.held_out is not None:
+        for path in write_held_out_files(args.held_out):
+            log.info(f"wrote {path} (without {', '.join(HELD_OUT_TAGS)})")
     return EXIT_OK
 
 

@@ -25,7 +25,7 @@ from coala.models.checkpoints import load_checkpoint
 from coala.text import quote_name
 from coala.core.model import CNN, MAX_BATCH_SIZE
 from coala.search.index import Hit, build_index, build_index_from_embeddings, open_index
-from coala.search.metrics import evaluate_release, metrics_table, plot_precision_recall
+from coala.search.metrics import evaluate_release, held_out_tags, metrics_table, plot_precision_recall
 from coala.search.model import load_pair
 from coala.search.page import write_results_page
 from coala.search.query import hit_tags, query_audio, query_tags, tag_files
@@ -155,10 +155,11 @@ def run_tag(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     cnn = load_checkpoint(args.cnn, CNN, device) if args.cnn is not None else None
-    evaluations = {}
-    for folder in args.model:
-        pair = load_pair(folder, args.epoch, args.id2tag, device)
-        evaluations[pair.name] = evaluate_release(pair, args.dataset, cnn)
+    pairs = [load_pair(folder, args.epoch, args.id2tag, device) for folder in args.model]
+    held_out = held_out_tags(args.dataset, pairs)
+    if held_out:
+        log.info(f"held-out tags (in {args.dataset}, not in every model's training): {', '.join(held_out)}")
+    evaluations = {pair.name: evaluate_release(pair, args.dataset, cnn, held_out) for pair in pairs}
     results = {name: evaluation.metrics for name, evaluation in evaluations.items()}
     print(json.dumps(results, indent=2) if args.json else metrics_table(results), end="\n" if args.json else "")
     if args.out is not None:

@@ -1,8 +1,9 @@
 """The paper's model: its sizes, its five networks, its objective, and ``embed``, the one way in.
 
 ``ModelDims`` is the only home of the sizes (the 96x96 patch, the 128 channels, the 1152-d latent and
-projection, the tag encoder's hidden width and the vocabulary width); every network is built from one,
-and a model folder's record stores it, so a model trained on 300 tags is rebuilt with 300 inputs.
+projection, the tag encoder's hidden width and the vocabulary width, and for the follow-up paper's
+contextual model the word-vector width and attention heads); every network is built from one, and a
+model folder's record stores it, so a model trained on 300 tags is rebuilt with 300 inputs.
 
 Layer positions inside each ``nn.Sequential`` are what give the ``state_dict`` names, so the order and
 count of layers (the parameter-free ReLU/Dropout/Flatten entries included) stay exactly as the paper
@@ -16,7 +17,7 @@ and finite, with finite gradients, where the paper's exponentials overflow (temp
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from itertools import chain
 from typing import NamedTuple
 
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from coala.core.contextual import ContextualTagEncoder, multi_hot_to_words, pad_word_vectors
 from coala.core.errors import CheckpointError
 from coala.core.frontend import N_MELS, PATCH_FRAMES
 
@@ -35,7 +37,12 @@ CONV_BLOCKS = 5
 @dataclass(frozen=True)
 class ModelDims:
     """Every size of the model; the defaults are the paper's. ``latent_dim`` (1152) is both the
-    embedding ``z`` and the contrastive projection ``z_d``."""
+    embedding ``z`` and the contrastive projection ``z_d``.
+
+    ``word_dim`` and ``attention_heads`` size the contextual model's tag encoder (``ContextualAE``) and
+    are None for every other kind; ``to_dict`` leaves out what is None, so the records (and fingerprints)
+    of the paper's kinds stay as they were.
+    """
 
     n_mels: int = N_MELS
     patch_frames: int = PATCH_FRAMES
@@ -43,6 +50,8 @@ class ModelDims:
     tag_hidden: int = 512
     n_tags: int = 1000
     dropout: float = 0.25
+    word_dim: int | None = None
+    attention_heads: int | None = None
 
     @property
     def patch_shape(self) -> tuple[int, int]:
@@ -57,8 +66,14 @@ class ModelDims:
         height, width = self.latent_side
         return self.channels * height * width
 
+    @property
+    def reads_words(self) -> bool:
+        """Whether these are the sizes of a tag encoder over word vectors (the contextual model)."""
+        return self.word_dim is not None
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "latent_dim": self.latent_dim, "projection_dim": self.latent_dim}
+        sizes = {name: value for name, value in asdict(self).items() if value is not None}
+        return {**sizes, "latent_dim": self.latent_dim, "projection_dim": self.latent_dim}
 
     @classmethod
     def from_dict(cls, values: object, source: object) -> "ModelDims":
@@ -75,7 +90,9 @@ class ModelDims:
         if dims.n_mels != N_MELS or dims.patch_frames != PATCH_FRAMES:
             raise CheckpointError(f"{source}: patches of {dims.n_mels}x{dims.patch_frames}, but the front end makes "
                                   f"{N_MELS}x{PATCH_FRAMES}")
-        if min(dims.channels, dims.tag_hidden, dims.n_tags) < 1 or not 0 <= dims.dropout < 1:
+        words = (dims.word_dim, dims.attention_heads)
+        if (min(dims.channels, dims.tag_hidden, dims.n_tags) < 1 or not 0 <= dims.dropout < 1
+                or (None in words and words != (None, None)) or (dims.reads_words and min(words) < 1)):
             raise CheckpointError(f"{source}: dims {dims.to_dict()} are not sizes a network can have")
         for name in ("latent_dim", "projection_dim"):
             if name in values and values[name] != dims.latent_dim:
@@ -111,7 +128,7 @@ def conv_stack(dims: ModelDims = PAPER_DIMS) -> list[nn.Module]:
 
 def _tag_dims(dims: ModelDims, n_tags: int | None) -> ModelDims:
     """``dims`` with the vocabulary width ``n_tags`` when given (the paper's signature takes ``n_tags``)."""
-    return dims if n_tags is None or n_tags == dims.n_tags else ModelDims(**{**asdict(dims), "n_tags": int(n_tags)})
+    return dims if n_tags is None or n_tags == dims.n_tags else replace(dims, n_tags=int(n_tags))
 
 
 class AudioEncoder(nn.Module):
@@ -254,6 +271,14 @@ class Objective:
 Losses = dict[str, torch.Tensor]
 
 
+def _contrastive(objective: Objective, z_audio: torch.Tensor, z_tags: torch.Tensor, gather=None) -> torch.Tensor:
+    """The contrastive loss of the two projections in at least float32, over the global batch with ``gather``."""
+    z_audio, z_tags = _full_precision(z_audio), _full_precision(z_tags)
+    if gather is not None:
+        z_audio, z_tags = gather(z_audio), gather(z_tags)
+    return contrastive_loss(z_audio, z_tags, objective.temperature)
+
+
 class DualOutputs(NamedTuple):
     z_d_audio: torch.Tensor
     x_recon: torch.Tensor
@@ -268,6 +293,7 @@ class DualAE(nn.Module):
     """
 
     loss_names = ("loss", "audio", "tag", "contrastive")
+    reads_words = False
 
     def __init__(self, n_tags: int | None = None, dims: ModelDims = PAPER_DIMS) -> None:
         super().__init__()
@@ -293,10 +319,7 @@ class DualAE(nn.Module):
         """
         audio = kullback_leibler(_full_precision(out.x_recon), x)
         tag = F.binary_cross_entropy(_full_precision(out.tags_recon), tags)
-        z_audio, z_tags = _full_precision(out.z_d_audio), _full_precision(out.z_d_tags)
-        if gather is not None:
-            z_audio, z_tags = gather(z_audio), gather(z_tags)
-        contrastive = contrastive_loss(z_audio, z_tags, objective.temperature)
+        contrastive = _contrastive(objective, out.z_d_audio, out.z_d_tags, gather)
         loss = objective.audio_weight * audio + objective.tag_weight * tag + objective.contrastive_weight * contrastive
         return {"loss": loss, "audio": audio, "tag": tag, "contrastive": contrastive}
 
@@ -318,6 +341,7 @@ class TagSupervisedCNN(nn.Module):
     """The CNN baseline under the same interface; saved as ``audio_encoder`` (the paper's file naming)."""
 
     loss_names = ("loss",)
+    reads_words = False
 
     def __init__(self, n_tags: int | None = None, dims: ModelDims = PAPER_DIMS) -> None:
         super().__init__()
@@ -344,8 +368,98 @@ class TagSupervisedCNN(nn.Module):
         return [list(self.parameters())]
 
 
+class WordTagEncoder(nn.Module):
+    """The contextual model's tag encoder as a network of the vocabulary: multi-hot rows -> ``(z, z_d)``.
+
+    It holds the vocabulary's word vectors (``words``, ``(n_tags, word_dim)``, a buffer: fixed, as the
+    authors kept them) so that it takes the same multi-hot rows as COALA's ``TagEncoder`` and every tool
+    that feeds tags to a tag encoder feeds this one too; ``attention`` takes any word vectors, which is
+    how words that were never tags are encoded. The buffer is saved with the weights, so the table a
+    model was trained with is part of its weights' identity and comes back on resume.
+    """
+
+    def __init__(self, dims: ModelDims) -> None:
+        super().__init__()
+        if not dims.reads_words:
+            raise ValueError(f"WordTagEncoder: sizes without word_dim and attention_heads: {dims.to_dict()}")
+        self.dims = dims
+        self.register_buffer("words", torch.zeros(dims.n_tags, dims.word_dim))
+        self.attention = ContextualTagEncoder(dims.word_dim, dims.attention_heads, latent_dim=dims.latent_dim,
+                                              projection_dropout=dims.dropout)
+
+    def set_words(self, table: torch.Tensor) -> None:
+        """The vocabulary's word vectors, row ``i`` for tag ``i``, before training; their mean becomes the
+        attention's ``center``, subtracted from every word vector (the vocabulary's and any other word's).
+
+        Vectors trained on few tags share one direction (on the demo's FastText vectors the mean cosine
+        between two tags is 0.91): uncentred, a batch's tag projections start nearly equal (mean cosine
+        0.71, against 0.18 centred and 0.18 for COALA's BatchNorm'd tag encoder) and the contrastive loss
+        gives the audio side no signal; the demo's 10 epochs then left it at chance (docs/contextual.md).
+        """
+        if tuple(table.shape) != tuple(self.words.shape):
+            raise ValueError(f"WordTagEncoder: a word-vector table {tuple(table.shape)} for {tuple(self.words.shape)}")
+        with torch.no_grad():
+            self.words.copy_(table)
+            self.attention.center.copy_(table.mean(dim=0))
+
+    def forward(self, tags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.attention(*multi_hot_to_words(tags, self.words))
+
+
+class ContextualOutputs(NamedTuple):
+    z_d_audio: torch.Tensor
+    x_recon: torch.Tensor
+    z_d_tags: torch.Tensor
+
+
+class ContextualAE(nn.Module):
+    """The follow-up paper's model (Favory et al., ICASSP 2021): COALA's audio autoencoder aligned by the
+    contrastive loss with self-attention over a clip's tag word vectors (``WordTagEncoder``); no tag
+    decoder, so no tag loss. Its ``tag_encoder`` part takes multi-hot rows like COALA's (docs/contextual.md).
+    """
+
+    loss_names = ("loss", "audio", "contrastive")
+    reads_words = True
+
+    def __init__(self, n_tags: int | None = None, dims: ModelDims = PAPER_DIMS) -> None:
+        super().__init__()
+        self.dims = dims = _tag_dims(dims, n_tags)
+        self.audio_encoder = AudioEncoder(dims)
+        self.audio_decoder = AudioDecoder(dims)
+        self.tag_encoder = WordTagEncoder(dims)
+
+    def forward(self, x: torch.Tensor, tags: torch.Tensor) -> ContextualOutputs:
+        z_audio, z_d_audio = self.audio_encoder(x)
+        return ContextualOutputs(z_d_audio, self.audio_decoder(z_audio), self.tag_encoder(tags)[1])
+
+    @staticmethod
+    def losses(objective: Objective, out: ContextualOutputs, x: torch.Tensor, tags: torch.Tensor,
+               gather=None) -> Losses:
+        """Audio generalized KL and the contrastive loss (as ``DualAE.losses``); ``loss`` is their weighted sum."""
+        audio = kullback_leibler(_full_precision(out.x_recon), x)
+        contrastive = _contrastive(objective, out.z_d_audio, out.z_d_tags, gather)
+        loss = objective.audio_weight * audio + objective.contrastive_weight * contrastive
+        return {"loss": loss, "audio": audio, "contrastive": contrastive}
+
+    def examples(self, out: ContextualOutputs, n: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The first ``n`` reconstructions, and as tag scores the cosine between each clip's audio ``z_d``
+        and every vocabulary tag's (what ``search.py tag`` ranks): there is no tag decoder to predict tags."""
+        vocabulary = torch.eye(self.dims.n_tags, device=self.tag_encoder.words.device)
+        tags = F.normalize(self.tag_encoder(vocabulary)[1].float(), dim=1)
+        return out.x_recon[:n], F.normalize(out.z_d_audio[:n].float(), dim=1) @ tags.t()
+
+    def parts(self) -> dict[str, nn.Module]:
+        return {name: getattr(self, name) for name in ("audio_encoder", "audio_decoder", "tag_encoder")}
+
+    def parameter_groups(self) -> list[list[nn.Parameter]]:
+        """Two optimizer groups as the paper's: audio encoder + decoder, tag encoder."""
+        return [list(chain(self.audio_encoder.parameters(), self.audio_decoder.parameters())),
+                list(self.tag_encoder.parameters())]
+
+
 # The trainable kinds, by the config's ``model`` key and a record's ``kind``: adding one is a class here.
-MODEL_KINDS: dict[str, type[DualAE] | type[TagSupervisedCNN]] = {"dual_ae": DualAE, "cnn": TagSupervisedCNN}
+MODEL_KINDS: dict[str, type[DualAE] | type[TagSupervisedCNN] | type[ContextualAE]] = {
+    "dual_ae": DualAE, "cnn": TagSupervisedCNN, "contextual": ContextualAE}
 
 
 # --- embed: every tool's way through an encoder -----------------------------------------------------
@@ -384,10 +498,27 @@ def embed(encoder: nn.Module, inputs: np.ndarray | torch.Tensor,
     if x.ndim == 3:  # patches get their channel axis
         x = x.unsqueeze(1)
     size = batch_size or default_batch_size(device)
+    return _eval_forwards(encoder, [(x[start:start + size].to(device),) for start in range(0, max(len(x), 1), size)])
+
+
+@torch.inference_mode()
+def embed_words(encoder: ContextualTagEncoder, clips: list[torch.Tensor],
+                batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``embed`` for word vectors: each clip's ``(n_i, word_dim)`` vectors (e.g. a query's words, some
+    never tags) through the contextual attention, ``(z, z_d)`` per clip, in eval mode, float32 on the CPU."""
+    device = model_device(encoder)
+    size = batch_size or default_batch_size(device)
+    batches = [tuple(t.to(device) for t in pad_word_vectors(clips[start:start + size], encoder.word_dim))
+               for start in range(0, len(clips), size)]
+    return _eval_forwards(encoder, batches)
+
+
+def _eval_forwards(encoder: nn.Module, batches: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder's two outputs over ``batches`` of its inputs, in eval mode, the mode put back after."""
     training = encoder.training
     encoder.eval()
     try:
-        outputs = [encoder(x[start:start + size].to(device)) for start in range(0, max(len(x), 1), size)]
+        outputs = [encoder(*batch) for batch in batches]
     finally:
         encoder.train(training)
     return (torch.cat([o[0].float().cpu() for o in outputs]), torch.cat([o[1].float().cpu() for o in outputs]))

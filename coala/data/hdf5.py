@@ -227,3 +227,9 @@ def read_provenance(path: str | Path) -> tuple[MinMaxScaler | None, list[str] | 
     if vocabulary is not None and not (isinstance(vocabulary, list) and all(isinstance(t, str) for t in vocabulary)):
         raise DatasetError(f"{path}: {GROUP} attribute {VOCABULARY_ATTRIBUTE} is not a list of tags")
     return scaler, vocabulary
+
+
+def read_labels(path: str | Path) -> np.ndarray:
+    """The file's labels as booleans ``(N, n_tags)``: which tags each patch has."""
+    with h5py.File(path, "r") as f:
+        return f[GROUP]["label"][...] > 0

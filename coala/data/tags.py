@@ -99,6 +99,22 @@ def tag_index(vocabulary: Mapping[int, str], tag: str) -> int:
     return index
 
 
+def query_tokens(words: "str | Sequence[str]") -> tuple[str, list[tuple[str, str]], list[str]]:
+    """A query (a phrase, or a list of tags) split as the dataset builder splits a tag string: ``(text,
+    [(token, word)], dropped)``, each kept token with its word after the preprocessing (the first token
+    of each word), and the tokens the preprocessing drops (stop words, "440hz")."""
+    text = words if isinstance(words, str) else " ".join(words)
+    tokens: dict[str, str] = {}
+    dropped = []
+    for token in text.split(" "):
+        kept = preprocess_tags(token)
+        if kept:
+            tokens.setdefault(kept[0], token)
+        elif token:
+            dropped.append(token)
+    return text, [(token, word) for word, token in tokens.items()], dropped
+
+
 def words_multi_hot(words: "str | Sequence[str]", vocabulary: Mapping[int, str]) -> tuple[np.ndarray, list[str], list[str]]:
     """Tag words (a phrase, or a list of tags) as one multi-hot row over ``vocabulary``, after the dataset
     builder's preprocessing ("Dogs barking" -> dog, bark): ``(row, known words, unknown words)``.
@@ -106,11 +122,10 @@ def words_multi_hot(words: "str | Sequence[str]", vocabulary: Mapping[int, str])
     Unknown are words outside the vocabulary and tokens the preprocessing drops (stop words, "440hz");
     no known word at all is a ``VocabularyError`` naming them.
     """
-    text = words if isinstance(words, str) else " ".join(words)
+    text, tokens, dropped = query_tokens(words)
     index = {tag: i for i, tag in vocabulary.items()}
-    kept = preprocess_tags(text)
+    kept = [word for _, word in tokens]
     known = [w for w in kept if w in index]
-    dropped = [token for token in text.split(" ") if token and not preprocess_tags(token)]
     unknown = [w for w in kept if w not in index] + dropped
     if not known:
         shown = ", ".join(repr(w) for w in unknown) or repr(text)

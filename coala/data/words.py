@@ -1,6 +1,6 @@
 """Word vectors for tags: trained on the training set's tag lists, or read from a pretrained file.
 
-The contextual tag encoder (``coala.models.contextual``) reads a clip's tags as word vectors. They come
+The contextual tag encoder (``coala.core.contextual``) reads a clip's tags as word vectors. They come
 from one of two places:
 
 - **by default**, gensim's FastText trained on the training set's tag lists (each clip's tags are one
@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from coala.atomic import atomic_write
-from coala.data.tags import preprocess_tags
-from coala.core.errors import WordVectorsError
+from coala.data.tags import preprocess_tags, query_tokens
+from coala.core.errors import VocabularyError, WordVectorsError
 
 if TYPE_CHECKING:  # gensim is imported where it is used: importing it takes seconds
     from gensim.models import FastText, KeyedVectors
@@ -90,6 +90,23 @@ class FastTextParams:
         if unknown:
             raise WordVectorsError(f"unknown word-vector training parameters {unknown} (known: {sorted(known)})")
         return cls(**values)
+
+
+def query_vectors(words: str | Sequence[str], vectors: "WordVectors") -> tuple[np.ndarray, list[str], list[str]]:
+    """Tag words (a phrase, or a list of tags) as word vectors ``(n_known, dim)``, split and normalised as
+    ``coala.data.tags.words_multi_hot`` does for a vocabulary: ``(vectors, known words, unknown words)``.
+
+    Known is every word with a vector, which with FastText's n-grams is any word the preprocessing keeps
+    ("barking", never a tag); unknown the words a pretrained file without n-grams lacks and the tokens the
+    preprocessing drops. No known word at all is a ``VocabularyError`` naming them.
+    """
+    text, tokens, dropped = query_tokens(words)
+    known = [(token, word) for token, word in tokens if token in vectors]
+    unknown = [word for token, word in tokens if token not in vectors] + dropped
+    if not known:
+        shown = ", ".join(repr(w) for w in unknown) or repr(text)
+        raise VocabularyError(f"no word of {text!r} has a word vector (unknown after preprocessing: {shown})")
+    return vectors.matrix([token for token, _ in known]), [word for _, word in known], unknown
 
 
 def auto_epochs(n_tokens: int) -> int:
@@ -189,17 +206,25 @@ class WordVectors:
             key = self._key(word)
         except WordVectorsError:
             return False
-        return key in self.index or self.subwords is not None
+        return self.has_vector_of(key)
 
     def vector(self, word: str) -> np.ndarray:
         """The vector of one word (as the table spells it, else normalised); ``WordVectorsError`` naming the
         word when there is none."""
-        key = self._key(word)
+        return self.vector_of(self._key(word))
+
+    def vector_of(self, key: str) -> np.ndarray:
+        """The vector of a word already spelt as the dataset builder spells tags (a dataset's vocabulary), looked
+        up as it is: a second preprocessing could change it ("bas" -> "ba"). ``WordVectorsError`` when none."""
         if key in self.index:
             return self.vectors[self.index[key]].copy()
         if self.subwords is not None:
             return self.subwords.vector(key)
         raise WordVectorsError(self._unknown_message([key]))
+
+    def has_vector_of(self, key: str) -> bool:
+        """Whether ``vector_of(key)`` gives a vector."""
+        return key in self.index or self.subwords is not None
 
     def matrix(self, words: Sequence[str]) -> np.ndarray:
         """``(len(words), dim)`` float32, row ``i`` for ``words[i]`` (e.g. a vocabulary in index order); one

@@ -11,6 +11,9 @@ Layout under the output folder (``--data-dir`` of the other scripts)::
     untrained/config.json, model.safetensors    (the training file's scaler and vocabulary), written by
                                                 ``make_demo_data.py --untrained-model TRAIN_HDF5`` once the
                                                 training file exists: the untrained pair search.py evaluates
+
+``make_demo_data.py --held-out TRAIN_HDF5`` writes ``<TRAIN_HDF5>_heldout`` and ``_heldout_val`` beside
+the build: the same clips without the ``HELD_OUT_TAGS`` (what the contextual model trains on).
     demo_data.json                              written last: the parameters; its presence means done
 
 A rerun with the same parameters finds ``demo_data.json`` and does nothing, so ``make demo`` can call
@@ -32,10 +35,17 @@ from coala.core.errors import DemoDataError
 from coala.evaluation.datasets import GTZAN_GENRES, NSYNTH_FAMILIES, US8K_CLASSES
 from coala.core.model import AudioEncoder, ModelDims, TagEncoder
 from coala.data.hdf5 import read_provenance
+from coala.data.hold_out import hold_out_tags
 from coala.models.checkpoints import read_state_dict
 from coala.models.record import ModelRecord, write_model_folder
 
 MANIFEST = "demo_data.json"
+# Tags the demo's contextual model is trained without (configs/demo_contextual.json). Each has a word of the
+# same concept and stem that stays a tag ("click", "pluck", "rhythmic"): what FastText's character n-grams
+# can carry to a word never seen. Retrieval for them is what COALA cannot answer at all (docs/contextual.md).
+HELD_OUT_TAGS = ("clicking", "plucked", "rhythm")
+HELD_OUT_SUFFIX = "_heldout"
+VALIDATION_SUFFIX = "_val"  # create_dataset.py's name of a build's validation file
 UNTRAINED_ENCODER = Path("untrained") / "audio_encoder_epoch_0.pt"
 UNTRAINED_TAG_ENCODER = Path("untrained") / "tag_encoder_epoch_0.pt"
 # 2: NSynth note names made unique (version 1 wrote a few twice, the later file over the earlier).
@@ -121,3 +131,13 @@ def write_untrained_model(out: Path, train_file: Path, seed: int) -> Path:
                          scaler=scaler, vocabulary=vocabulary, origin="untrained")
     write_model_folder(folder, record, parts)
     return folder
+
+
+def write_held_out_files(train_file: Path) -> list[Path]:
+    """``<train>_heldout`` and ``<train>_heldout_val``: a build's two files without ``HELD_OUT_TAGS``
+    (``coala.data.hold_out``), what the demo's contextual model trains on."""
+    sources = [train_file, train_file.with_name(train_file.name + VALIDATION_SUFFIX)]
+    held_out = train_file.with_name(train_file.name + HELD_OUT_SUFFIX)
+    targets = [held_out, held_out.with_name(held_out.name + VALIDATION_SUFFIX)]
+    hold_out_tags(sources, targets, HELD_OUT_TAGS)
+    return targets

@@ -89,7 +89,7 @@ def extract_tag_embedding(model: nn.Module, tag: str, id2tag: "str | Path | dict
     ``VocabularyError`` when the tag is not in the vocabulary (the model's record's; for a bare
     checkpoint the paper's 1000 tags), or when the vocabulary does not index the model's inputs one to one.
     """
-    width = model.tag_encoder[0].in_features
+    width = model.dims.n_tags
     source, record = _source_of(model)
     vocabulary = vocabulary_for(record, id2tag, source, width)
     one_hot = np.zeros((1, width), dtype=np.float32)

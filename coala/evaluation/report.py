@@ -5,7 +5,8 @@ The results file keeps the shape of the paper's ``results/performances.json``
 the paper's file read ours; everything else about the evaluation sits under the extra key ``"meta"``,
 including each set's ``model.json`` (``meta.tasks.<task>.embeddings.<set>.model``): the table names
 the model that made each row from it, and puts the paper's figures beside a row only when that record
-says the paper's published model made it (or the paper's MFCC), never from the set's name.
+says the paper's published model made it (or the paper's MFCC), never from the set's name; beside a row
+a contextual model made, the follow-up paper's figures for its variant (docs/contextual.md).
 """
 from __future__ import annotations
 
@@ -32,17 +33,34 @@ PAPER_RESULTS: dict[str, dict[str, tuple[float, float]]] = {
     "MFCC": {"US8K": (65.83, 0.33), "GTZAN": (49.79, 1.21), "NSynth": (62.56, 1.12)},
     "CNN": {"US8K": (48.39, 0.40), "GTZAN": (46.96, 0.83), "NSynth": (56.41, 0.70)},
 }
+# The follow-up paper's results (Favory et al., ICASSP 2021: its repository's results/performances_self.json,
+# docs/contextual.md), by word-vector width and heads. No checkpoint of the authors' model loads here, and this
+# project's contextual model differs from it in documented details: beside a row a contextual model of the same
+# sizes made, they say where the authors' own variant stood.
+FOLLOW_UP_ROWS = {(128, 1): "follow-up 128-d, 1 head", (128, 4): "follow-up 128-d, 4 heads",
+                  (1152, 1): "follow-up 1152-d, 1 head", (1152, 4): "follow-up 1152-d, 4 heads"}
+FOLLOW_UP_RESULTS: dict[str, dict[str, tuple[float, float]]] = {
+    FOLLOW_UP_ROWS[128, 1]: {"US8K": (71.51, 0.31), "GTZAN": (61.35, 1.16), "NSynth": (68.88, 0.82)},
+    FOLLOW_UP_ROWS[128, 4]: {"US8K": (73.51, 0.30), "GTZAN": (59.62, 1.45), "NSynth": (69.73, 0.72)},
+    FOLLOW_UP_ROWS[1152, 1]: {"US8K": (72.11, 0.25), "GTZAN": (61.52, 1.45), "NSynth": (68.57, 0.53)},
+    FOLLOW_UP_ROWS[1152, 4]: {"US8K": (70.46, 0.24), "GTZAN": (63.39, 1.78), "NSynth": (69.91, 0.41)},
+}
+REPORTED_RESULTS = {**PAPER_RESULTS, **FOLLOW_UP_RESULTS}  # every row a result may stand beside
 UNKNOWN_MAKER = "unknown (no model.json)"
 
 
 def paper_row(result_name: str, record: dict | None) -> str | None:
     """The paper's row a result stands beside: an MLP result (the paper had no linear probe) of ``z`` made
     by one of the paper's published checkpoints (the record's ``paper_row``, ``coala.models.loading``),
-    or of the MFCC baseline. A set without a record has none: its name proves nothing."""
+    or of the MFCC baseline; for ``z`` made by a contextual model (the record's ``kind``), the follow-up
+    paper's variant of its sizes. A set without a record has none: its name proves nothing."""
     if record is None or result_name.endswith(LINEAR_SUFFIX):
         return None
     if record.get("output") == "mfcc":
         return "MFCC"
+    if record.get("kind") == "contextual":
+        sizes = (record.get("word_dim"), record.get("attention_heads"))
+        return FOLLOW_UP_ROWS.get(sizes) if record.get("output") == "z" else None
     row = record.get("paper_row") if record.get("output") == "z" else None
     return row if row in PAPER_RESULTS else None
 
@@ -135,7 +153,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         row = [name, "; ".join(makers), "; ".join(rows) or "—"]
         for t in tasks:
             row.append(_cell(results[t][name]) + subset_note(results, t, name) if name in results[t] else "—")
-            row.append("{:.2f} ± {:.2f}".format(*PAPER_RESULTS[papers[t]][t]) if papers.get(t) else "—")
+            row.append("{:.2f} ± {:.2f}".format(*REPORTED_RESULTS[papers[t]][t]) if papers.get(t) else "—")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

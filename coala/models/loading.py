@@ -9,6 +9,8 @@ refused, since embeddings scaled otherwise than in training are wrong without an
 ``LoadedModel.identity`` is what outputs record of the model that made them (an embeddings folder, a
 search index, an analysis): a fingerprint of the kind, sizes, front end, scaler and weights, and the
 epoch; two models' outputs are never mixed, and the paper's figures stand beside the paper's models only.
+A contextual model loaded with its tag encoder brings its word vectors (``LoadedModel.word_vectors``,
+from the run folder, checked against the record's SHA-256): they encode words that were never tags.
 """
 from __future__ import annotations
 
@@ -28,10 +30,12 @@ from coala.core.errors import CheckpointError, UsageError
 from coala.core.frontend import MinMaxScaler, frontend_parameters
 from coala.core.model import MODEL_KINDS, ModelDims
 from coala.data.tags import load_id2tag
+from coala.data.words import WordVectors
 from coala.models.checkpoints import load_into, read_state_dict
-from coala.fetch import PAPER_CHECKPOINT_BLOBS, git_blob_of
+from coala.fetch import PAPER_CHECKPOINT_BLOBS
+from coala.files import git_blob_of
 from coala.models.record import (PAPER_ROWS, RECORD_FILE, ModelRecord, check_vocabulary_fits, read_record,
-                                 read_weights, state_sha256)
+                                 read_weights, read_word_vectors, state_sha256)
 from coala.models.registry import AUDIO_NETWORKS, NETWORKS, detect
 
 AUDIO = "audio_encoder"
@@ -54,6 +58,7 @@ class LoadedModel:
     part_sha256: dict[str, str]
     paper_row: str | None
     given_scaler: "str | Path | MinMaxScaler | None" = None
+    word_vectors: WordVectors | None = None
 
     @cached_property
     def scaler(self) -> MinMaxScaler:
@@ -84,20 +89,26 @@ class LoadedModel:
 
     def fingerprint(self, part: str = AUDIO) -> str:
         """What decides ``part``'s outputs for a given input: kind, sizes, front end, weights, and for the
-        tag encoder the vocabulary. Equal fingerprints give equal outputs for the same input."""
+        tag encoder the vocabulary and, for the contextual model, the word vectors (they give words outside
+        the vocabulary their vectors). Equal fingerprints give equal outputs for the same input."""
         words = self.vocabulary if part == TAGS else None
         content = {"kind": self.kind, "dims": self.dims.to_dict(), "frontend": frontend_parameters(),
                    "weights": self.part_sha256[part],
                    "vocabulary": None if words is None else [words[i] for i in sorted(words)]}
+        if part == TAGS and self.word_vectors is not None:
+            content["word_vectors"] = self.record.extra["word_vectors"]["sha256"]
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     def identity(self, parts: tuple[str, ...] = (AUDIO,), with_scaler: bool = True) -> dict:
-        """The model as outputs record it: name, epoch, the paper's row if it is the paper's, the parts'
-        fingerprints and, for outputs of audio (``with_scaler``), the scaler's."""
+        """The model as outputs record it: name, epoch, the paper's row if it is the paper's, for the contextual
+        model its word width and heads (which of the follow-up paper's variants it is), the parts' fingerprints
+        and, for outputs of audio (``with_scaler``), the scaler's."""
         scaler = {"scaler_sha256": hashlib.sha256(json.dumps(self.scaler.to_dict()).encode()).hexdigest()} \
             if with_scaler and AUDIO in parts else {}
+        sizes = {"word_dim": self.dims.word_dim, "attention_heads": self.dims.attention_heads} \
+            if self.dims.reads_words else {}
         return {"model": self.name, "source": str(self.source), "epoch": self.epoch, "kind": self.kind,
-                "paper_row": self.paper_row, **{f"{part}_fingerprint": self.fingerprint(part) for part in parts},
+                "paper_row": self.paper_row, **sizes, **{f"{part}_fingerprint": self.fingerprint(part) for part in parts},
                 **scaler}
 
 
@@ -232,8 +243,10 @@ def load_model(path: str | Path, parts: tuple[str, ...] = (AUDIO,), scaler: "str
         networks, sha, kind = _bare(source, parts, epoch or 0, among, device)
         audio_file = source if source.is_file() else folder / assets.checkpoint_name(parts[0], epoch)
         paper_row = _paper_row_of(audio_file) if parts[0] == AUDIO else None
-    width = networks[TAGS].tag_encoder[0].in_features if TAGS in networks else None
+    width = networks[TAGS].dims.n_tags if TAGS in networks else None
+    words = read_word_vectors(folder, record) if TAGS in networks and record is not None and record.dims.reads_words \
+        else None
     return LoadedModel(
         source=source, folder=folder, record=record, kind=kind, epoch=epoch, networks=networks,
         given_scaler=scaler, vocabulary=vocabulary_for(record, id2tag, source, width) if width is not None else None,
-        part_sha256=sha, paper_row=paper_row)
+        part_sha256=sha, paper_row=paper_row, word_vectors=words)

@@ -25,10 +25,15 @@ from coala.atomic import atomic_paths, finish_interrupted_commit
 from coala.core.errors import CheckpointError, VocabularyError
 from coala.core.frontend import MinMaxScaler, frontend_parameters
 from coala.core.model import MODEL_KINDS, ModelDims
+from coala.data.words import WordVectors
+from coala.files import sha256_of
 from coala.jsonfile import read_json
 
 RECORD_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+# The contextual model's word vectors with their n-grams (coala.data.words): written once when its run
+# starts, named with their SHA-256 in the record's ``extra``.
+WORD_VECTORS_FILE = "word_vectors.safetensors"
 # Lists the two renames while they happen: a kill between them is completed by the next reader or writer.
 COMMIT_JOURNAL = ".model-folder-commit.json"
 FORMAT = "coala-model"
@@ -104,6 +109,9 @@ class ModelRecord:
         if vocabulary is not None and not (isinstance(vocabulary, list) and all(isinstance(t, str) for t in vocabulary)):
             raise CheckpointError(f"{source}: vocabulary must be a list of tags")
         dims = ModelDims.from_dict(data.get("dims"), source)
+        if dims.reads_words != MODEL_KINDS[kind].reads_words:
+            raise CheckpointError(f"{source}: dims.word_dim and dims.attention_heads size the contextual model's tag "
+                                  f"encoder; a {kind} record {'needs' if MODEL_KINDS[kind].reads_words else 'has no'} them")
         if vocabulary is not None and len(vocabulary) != dims.n_tags:
             raise CheckpointError(f"{source}: {len(vocabulary)} tags in the vocabulary, but dims.n_tags is {dims.n_tags}")
         epoch, parts, weights = data.get("epoch"), data.get("parts"), data.get("weights")
@@ -191,3 +199,24 @@ def read_weights(folder: Path, record: ModelRecord) -> dict[str, State]:
     if state_sha256(parts) != record.weights_sha256:
         raise CheckpointError(f"{path}: the weights are not the ones {folder / RECORD_FILE} records (sha256 differs)")
     return parts
+
+
+def word_vectors_entry(folder: Path) -> dict[str, str]:
+    """What a contextual model's record says of its word vectors (``extra["word_vectors"]``): the file and
+    its SHA-256, which ``read_word_vectors`` checks and the tag encoder's fingerprint includes."""
+    return {"file": WORD_VECTORS_FILE, "sha256": sha256_of(folder / WORD_VECTORS_FILE)}
+
+
+def read_word_vectors(folder: Path, record: ModelRecord) -> WordVectors:
+    """The word vectors a contextual model's record names, checked against its SHA-256: another run's file
+    would give unseen words other vectors without any sign."""
+    entry = record.extra.get("word_vectors")
+    if not isinstance(entry, dict) or entry.get("file") != WORD_VECTORS_FILE:
+        raise CheckpointError(f"{folder / RECORD_FILE}: a {record.kind} record must name its word vectors "
+                              f"(extra.word_vectors.file {WORD_VECTORS_FILE!r})")
+    path = folder / WORD_VECTORS_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not found; the record {folder / RECORD_FILE} describes word vectors kept there")
+    if sha256_of(path) != entry.get("sha256"):
+        raise CheckpointError(f"{path}: not the word vectors {folder / RECORD_FILE} records (sha256 differs)")
+    return WordVectors.load(path)

@@ -35,7 +35,8 @@ def query_tags(index: SearchIndex, pair: ModelPair, text: str, top: int = 10) ->
     index.check_model(pair)
     vector, known, unknown = pair.words_vector(text)
     if unknown:
-        log.warning(f"not in the vocabulary, ignored: {', '.join(unknown)} (searching for {' '.join(known)})")
+        log.warning(f"unknown to the model (not in its vocabulary, or without a word vector), ignored: "
+                    f"{', '.join(unknown)} (searching for {' '.join(known)})")
     return index.search(vector, top), unknown
 
 

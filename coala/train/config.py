@@ -18,7 +18,7 @@ from typing import Any
 from coala.device import AUTO, MAX_WORKERS
 from coala.core.errors import ConfigError
 from coala.jsonfile import read_json
-from coala.core.model import MODEL_KINDS
+from coala.core.model import MODEL_KINDS, ModelDims
 
 _DEVICE_PATTERN = re.compile(r"^(cpu|cuda|cuda:\d+|auto)$")
 
@@ -50,6 +50,9 @@ class TrainConfig:
     scaler_file: str = ""
     checkpoint_dir: str = "saved_models"
     log_dir: str = "runs"
+    word_vectors: str = ""
+    word_dim: int = 128
+    attention_heads: int = 4
 
     @property
     def checkpoint_folder(self) -> Path:
@@ -62,9 +65,21 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def model_dims(self, n_tags: int) -> ModelDims:
+        """The model's sizes: the paper's for a vocabulary of ``n_tags``, with the contextual model's word
+        width and heads when it is the one trained."""
+        if self.model == "contextual":
+            return ModelDims(n_tags=n_tags, word_dim=self.word_dim, attention_heads=self.attention_heads)
+        return ModelDims(n_tags=n_tags)
+
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _REQUIRED = [name for name, f in _FIELDS.items() if f.default is dataclasses.MISSING]
+
+
+def config_defaults() -> dict[str, Any]:
+    """The optional keys' defaults: what a config (or a saved state) that does not name a key means by it."""
+    return {name: f.default for name, f in _FIELDS.items() if f.default is not dataclasses.MISSING}
 # Loss weights scale their gradients as the learning rate does; the paper uses 5 to 10. Above 1000
 # (100x the paper's largest) a step is that much larger than the paper's and training diverges.
 MAX_LOSS_WEIGHT = 1e3
@@ -79,6 +94,13 @@ TEMPERATURE_RANGE = (1e-3, 1e2)
 # torch seeds its generators with a signed 64-bit integer, and the shuffling seed is seed + epoch:
 # a larger seed fails only once training starts.
 SEED_LIMIT = 2**62
+# The contextual model's sizes: the authors used 128 and 1152-d word vectors, 1 or 4 heads. Each head is as
+# wide as the word vectors, so the attention's maps hold 4 x heads x word_dim^2 weights: beyond these
+# bounds a typo (1152 heads) would fill the memory before the first step.
+MAX_WORD_DIM = 4096
+MAX_ATTENTION_HEADS = 64
+# Keys that mean something only for the contextual model: given with another, they are a mistake.
+CONTEXTUAL_KEYS = ("word_vectors", "word_dim", "attention_heads")
 
 
 def _weight(v: float) -> bool:
@@ -108,6 +130,10 @@ _VALUE_RULES = {
     "save_model_every": (lambda v: v >= 1, ">= 1"),
     "num_workers": (lambda v: 0 <= v <= MAX_WORKERS, f"between 0 and {MAX_WORKERS}"),
     "seed": (lambda v: 0 <= v < SEED_LIMIT, f"between 0 and {SEED_LIMIT - 1}"),
+    "word_vectors": (lambda v: not v or Path(v).is_file(),
+                     '"" (FastText trained on the training tags) or a word-vector file that exists'),
+    "word_dim": (lambda v: 1 <= v <= MAX_WORD_DIM, f"between 1 and {MAX_WORD_DIM}"),
+    "attention_heads": (lambda v: 1 <= v <= MAX_ATTENTION_HEADS, f"between 1 and {MAX_ATTENTION_HEADS}"),
     "model": (lambda v: v in MODEL_KINDS, " or ".join(f'"{m}"' for m in MODEL_KINDS)),
 }
 
@@ -163,7 +189,24 @@ def parse_config(raw: Any, source: str = "config") -> TrainConfig:
     if cfg.model == "dual_ae" and not (cfg.audio_loss_weight or cfg.tag_loss_weight or cfg.contrastive_loss_weight):
         raise ConfigError(f"{source}: audio_loss_weight, tag_loss_weight and contrastive_loss_weight are all 0: "
                           "nothing would be trained")
+    _check_contextual(cfg, raw, source)
     return cfg
+
+
+def _check_contextual(cfg: TrainConfig, raw: dict, source: str) -> None:
+    """The contextual model's keys: only with ``"model": "contextual"``, which has no tag decoder (a tag loss
+    weight would weigh nothing) and whose tag encoder learns only through the contrastive loss."""
+    if cfg.model != "contextual":
+        given = next((key for key in CONTEXTUAL_KEYS if key in raw), None)
+        if given is not None:
+            raise ConfigError(f"{source}: key {given!r} is for \"model\": \"contextual\", not {json.dumps(cfg.model)}")
+        return
+    if cfg.tag_loss_weight:
+        raise ConfigError(f"{source}: key 'tag_loss_weight' must be 0 for the contextual model (it has no tag decoder), "
+                          f"got {json.dumps(raw['tag_loss_weight'])}")
+    if not cfg.contrastive_loss_weight:
+        raise ConfigError(f"{source}: key 'contrastive_loss_weight' must be above 0 for the contextual model: its tag "
+                          "encoder learns only through the contrastive loss")
 
 
 def load_config(path: str | Path) -> TrainConfig:

@@ -40,6 +40,8 @@ from coala.models.fast_layers import accelerate, tuned_for
 from coala.train import monitor, plots, state as training_state
 from coala.train.config import TrainConfig
 from coala.core.model import MODEL_KINDS, Objective
+from coala.models.record import word_vectors_entry
+from coala.train.words import check_resumed_table, run_word_vectors
 from coala.train.step import (all_gather_with_grad, as_patches, forward_losses, precision, sgd, train_step,
                               validation_inputs)
 
@@ -287,6 +289,18 @@ def _check_data(cfg: TrainConfig) -> None:
         check_values(path)
 
 
+def _word_vectors(cfg: TrainConfig, model: nn.Module, vocabulary: list[str], runtime: Runtime,
+                  start_epoch: int) -> dict[str, Any]:
+    """The contextual model's word vectors into its tag encoder (a fresh run) or checked against the weights
+    it resumes from; returns what the record says of them (``extra``), on rank 0."""
+    table = run_word_vectors(cfg, vocabulary, runtime, resuming=start_epoch > 0)
+    if start_epoch:
+        check_resumed_table(cfg, model.tag_encoder.words, table)
+    else:
+        model.tag_encoder.set_words(torch.from_numpy(table))
+    return {"word_vectors": word_vectors_entry(cfg.checkpoint_folder)} if runtime.main else {}
+
+
 def _train(cfg: TrainConfig, runtime: Runtime) -> None:
     on_main(runtime, lambda: check_output_folders(cfg))
     on_main(runtime, lambda: _check_data(cfg))
@@ -309,7 +323,7 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
     val_fingerprint = fingerprint(cfg.validation_dataset_file)
 
     torch.manual_seed(cfg.seed)
-    model = MODEL_KINDS[cfg.model](train_set.n_tags)
+    model = MODEL_KINDS[cfg.model](dims=cfg.model_dims(train_set.n_tags))
     tuned = tuned_for(runtime.device)  # the CPU-tuned layers where they were measured faster, stock elsewhere
     if tuned:
         accelerate(model, channels_last=True)
@@ -354,6 +368,7 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
         if runtime.main:
             log.info(f"{cfg.experiment_name}: already trained {start_epoch} epochs; nothing to do")
         return
+    extra = _word_vectors(cfg, model, tags, runtime, start_epoch) if model.reads_words else {}
 
     step_model: nn.Module = model
     if runtime.distributed:
@@ -374,7 +389,7 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
     try:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             _epoch(cfg, run, epoch, train_loader, train_sampler, evaluations, metrics, scaler, tags,
-                   {"train": data_fingerprint, "validation": val_fingerprint})
+                   {"train": data_fingerprint, "validation": val_fingerprint}, extra)
     finally:
         if scalars is not None:
             scalars.close()
@@ -382,7 +397,7 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> None:
 
 def _epoch(cfg: TrainConfig, run: _Steps, epoch: int, train_loader: DataLoader, train_sampler: DistributedSampler,
            evaluations: dict[str, DataLoader], metrics: list[dict[str, float]], scaler: MinMaxScaler | None,
-           tags: list[str], data: dict[str, Any]) -> None:
+           tags: list[str], data: dict[str, Any], extra: dict[str, Any]) -> None:
     """One epoch: its steps, the evaluation of both splits, then (rank 0) its files and the state."""
     started = time.perf_counter()
     steps_per_epoch = len(train_loader)
@@ -409,7 +424,7 @@ def _epoch(cfg: TrainConfig, run: _Steps, epoch: int, train_loader: DataLoader, 
     metrics.append(record)
     if epoch % cfg.save_model_every == 0 or epoch == cfg.epochs:
         training_state.save_checkpoints(cfg.checkpoint_folder, run.model.parts(), epoch)
-        training_state.save_model_folder(cfg, run.model.dims, run.model.parts(), epoch, scaler, tags, data)
+        training_state.save_model_folder(cfg, run.model.dims, run.model.parts(), epoch, scaler, tags, data, extra)
     _log_epoch(cfg, run.names, metrics, examples["val"], dict(enumerate(tags)), run.scalars)
     # The commit point: a kill before it redoes this epoch, after it the epoch is finished.
     training_state.save_state(cfg.checkpoint_folder, cfg, data["train"], run.model.parts(), run.optimizers, epoch,

@@ -22,16 +22,18 @@ from coala.core.frontend import MinMaxScaler
 from coala.core.model import ModelDims
 from coala.models.checkpoints import load_into, read_state_dict
 from coala.models.record import ModelRecord, write_model_folder
-from coala.train.config import TrainConfig
+from coala.train.config import TrainConfig, config_defaults
 
 log = logging.getLogger(__name__)
+_CONFIG_DEFAULTS = config_defaults()
 
 STATE_FILE = "training_state.pt"
 # What a state holds and of which type; anything else is not a state this code wrote.
 _STATE_KEYS = {"epoch": int, "config": dict, "models": dict, "optimizers": list, "metrics": list, "rng": list}
 # Settings that change what the saved optimisation trajectory means; resuming across a change is refused.
 TRAJECTORY_KEYS = ("model", "train_dataset_file", "audio_loss_weight", "tag_loss_weight", "contrastive_loss_weight",
-                   "contrastive_temperature", "batch_size", "learning_rate", "seed")
+                   "contrastive_temperature", "batch_size", "learning_rate", "seed", "word_vectors", "word_dim",
+                   "attention_heads")
 
 
 def checkpoint_path(folder: Path, part: str, epoch: int) -> Path:
@@ -50,11 +52,13 @@ def save_checkpoints(folder: Path, parts: dict[str, nn.Module], epoch: int) -> N
 
 
 def save_model_folder(cfg: TrainConfig, dims: ModelDims, parts: dict[str, nn.Module], epoch: int,
-                      scaler: MinMaxScaler | None, vocabulary: list[str], data: dict[str, Fingerprint]) -> None:
+                      scaler: MinMaxScaler | None, vocabulary: list[str], data: dict[str, Fingerprint],
+                      extra: dict[str, Any]) -> None:
     """The run folder's record and safetensors weights of ``epoch`` (``coala.models.record``): what every
-    tool reads to use the model with its own scaler, vocabulary and sizes."""
+    tool reads to use the model with its own scaler, vocabulary and sizes (and ``extra``, what its kind
+    needs besides: the contextual model's word vectors)."""
     record = ModelRecord(kind=cfg.model, dims=dims, parts=list(parts), epoch=epoch, scaler=scaler,
-                         vocabulary=list(vocabulary), training={"config": cfg.to_dict(), "data": data})
+                         vocabulary=list(vocabulary), training={"config": cfg.to_dict(), "data": data}, extra=extra)
     write_model_folder(cfg.checkpoint_folder, record, {name: _plain(module) for name, module in parts.items()})
 
 
@@ -115,8 +119,10 @@ def load_state(folder: Path, cfg: TrainConfig, data: Fingerprint) -> dict[str, A
     _check_layout(path, state)
     saved = state["config"]
     for key in TRAJECTORY_KEYS:
-        if saved.get(key) != getattr(cfg, key):
-            raise StateError(f"{path}: written with {key} = {saved.get(key)!r} but the config says {getattr(cfg, key)!r}; "
+        # A key newer than the state was at its default then (a state of an earlier version resumes).
+        was = saved.get(key, _CONFIG_DEFAULTS.get(key))
+        if was != getattr(cfg, key):
+            raise StateError(f"{path}: written with {key} = {was!r} but the config says {getattr(cfg, key)!r}; "
                              "use another experiment_name (or checkpoint_dir) for a new run")
     if "data_fingerprint" not in state:
         log.warning(f"{path}: written before states recorded their data; cannot tell whether "
