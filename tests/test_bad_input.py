@@ -7,6 +7,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import soundfile as sf
 import pytest
 
 from coala.core.errors import DatasetError
@@ -368,7 +369,7 @@ def test_create_dataset_checks_its_paths_and_numbers(tmp_path: Path, capsys, mon
     assert sorted(p.name for p in tmp_path.iterdir()) == ["audio", "tags.csv"]
 
 
-@pytest.mark.parametrize("key", ["checkpoint_dir", "log_dir", "train_dataset_file", "id2tag_file"])
+@pytest.mark.parametrize("key", ["checkpoint_dir", "log_dir", "train_dataset_file", "validation_dataset_file"])
 def test_an_empty_path_in_a_training_config_is_refused(tmp_path: Path, key: str) -> None:
     from coala.core.errors import ConfigError
     from coala.train.config import parse_config
@@ -690,9 +691,9 @@ def test_an_index_whose_paths_are_not_strings_is_damaged(tmp_path: Path, files) 
 
 
 def test_control_characters_in_an_indexed_path_are_printed_quoted() -> None:
-    import search
+    from coala.commands import search
     from coala.search.index import Hit
-    table = search._hits_table([Hit(0, "evil\x1b[2J\rname\n.wav", 0.5, 0.0)])
+    table = search._hits_table([Hit(0, "evil\x1b[2J\rname\n.wav", 0.5, 0.0, 1.0)])
     assert table.splitlines()[1].endswith("evil\\u001b[2J\\rname\\n.wav") and len(table.splitlines()) == 2
 
 
@@ -704,8 +705,9 @@ def test_index_from_embeddings_of_float64_beyond_float32_is_refused(tmp_path: Pa
     array = np.ones((2, LATENT_DIM))
     array[1, 7] = 1e300
     np.save(tmp_path / "clip.npy", array)
+    sf.write(tmp_path / "clip.wav", np.zeros(22000, np.float32), 22000)  # one second: two chunks of the padded clip
     with pytest.raises(SearchError, match=r"clip.npy: holds 1e\+300 at index \(1, 7\), beyond float32"):
-        index_embeddings(tmp_path / "index", {}, ["clip.wav"], EmbeddingFolder(tmp_path), ["clip"])
+        index_embeddings(tmp_path / "index", {}, [str(tmp_path / "clip.wav")], EmbeddingFolder(tmp_path), ["clip"])
 
 
 @pytest.mark.parametrize("entry, message", [

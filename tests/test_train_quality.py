@@ -45,7 +45,7 @@ def test_epoch_batches_are_the_training_loops_own(tmp_path: Path) -> None:
     path = write_release_file(tmp_path / "train", 22, N_TAGS)
     dataset = open_dataset(path, in_memory=True)
     cfg = parse_config(paper_config(tmp_path, "x", batch_size=4, seed=7))
-    loop_loader, sampler = _loader(dataset, cfg, Runtime(0, 1, CPU), train=True)
+    loop_loader, sampler = _loader(dataset, cfg, Runtime(0, 1, CPU), shuffle=True, batch_size=cfg.batch_size)
     for epoch in (1, 2):
         sampler.set_epoch(epoch)
         ours = train_quality.epoch_batches(dataset, 4, seed=7, epoch=epoch)

@@ -114,8 +114,9 @@ def _named(v: str) -> bool:
 
 # (check, what the value must be) for keys whose type alone does not make them usable.
 _VALUE_RULES = {
+    # id2tag_file may be "": the training file's own vocabulary (files of create_dataset.py record theirs).
     **{key: (_named, "a non-empty path") for key in
-       ("train_dataset_file", "validation_dataset_file", "id2tag_file", "checkpoint_dir", "log_dir")},
+       ("train_dataset_file", "validation_dataset_file", "checkpoint_dir", "log_dir")},
     "experiment_name": (lambda v: bool(v) and "/" not in v and v not in (".", ".."), "a non-empty folder name"),
     "audio_loss_weight": (_weight, f"between 0 and {MAX_LOSS_WEIGHT:g}"),
     "tag_loss_weight": (_weight, f"between 0 and {MAX_LOSS_WEIGHT:g}"),
