@@ -105,7 +105,7 @@ def test_another_vocabulary_than_the_runs_is_a_one_line_error(tmp_path, capsys):
 def test_the_joint_map_is_coloured_by_tags_or_labels_of_the_users_choice(model, capsys, monkeypatch):
     drawn = []
     real = maps.audio_tag_map
-    monkeypatch.setattr(maps, "audio_tag_map", lambda *args: drawn.append(args[-1]) or real(*args))
+    monkeypatch.setattr(maps, "audio_tag_map", lambda *args: drawn.append(args[6]) or real(*args))  # groups
     with h5py.File(model / "val", "r") as f:
         labels, ids = f["dataset/label"][...], f["dataset/id"][:, 0]
     common = [f"word{i}" for i in np.argsort(-labels.sum(0), kind="stable")[:2]]

@@ -472,7 +472,7 @@ def test_a_download_past_the_file_size_limit_is_one_line_naming_its_part_file(se
     body = bytes(range(256)) * 400
     asset = _pinned("json/big.json", body)
     _serve(server, {asset.remote: body})
-    code = ("import sys, fetch_assets\nfrom coala.fetch import Asset\n"
+    code = ("import sys\nfrom coala.commands import fetch_assets\nfrom coala.fetch import Asset\n"
             f"fetch_assets.PAPER_ASSETS = ({asset!r},)\n"
             f"sys.exit(fetch_assets.main(['--base-url', {server.url!r}, '--root', {str(tmp_path)!r}, '--quiet']))")
     result = _run_limited(code, tmp_path, 50_000)
