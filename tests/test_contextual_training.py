@@ -71,21 +71,6 @@ def test_the_shipped_contextual_configs_are_the_authors_objective() -> None:
         assert (cfg.word_vectors, cfg.word_dim, cfg.attention_heads) == ("", 128, 4)
 
 
-def test_a_direction_every_word_vector_shares_changes_no_output() -> None:
-    """``set_words`` centres the vectors on the vocabulary's mean, for the vocabulary and any other word."""
-    torch.manual_seed(0)
-    dims = ModelDims(n_tags=6, word_dim=8, attention_heads=2)
-    encoder = ContextualAE(dims=dims).tag_encoder.eval()
-    table, shared, unseen = torch.randn(6, 8), 5 * torch.randn(8), torch.randn(1, 1, 8)
-    rows = torch.tensor([[1.0, 1, 0, 0, 0, 0], [0, 0, 1, 0, 0, 1]])
-    outputs = []
-    for offset in (torch.zeros(8), shared):
-        encoder.set_words(table + offset)
-        outputs.append((*encoder(rows), *encoder.attention(unseen + offset, torch.ones(1, 1, dtype=torch.bool))))
-    for a, b in zip(*outputs):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-
-
 # --- training and resuming ----------------------------------------------------------------------------
 
 def _sha(path: Path) -> str:

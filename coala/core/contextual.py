@@ -57,10 +57,6 @@ class ContextualTagEncoder(nn.Module):
         self.w_o = nn.Linear(inner, word_dim, bias=False)
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(word_dim, eps=LAYER_NORM_EPS)
-        # Subtracted from every word vector first (zero until ``WordTagEncoder.set_words`` sets the
-        # vocabulary's mean): word vectors trained on few tags share one dominant direction, which would
-        # make every clip's output nearly the same (docs/contextual.md).
-        self.register_buffer("center", torch.zeros(word_dim))
         # Like COALA's fc_tag: a bias-free linear map and dropout 0.25.
         self.fc_tag = nn.Sequential(nn.Linear(word_dim, latent_dim, bias=False), nn.Dropout(projection_dropout))
 
@@ -82,7 +78,7 @@ class ContextualTagEncoder(nn.Module):
                              f"{tuple(words.shape)}")
         mask = mask.to(torch.bool)
         # Padding is zeroed, so whatever the caller put there (even NaN) cannot reach the output.
-        words = (words - self.center).masked_fill(~mask[..., None], 0.0)
+        words = words.masked_fill(~mask[..., None], 0.0)
         b, t, _ = words.shape
         # A clip without tags would have every key masked (softmax over nothing: NaN). It may attend to its
         # first slot instead, a zero vector whose value is zero (no bias); its outputs are not pooled anyway.

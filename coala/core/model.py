@@ -388,19 +388,11 @@ class WordTagEncoder(nn.Module):
                                               projection_dropout=dims.dropout)
 
     def set_words(self, table: torch.Tensor) -> None:
-        """The vocabulary's word vectors, row ``i`` for tag ``i``, before training; their mean becomes the
-        attention's ``center``, subtracted from every word vector (the vocabulary's and any other word's).
-
-        Vectors trained on few tags share one direction (on the demo's FastText vectors the mean cosine
-        between two tags is 0.91): uncentred, a batch's tag projections start nearly equal (mean cosine
-        0.71, against 0.18 centred and 0.18 for COALA's BatchNorm'd tag encoder) and the contrastive loss
-        gives the audio side no signal; the demo's 10 epochs then left it at chance (docs/contextual.md).
-        """
+        """The vocabulary's word vectors, row ``i`` for tag ``i``, before training."""
         if tuple(table.shape) != tuple(self.words.shape):
             raise ValueError(f"WordTagEncoder: a word-vector table {tuple(table.shape)} for {tuple(self.words.shape)}")
         with torch.no_grad():
             self.words.copy_(table)
-            self.attention.center.copy_(table.mean(dim=0))
 
     def forward(self, tags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.attention(*multi_hot_to_words(tags, self.words))
