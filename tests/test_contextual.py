@@ -16,6 +16,7 @@ import torch
 from coala.data import words as W
 from coala.core.errors import CoalaError, VocabularyError, WordVectorsError
 from coala.core.contextual import ContextualTagEncoder, multi_hot_to_words, pad_word_vectors
+from coala.core.model import ModelDims, WordTagEncoder
 
 WORD_DIM = 16
 
@@ -82,6 +83,43 @@ def test_the_order_of_a_clips_tags_does_not_matter():
     permuted[1, :4] = words[1, torch.tensor([3, 1, 0, 2])]
     for a, b in zip(encoder(words, mask), encoder(permuted, mask)):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def _cosines(x: torch.Tensor) -> torch.Tensor:
+    """The cosines between distinct rows of ``x``."""
+    unit = torch.nn.functional.normalize(x, dim=1)
+    similarity = unit @ unit.T
+    return similarity[~torch.eye(len(x), dtype=torch.bool)]
+
+
+def test_word_vectors_sharing_one_direction_still_give_distinct_clips():
+    """Vectors trained on few tags share a dominant direction (the demo's: mean cosine 0.91); after
+    ``set_words`` the clips of one tag each come out as different as unrelated vectors would make them."""
+    torch.manual_seed(0)
+    encoder = WordTagEncoder(ModelDims(n_tags=12, word_dim=WORD_DIM, attention_heads=2)).eval()
+    table = 4 * torch.nn.functional.normalize(torch.randn(WORD_DIM), dim=0) + 0.25 * torch.randn(12, WORD_DIM)
+    assert _cosines(table).mean() > 0.9
+    one_tag_each = torch.eye(12)
+    encoder.set_words(table)
+    z, z_d = encoder(one_tag_each)
+    encoder.attention.center.zero_()
+    assert _cosines(encoder(one_tag_each)[0]).mean() > 0.8  # uncentred: what left the demo's contrastive loss at chance
+    assert _cosines(z).abs().mean() < 0.4 and _cosines(z_d).abs().mean() < 0.4
+
+
+def test_a_word_vectors_length_changes_no_output():
+    """Words are compared by direction: a word outside the vocabulary, whose FastText vector (n-grams only)
+    is often shorter, is not pulled towards minus the vocabulary's centre."""
+    torch.manual_seed(0)
+    encoder = WordTagEncoder(ModelDims(n_tags=6, word_dim=WORD_DIM, attention_heads=2)).eval()
+    table, unseen = torch.randn(6, WORD_DIM), torch.randn(1, 2, WORD_DIM)
+    rows = torch.tensor([[1.0, 1, 0, 0, 0, 0], [0, 0, 1, 0, 0, 1]])
+    encoder.set_words(table)
+    before = (*encoder(rows), *encoder.attention(unseen, torch.ones(1, 2, dtype=torch.bool)))
+    encoder.set_words(table * torch.rand(6, 1).add(0.1) * 10)
+    after = (*encoder(rows), *encoder.attention(unseen * torch.tensor([[[0.05], [7.0]]]), torch.ones(1, 2, dtype=torch.bool)))
+    for a, b in zip(before, after):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_a_clip_without_tags_is_finite_forward_and_backward():

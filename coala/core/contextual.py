@@ -57,6 +57,9 @@ class ContextualTagEncoder(nn.Module):
         self.w_o = nn.Linear(inner, word_dim, bias=False)
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(word_dim, eps=LAYER_NORM_EPS)
+        # Every word vector is scaled to unit length, then this is subtracted (zero until
+        # ``WordTagEncoder.set_words`` sets the mean of the vocabulary's unit vectors): see ``forward``.
+        self.register_buffer("center", torch.zeros(word_dim))
         # Like COALA's fc_tag: a bias-free linear map and dropout 0.25.
         self.fc_tag = nn.Sequential(nn.Linear(word_dim, latent_dim, bias=False), nn.Dropout(projection_dropout))
 
@@ -77,8 +80,14 @@ class ContextualTagEncoder(nn.Module):
             raise ValueError(f"ContextualTagEncoder: mask {tuple(mask.shape)} does not fit word vectors "
                              f"{tuple(words.shape)}")
         mask = mask.to(torch.bool)
-        # Padding is zeroed, so whatever the caller put there (even NaN) cannot reach the output.
-        words = words.masked_fill(~mask[..., None], 0.0)
+        # Word vectors trained on few tags share one dominant direction (on the demo's FastText vectors the
+        # mean cosine between two tags is 0.91): fed as they are, every clip's output starts nearly the
+        # same and the contrastive loss gives the audio side no signal. Centring removes that direction;
+        # scaling to unit length first keeps a word's output independent of its vector's length (as it is
+        # uncentred, through the LayerNorm), so that a word outside the vocabulary, whose FastText vector
+        # is often shorter, is not pulled towards minus the centre. Padding is zeroed after, so whatever
+        # the caller put there (even NaN) cannot reach the output.
+        words = (F.normalize(words, dim=-1) - self.center).masked_fill(~mask[..., None], 0.0)
         b, t, _ = words.shape
         # A clip without tags would have every key masked (softmax over nothing: NaN). It may attend to its
         # first slot instead, a zero vector whose value is zero (no bias); its outputs are not pooled anyway.

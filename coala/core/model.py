@@ -388,11 +388,14 @@ class WordTagEncoder(nn.Module):
                                               projection_dropout=dims.dropout)
 
     def set_words(self, table: torch.Tensor) -> None:
-        """The vocabulary's word vectors, row ``i`` for tag ``i``, before training."""
+        """The vocabulary's word vectors, row ``i`` for tag ``i``, before training; the mean of their unit
+        vectors becomes the attention's ``center``, subtracted from every word's unit vector (the
+        vocabulary's and any other word's; ``ContextualTagEncoder.forward`` says why)."""
         if tuple(table.shape) != tuple(self.words.shape):
             raise ValueError(f"WordTagEncoder: a word-vector table {tuple(table.shape)} for {tuple(self.words.shape)}")
         with torch.no_grad():
             self.words.copy_(table)
+            self.attention.center.copy_(F.normalize(table, dim=-1).mean(dim=0))
 
     def forward(self, tags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.attention(*multi_hot_to_words(tags, self.words))
