@@ -22,7 +22,7 @@ ours minus the paper's procedure in the quality task's MLP accuracy (NSynth when
 accuracy points, mean ± std over seeds of the paired differences.
 
     make hdf5_ds/spec_tags_demo                  # the demo corpus and downstream sets, once
-    python bench/train_quality.py                # 3 seeds x 10 epochs of the demo corpus, NSynth-like task
+    python bench/train_quality.py                # 3 seeds x 6 epochs of the demo corpus, NSynth-like task
     python bench/train_quality.py --seeds 0 --epochs 1 --runs 1                    # a quick look
     python bench/train_quality.py --tasks us8k gtzan nsynth                        # all three demo tasks
     python bench/train_quality.py --train hdf5_ds/spec_tags_mine --validation hdf5_ds/spec_tags_mine_val \\
@@ -57,7 +57,7 @@ from coala.atomic import atomic_write_text  # noqa: E402
 from coala.audio.scaler import load_scaler  # noqa: E402
 from coala.cli import entry_point, require_file  # noqa: E402
 from coala.data.checks import check_values  # noqa: E402
-from coala.data.hdf5 import open_dataset  # noqa: E402
+from coala.data.hdf5 import open_dataset, read_provenance  # noqa: E402
 from coala.device import bf16_is_fast, resolve_device  # noqa: E402
 from coala.core.errors import DataAbsentError, DatasetError, UsageError  # noqa: E402
 from coala.core.model import AudioEncoder, default_batch_size, model_device  # noqa: E402
@@ -81,6 +81,9 @@ SELECTION_IN_DATA = Path("json") / "nsynth_selected_sounds_per_class.json"
 # The task whose MLP accuracy is the quality_delta: the NSynth-like one when evaluated.
 QUALITY_TASKS = ("nsynth", "us8k", "gtzan")
 BF16_CHOICES = ("auto", "on", "off")
+# Three seeds of the three procedures on the demo corpus fit 25 minutes on 2 cores at 6 epochs (the paper's
+# procedure takes about 55 s an epoch there on one thread; docs/performance.md#training-quality).
+DEFAULT_EPOCHS = 6
 
 
 def epoch_batches(dataset: Dataset, batch_size: int, seed: int, epoch: int) -> list[Batch]:
@@ -239,7 +242,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--train", type=Path, default=None, help="training HDF5 file (default: the config's)")
     parser.add_argument("--validation", type=Path, default=None, help="validation HDF5 file (default: the config's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the config's)")
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+                        help=f"training epochs (default: {DEFAULT_EPOCHS}, not the config's: the bench trains every "
+                             "procedure for every seed)")
     parser.add_argument("--data-dir", type=Path, default=DEMO_DATA,
                         help="folder of the downstream sets, classify.py's --data-dir (default: demo/data)")
     parser.add_argument("--scaler", type=Path, default=DEMO_SCALER,
@@ -286,6 +291,19 @@ def load_data(cfg: TrainConfig) -> tuple[Dataset, list[Batch], int]:
     return train_set, list(DataLoader(val_set, batch_size=cfg.batch_size)), train_set.n_tags
 
 
+def training_vocabulary(cfg: TrainConfig, n_tags: int) -> dict[int, str]:
+    """The tags the trained models rank, as retrieval names them: the vocabulary the training file records
+    (a ``create_dataset.py`` file, the demo's), else (the paper's release) the column indices, which the
+    validation file then shares. Checked before training: a validation file recording other tags would
+    stop the bench only after every model had trained."""
+    train_words = read_provenance(cfg.train_dataset_file)[1]
+    val_words = read_provenance(cfg.validation_dataset_file)[1]
+    if val_words is not None and val_words != train_words:
+        raise DatasetError(f"{cfg.validation_dataset_file}: its recorded vocabulary is not the training file's "
+                           f"({cfg.train_dataset_file}); retrieval compares the tags the models were trained on")
+    return dict(enumerate(train_words if train_words is not None else map(str, range(n_tags))))
+
+
 @entry_point
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
@@ -293,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config)
     cfg = dataclasses.replace(cfg, train_dataset_file=str(args.train or cfg.train_dataset_file),
                               validation_dataset_file=str(args.validation or cfg.validation_dataset_file))
-    epochs = args.epochs or cfg.epochs
+    epochs = args.epochs
     device = resolve_device(args.device or cfg.device)
     bf16 = args.bf16 == "on" or (args.bf16 == "auto" and bf16_is_fast(device))
     names = [PAPER, OURS, BF16] if bf16 else [PAPER, OURS]
@@ -302,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     downstream = prepare_downstream(args.data_dir, args.nsynth_selection, args.scaler, args.tasks)
     quality_key = downstream.tasks[quality_task].key
     train_set, val_batches, n_tags = load_data(cfg)
+    vocabulary = training_vocabulary(cfg, n_tags)
     print(f"torch {torch.__version__}, {device}, {args.workers} training process(es) of {threads} thread(s); "
           f"{len(train_set)} training / {sum(len(b[0]) for b in val_batches)} validation patches, {n_tags} tags; "
           f"batch {cfg.batch_size}, lr {cfg.learning_rate:g}; seeds {' '.join(map(str, args.seeds))} x {epochs} "
@@ -309,7 +328,6 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     retrieval: dict[str, dict[str, float]] = {}
-    vocabulary = {i: str(i) for i in range(n_tags)}  # retrieval ranks tag indices; names play no part
     with tempfile.TemporaryDirectory(prefix="train_quality_") as folder:
         work = Path(folder)
         history = run_jobs([(name, seed) for seed in args.seeds for name in names], args.workers, cfg=cfg,

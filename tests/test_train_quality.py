@@ -3,11 +3,13 @@ the procedures computing the same update, and a whole run on tiny data ending in
 from __future__ import annotations
 
 import copy
+from dataclasses import replace as dataclasses_replace
 import json
 import math
 import re
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,8 @@ from torch import nn
 from bench import train_quality
 from bench.procedures import BF16, OURS, PAPER, procedures, same_weights
 from coala.audio.scaler import MinMaxScaler, save_scaler
-from coala.data.hdf5 import open_dataset
+from coala.core.errors import DatasetError
+from coala.data.hdf5 import open_dataset, write_provenance
 from coala.demo.downstream import write_nsynth
 from coala.distributed import Runtime
 from coala.train.config import parse_config
@@ -136,15 +139,18 @@ def test_the_summary_pairs_the_seeds_and_returns_the_quality_delta(capsys: pytes
 def tiny_setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """An 8-patch corpus of 8 tags, a scaler, and an NSynth-like set of 2 training notes per family."""
     root = tmp_path_factory.mktemp("quality")
-    write_release_file(root / "spec_tags_tiny", 8, N_TAGS, seed=0)  # 2 batches of 4 per epoch
-    write_release_file(root / "spec_tags_tiny_val", 4, N_TAGS, seed=1)
+    scaler = MinMaxScaler.fit(np.random.default_rng(0).uniform(-16, 4, (4, 96, 96)))
+    for name, n, seed in (("spec_tags_tiny", 8, 0), ("spec_tags_tiny_val", 4, 1)):  # 2 batches of 4 per epoch
+        # As create_dataset.py writes them (the demo's files): recording their scaler and tag names.
+        with h5py.File(write_release_file(root / name, n, N_TAGS, seed=seed), "a") as f:
+            write_provenance(f["dataset"], scaler, [f"tag{i}" for i in range(N_TAGS)])
     config = write_config(root / "tiny.json", paper_config(root, "tiny", epochs=1, batch_size=4))
-    save_scaler(MinMaxScaler.fit(np.random.default_rng(0).uniform(-16, 4, (4, 96, 96))), root / "scaler.json")
+    save_scaler(scaler, root / "scaler.json")
     data = root / "data"
     write_nsynth(data, data / "json" / "nsynth_selected_sounds_per_class.json", seed=0, train_per_family=2,
                  test_per_family=1)
     args = ["--config", str(config), "--data-dir", str(data), "--scaler", str(root / "scaler.json"),
-            "--runs", "1", "--jobs", "1"]
+            "--runs", "1", "--jobs", "1", "--epochs", "1"]
     return root, args
 
 
@@ -199,3 +205,19 @@ def test_absent_downstream_data_stops_before_training_in_one_line(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("error: --tasks nsynth: its data is absent") and captured.err.count("\n") == 1
+
+
+def test_retrieval_names_the_tags_the_training_file_records(tiny_setup: tuple[Path, list[str]], tmp_path: Path) -> None:
+    """The models rank the training file's tags by name (the validation file's must be the same ones,
+    checked before any training); files without names (the paper's release) are ranked by column."""
+    root, _ = tiny_setup
+    cfg = train_quality.load_config(root / "tiny.json")
+    assert train_quality.training_vocabulary(cfg, N_TAGS) == {i: f"tag{i}" for i in range(N_TAGS)}
+    other = tmp_path / "val_other_tags"
+    with h5py.File(write_release_file(other, 4, N_TAGS, seed=1), "a") as f:
+        write_provenance(f["dataset"], MinMaxScaler.fit(np.zeros((2, 96))), [f"word{i}" for i in range(N_TAGS)])
+    with pytest.raises(DatasetError, match="val_other_tags: its recorded vocabulary is not the training file's"):
+        train_quality.training_vocabulary(dataclasses_replace(cfg, validation_dataset_file=str(other)), N_TAGS)
+    bare = {name: write_release_file(tmp_path / name, 4, N_TAGS) for name in ("train", "val")}
+    cfg = dataclasses_replace(cfg, train_dataset_file=str(bare["train"]), validation_dataset_file=str(bare["val"]))
+    assert train_quality.training_vocabulary(cfg, N_TAGS) == {i: str(i) for i in range(N_TAGS)}
