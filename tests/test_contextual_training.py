@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,6 +32,7 @@ from coala.train.config import parse_config
 from coala.train.loop import train
 from tiny_release import paper_config, write_corpus
 
+ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["dog", "bark", "cat", "meow", "rain", "water", "drip", "thunder", "bird", "chirp", "song", "wind"]
 PARTS = ("audio_encoder", "audio_decoder", "tag_encoder")
 
@@ -110,6 +114,29 @@ def test_trains_resumes_bit_identically_and_loads_with_its_word_vectors(corpus: 
     other.save(folder / WORD_VECTORS_FILE)
     with pytest.raises(CheckpointError, match="word_vectors.safetensors: not the word vectors .* records"):
         load_model(folder, ("audio_encoder", "tag_encoder"))
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_with_rank_zeros_word_vectors(corpus: Path) -> None:
+    """Under torchrun rank 0 makes the word vectors and every process trains with its table: the saved tag
+    encoder holds the file's table, and a resume under torchrun reads the file instead of making it again."""
+    folder = corpus / "saved_models" / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for epochs in (1, 2):
+        path = corpus / f"ddp_{epochs}.json"
+        path.write_text(json.dumps(_config(corpus, "ddp", epochs=epochs, batch_size=2)))
+        result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                                 str(ROOT / "train_dual_ae.py"), str(path)], capture_output=True, text=True,
+                                cwd=corpus, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "2 process(es) on cpu" in result.stderr
+        if epochs == 1:
+            made = _sha(folder / WORD_VECTORS_FILE)
+    assert _sha(folder / WORD_VECTORS_FILE) == made
+    assert "resuming after epoch 1" in result.stderr
+    loaded = load_model(folder, ("audio_encoder", "tag_encoder"))
+    assert loaded.epoch == 2
+    assert torch.equal(loaded.tag_encoder.words, torch.from_numpy(loaded.word_vectors.matrix(WORDS)))
 
 
 def test_resume_checks_the_word_vectors_against_the_saved_weights(corpus: Path) -> None:
