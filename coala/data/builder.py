@@ -268,12 +268,16 @@ def is_cached(cache_dir: Path, clip_id: int, audio: Path) -> bool:
         return False
 
 
-def _drop_stale(cache_dir: Path, clip_id: int, current: Path) -> None:
-    """Remove the clip's entries for earlier versions of its audio (and of builds before identities,
-    named ``<id>.npy``), so the cache holds one patch per clip."""
-    for old in cache_dir.glob(f"{clip_id}.*npy"):
-        if old != current:
-            old.unlink(missing_ok=True)
+def _entries_by_clip(cache_dir: Path) -> dict[str, list[Path]]:
+    """The cache's patch entries grouped by clip id (the name before its first dot), listed once per
+    stage: a listing per clip would read the whole folder once for every clip computed."""
+    entries: dict[str, list[Path]] = {}
+    with os.scandir(cache_dir) as listing:
+        for entry in listing:
+            clip_id, dot, _ = entry.name.partition(".")
+            if dot and entry.name.endswith("npy"):
+                entries.setdefault(clip_id, []).append(Path(entry.path))
+    return entries
 
 
 def _classify(clip_id: int, path: Path, exc: AudioError) -> Skipped:
@@ -288,9 +292,13 @@ def _classify(clip_id: int, path: Path, exc: AudioError) -> Skipped:
     return Skipped(reason, id=clip_id, file=str(path), detail=exc.reason)
 
 
-def _cache_one(job: tuple[int, Path, Path]) -> tuple[int, Skipped | None]:
-    """Worker: compute and cache one clip's patch; a bad clip comes back as its :class:`Skipped` entry."""
-    clip_id, audio, cache_dir = job
+def _cache_one(job: tuple[int, Path, Path, list[Path]]) -> tuple[int, Skipped | None]:
+    """Worker: compute and cache one clip's patch; a bad clip comes back as its :class:`Skipped` entry.
+
+    ``earlier`` are the clip's entries in the cache when the stage began: once the patch is written, those
+    for earlier versions of its audio (and of builds before identities, named ``<id>.npy``) are removed,
+    so the cache holds one patch per clip."""
+    clip_id, audio, cache_dir, earlier = job
     try:
         cached = cache_file(cache_dir, clip_id, audio)  # the identity read before the contents
         patch = clip_patch(audio)
@@ -299,7 +307,9 @@ def _cache_one(job: tuple[int, Path, Path]) -> tuple[int, Skipped | None]:
     except Exception as exc:  # a decoder bug on one odd file must not end a build of thousands
         return clip_id, Skipped(UNDECODABLE, id=clip_id, file=str(audio), detail=f"{type(exc).__name__}: {exc}")
     atomic_write(cached, lambda f: np.save(f, patch.astype(np.float32)))
-    _drop_stale(cache_dir, clip_id, cached)
+    for old in earlier:
+        if old != cached:
+            old.unlink(missing_ok=True)
     return clip_id, None
 
 
@@ -329,7 +339,9 @@ def compute_patches(clips: dict[int, Path], cache_dir: Path, workers: int, progr
     """Cache the patch of every clip not cached yet, in ``workers`` processes; return the bad clips."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(cache_dir)  # left by a build killed mid-write
-    jobs = [(clip_id, audio, cache_dir) for clip_id, audio in clips.items() if not is_cached(cache_dir, clip_id, audio)]
+    entries = _entries_by_clip(cache_dir)
+    jobs = [(clip_id, audio, cache_dir, entries.get(str(clip_id), [])) for clip_id, audio in clips.items()
+            if not is_cached(cache_dir, clip_id, audio)]
     if not jobs:
         return []
     failures = []
