@@ -18,16 +18,17 @@ import numpy as np
 
 from coala.atomic import atomic_paths
 from coala.core.errors import DatasetError, VocabularyError
-from coala.data.hdf5 import GROUP, inspect_hdf5, read_provenance, write_provenance
+from coala.core.frontend import MinMaxScaler
+from coala.data.hdf5 import GROUP, inspect_hdf5, read_labels, read_provenance, write_provenance
 
 # Patches copied per read: 1024 patches of 96x96 float32 are 38 MB.
 BLOCK = 1024
 COMMIT_JOURNAL_SUFFIX = ".hold-out-commit.json"
 
 
-def _kept(path: Path, words: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The vocabulary without ``words``, its columns and the rows left with a tag; ``VocabularyError`` naming
-    held-out words the file does not have (a typo would hold out nothing)."""
+def _kept(path: Path, words: Sequence[str]) -> tuple[MinMaxScaler, list[str], np.ndarray, np.ndarray]:
+    """The file's scaler, the vocabulary without ``words``, its columns and the rows left with a tag;
+    ``VocabularyError`` naming held-out words the file does not have (a typo would hold out nothing)."""
     inspect_hdf5(path)
     scaler, vocabulary = read_provenance(path)
     if vocabulary is None or scaler is None:
@@ -38,13 +39,12 @@ def _kept(path: Path, words: Sequence[str]) -> tuple[list[str], np.ndarray, np.n
         raise VocabularyError(f"{path}: held-out tags {missing} are not in its vocabulary of {len(vocabulary)} tags")
     held_out = set(words)
     columns = np.array([i for i, w in enumerate(vocabulary) if w not in held_out])
-    with h5py.File(path, "r") as f:
-        rows = np.flatnonzero((f[GROUP]["label"][...][:, columns] > 0).any(axis=1))
-    return [vocabulary[i] for i in columns], columns, rows
+    rows = np.flatnonzero(read_labels(path)[:, columns].any(axis=1))
+    return scaler, [vocabulary[i] for i in columns], columns, rows
 
 
-def _write(source: Path, target: Path, vocabulary: list[str], columns: np.ndarray, rows: np.ndarray) -> None:
-    scaler = read_provenance(source)[0]
+def _write(source: Path, target: Path, scaler: MinMaxScaler, vocabulary: list[str], columns: np.ndarray,
+           rows: np.ndarray) -> None:
     with h5py.File(source, "r") as f, h5py.File(target, "w") as out:
         group, into = f[GROUP], out.create_group(GROUP)
         write_provenance(into, scaler, vocabulary)
@@ -61,13 +61,13 @@ def hold_out_tags(sources: Sequence[Path], targets: Sequence[Path], words: Seque
     if not words:
         raise VocabularyError("no tags to hold out")
     kept = [_kept(Path(source), words) for source in sources]
-    if any(k[0] != kept[0][0] for k in kept):
+    if any(k[1] != kept[0][1] for k in kept):
         raise DatasetError(f"{', '.join(map(str, sources))}: not files of one build (their vocabularies differ)")
-    if any(not len(rows) for _, _, rows in kept):
+    if any(not len(rows) for *_, rows in kept):
         raise DatasetError(f"holding out {list(words)} leaves a file without any tagged patch")
     targets = [Path(t) for t in targets]
     with atomic_paths(targets, targets[0].with_name(targets[0].name + COMMIT_JOURNAL_SUFFIX)) as temporaries:
-        for source, temporary, (vocabulary, columns, rows) in zip(sources, temporaries, kept):
-            _write(Path(source), temporary, vocabulary, columns, rows)
-    return {"held_out": list(words), "tags_kept": len(kept[0][0]),
-            "patches": {str(t): len(rows) for t, (_, _, rows) in zip(targets, kept)}}
+        for source, temporary, selection in zip(sources, temporaries, kept):
+            _write(Path(source), temporary, *selection)
+    return {"held_out": list(words), "tags_kept": len(kept[0][1]),
+            "patches": {str(t): len(rows) for t, (*_, rows) in zip(targets, kept)}}
