@@ -9,7 +9,6 @@ records which model drew them, from which file, and the words written.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from coala.atomic import atomic_write_text
 from coala.core.errors import AnalysisError
 from coala.core.model import ModelDims
 from coala.figures import save_figure
-from coala.jsonfile import read_json_as
+from coala.jsonfile import json_text, read_json_as
 
 AUDIO_TAG_MAP, VOCABULARY_MAP, MAPS_JSON = "map_audio_tags.png", "map_vocabulary.png", "maps.json"
 DEFAULT_CLIPS = 800      # the paper's N
@@ -160,5 +159,5 @@ def write_record(out: Path, provenance: dict, clips: int, seed: int, words: list
     path = out / MAPS_JSON
     document = {**provenance, "clips": clips, "seed": seed, "named_words": words, "colour_by": colour_by,
                 "output": ("z", "z_d")[output]}
-    atomic_write_text(path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(path, json_text(document, indent=1) + "\n")
     return path

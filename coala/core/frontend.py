@@ -215,7 +215,7 @@ def audio_samples(path: str | Path) -> int:
     fixes the length), and by decoding where the header may be off (MP3) or libsndfile cannot read it."""
     path = Path(path)
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
         info = None
     if info is None or info.format == "MP3" or info.frames <= 0:
