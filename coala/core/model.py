@@ -17,6 +17,7 @@ and finite, with finite gradients, where the paper's exponentials overflow (temp
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from itertools import chain
 from typing import NamedTuple
@@ -493,7 +494,7 @@ def embed(encoder: nn.Module, inputs: np.ndarray | torch.Tensor,
     if x.ndim == 3:  # patches get their channel axis
         x = x.unsqueeze(1)
     size = batch_size or default_batch_size(device)
-    return _eval_forwards(encoder, [(x[start:start + size].to(device),) for start in range(0, max(len(x), 1), size)])
+    return _eval_forwards(encoder, ((x[start:start + size].to(device),) for start in range(0, max(len(x), 1), size)))
 
 
 @torch.inference_mode()
@@ -503,17 +504,19 @@ def embed_words(encoder: ContextualTagEncoder, clips: list[torch.Tensor],
     never tags) through the contextual attention, ``(z, z_d)`` per clip, in eval mode, float32 on the CPU."""
     device = model_device(encoder)
     size = batch_size or default_batch_size(device)
-    batches = [tuple(t.to(device) for t in pad_word_vectors(clips[start:start + size], encoder.word_dim))
-               for start in range(0, len(clips), size)]
+    batches = (tuple(t.to(device) for t in pad_word_vectors(clips[start:start + size], encoder.word_dim))
+               for start in range(0, len(clips), size))
     return _eval_forwards(encoder, batches)
 
 
-def _eval_forwards(encoder: nn.Module, batches: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The encoder's two outputs over ``batches`` of its inputs, in eval mode, the mode put back after."""
+def _eval_forwards(encoder: nn.Module, batches: Iterable[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder's two outputs over ``batches`` of its inputs, in eval mode, the mode put back after.
+    Batches are moved to the device one at a time and their outputs back as they come, so the device
+    holds one batch, not the whole input."""
     training = encoder.training
     encoder.eval()
     try:
-        outputs = [encoder(*batch) for batch in batches]
+        outputs = [tuple(o.float().cpu() for o in encoder(*batch)[:2]) for batch in batches]
     finally:
         encoder.train(training)
-    return (torch.cat([o[0].float().cpu() for o in outputs]), torch.cat([o[1].float().cpu() for o in outputs]))
+    return torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
