@@ -67,8 +67,8 @@ class TrainConfig:
 
     def model_dims(self, n_tags: int) -> ModelDims:
         """The model's sizes: the paper's for a vocabulary of ``n_tags``, with the contextual model's word
-        width and heads when it is the one trained."""
-        if self.model == "contextual":
+        width and heads for a kind that reads word vectors (``reads_words``, as the record decides it)."""
+        if MODEL_KINDS[self.model].reads_words:
             return ModelDims(n_tags=n_tags, word_dim=self.word_dim, attention_heads=self.attention_heads)
         return ModelDims(n_tags=n_tags)
 
