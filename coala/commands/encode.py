@@ -17,14 +17,13 @@ from coala.audio.mfcc import mfcc_features
 from coala.cli import (EXIT_FAILURES, EXIT_OK, SUBSET_FLAG, ArgumentParser, RunSummary, entry_point, is_plain_name,
                        require_file)
 from coala.core.errors import UsageError
-from coala.core.model import CPU_BATCH_SIZE, GPU_BATCH_SIZE, MAX_BATCH_SIZE, AudioEncoder, default_batch_size
-from coala.device import MAX_WORKERS
+from coala.core.model import CPU_BATCH_SIZE, GPU_BATCH_SIZE, AudioEncoder, default_batch_size
 from coala.distributed import SHARE_TIMEOUT, Runtime, agree, gather, joined, on_main
 from coala.encode.failures import FAILURES_FILE
 from coala.encode.files import chunk_computer
 from coala.encode.jobs import FileJob, dataset_jobs, plan_inputs
 from coala.encode.provenance import claim_folder, folder_record
-from coala.encode.run import run_extraction
+from coala.encode.run import check_extraction_options, run_extraction
 from coala.encode.shards import SHARD_BYTES
 from coala.evaluation.datasets import DOWNSTREAM, EMBEDDINGS_FOLDER
 from coala.models.loading import load_model
@@ -98,11 +97,7 @@ def run(args: argparse.Namespace, runtime: Runtime) -> RunSummary:
         raise UsageError("--model is required for embeddings (or pass --features mfcc)")
     if args.input is not None and args.output is None:
         raise UsageError("--output is required with --input")
-    bad_workers = args.workers is not None and not 0 <= args.workers <= MAX_WORKERS
-    if (args.batch_size is not None and args.batch_size < 1) or bad_workers:
-        raise UsageError(f"--batch-size must be at least 1 and --workers between 0 and {MAX_WORKERS}")
-    if args.batch_size is not None and args.batch_size > MAX_BATCH_SIZE:
-        raise UsageError(f"--batch-size must be at most {MAX_BATCH_SIZE} chunks, got {args.batch_size}")
+    check_extraction_options(args.batch_size, args.workers)
     for flag in ("bf16", "projection"):
         if getattr(args, flag) and args.features == "mfcc":
             raise UsageError(f"--{flag} applies to model embeddings, not to --features mfcc")

@@ -19,11 +19,12 @@ from pathlib import Path
 
 from coala.atomic import atomic_write_text
 from coala.cli import EXIT_FAILURES, EXIT_OK, ArgumentParser, entry_point, require_file
-from coala.device import MAX_WORKERS, resolve_device
+from coala.device import resolve_device
 from coala.core.errors import UsageError
 from coala.models.checkpoints import load_checkpoint
 from coala.text import quote_name
-from coala.core.model import CNN, MAX_BATCH_SIZE
+from coala.core.model import CNN
+from coala.encode.run import check_extraction_options
 from coala.search.index import Hit, build_index, build_index_from_embeddings, open_index
 from coala.search.metrics import evaluate_release, held_out_tags, metrics_table, plot_precision_recall
 from coala.search.model import load_pair
@@ -108,16 +109,13 @@ def _hits_table(hits: list[Hit]) -> str:
 
 
 def run_index(args: argparse.Namespace) -> int:
-    if (args.batch_size is not None and args.batch_size < 1) or not 0 <= args.workers <= MAX_WORKERS:
-        raise UsageError(f"--batch-size must be at least 1 and --workers between 0 and {MAX_WORKERS}")
-    if args.batch_size is not None and args.batch_size > MAX_BATCH_SIZE:
-        raise UsageError(f"--batch-size must be at most {MAX_BATCH_SIZE} chunks, got {args.batch_size}")
+    check_extraction_options(args.batch_size, args.workers)
+    if args.audio_dir is not None and args.from_embeddings is None:
+        raise UsageError("--audio-dir goes with --from-embeddings (--input names the audio itself)")
     pair = load_pair(args.model, args.epoch, args.id2tag, resolve_device(args.device), args.scaler)
     if args.from_embeddings is not None:
         build_index_from_embeddings(pair, args.from_embeddings, args.index, args.audio_dir)
         return EXIT_OK
-    if args.audio_dir is not None:
-        raise UsageError("--audio-dir goes with --from-embeddings (--input names the audio itself)")
     summary = build_index(pair, args.input, args.index, args.batch_size, args.workers, not args.quiet)
     print(summary.line())
     return EXIT_FAILURES if summary.failed else EXIT_OK

@@ -15,7 +15,9 @@ from torch import nn
 
 from coala.atomic import atomic_write, remove_stale_temporaries, require_writable_folder
 from coala.cli import RunSummary, progress_bar
-from coala.core.model import CPU_BATCH_SIZE
+from coala.core.errors import UsageError
+from coala.core.model import CPU_BATCH_SIZE, MAX_BATCH_SIZE
+from coala.device import MAX_WORKERS
 from coala.distributed import Runtime, balanced_shares, file_weight, from_main, gather, round_robin
 from coala.encode.failures import update_failures
 from coala.encode.files import Compute, iter_files, whole_files
@@ -28,6 +30,15 @@ from coala.encode.stream import embed_stream
 WRITER_THREADS = 2
 MAX_PENDING_WRITES = 256
 log = logging.getLogger(__name__)
+
+
+def check_extraction_options(batch_size: int | None, workers: int | None) -> None:
+    """``--batch-size`` and ``--workers`` of the commands that extract (``encode.py``, ``search.py index``),
+    checked before any model is loaded; None is the command's default."""
+    if (batch_size is not None and batch_size < 1) or (workers is not None and not 0 <= workers <= MAX_WORKERS):
+        raise UsageError(f"--batch-size must be at least 1 and --workers between 0 and {MAX_WORKERS}")
+    if batch_size is not None and batch_size > MAX_BATCH_SIZE:
+        raise UsageError(f"--batch-size must be at most {MAX_BATCH_SIZE} chunks, got {batch_size}")
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
