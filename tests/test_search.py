@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,7 +20,8 @@ from sklearn.metrics import average_precision_score
 
 from coala.core.frontend import N_MELS, PATCH_FRAMES
 from coala.audio.scaler import MinMaxScaler, load_scaler, save_scaler
-from coala.core.errors import DemoDataError
+from coala.core.errors import DemoDataError, SearchError
+from coala.search import index as index_module
 from coala.search.metrics import expected_random_ap
 from encode import extract_audio_embedding_chunks
 from encode import main as encode_main
@@ -432,3 +434,19 @@ def test_demo_untrained_pair_is_seeded_and_described_by_the_training_files_recor
     write_release_file(bare, 4, n_tags=len(WORDS))
     with pytest.raises(DemoDataError, match="does not record its scaler"):
         write_untrained_model(tmp_path / "c", bare, seed=0)
+
+
+def test_audio_dir_names_each_clip_as_encode_named_it(tmp_path: Path) -> None:
+    """``--audio-dir``: the file encode.py named the clip after, by its whole stem ("a" is a.wav even beside
+    a.b.wav); a clip without one, or with two (a.wav and a.flac), is one error naming it."""
+    audio = tmp_path / "audio"
+    for name in ("a.wav", "a.b.wav", "sub/c.wav", "d.wav", "d.flac", ".hidden.wav"):
+        (audio / name).parent.mkdir(parents=True, exist_ok=True)
+        (audio / name).write_bytes(b"")
+    embeddings = tmp_path / "zd"
+    sources = index_module._audio_by_clip(audio, embeddings)
+    for clip, name in (("a", "a.wav"), ("a.b", "a.b.wav"), ("sub/c", "sub/c.wav")):
+        assert index_module._audio_file(None, clip, audio, sources) == audio / name
+    for clip, what in (("d", "2 audio files (d.flac, d.wav)"), ("e", "no audio file"), (".hidden", "no audio file")):
+        with pytest.raises(SearchError, match=re.escape(f"--audio-dir {audio}: {what} for the embeddings of {clip}")):
+            index_module._audio_file(None, clip, audio, sources)

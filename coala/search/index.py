@@ -21,7 +21,6 @@ whatever the index size, and the operating system's page cache keeps a queried i
 """
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from coala.atomic import atomic_path, atomic_write, atomic_write_text, require_writable_folder
-from coala.core.frontend import AUDIO_SUFFIXES, CHUNK_SECONDS, SAMPLE_RATE, audio_chunks, audio_samples, chunk_count
+from coala.core.frontend import CHUNK_SECONDS, SAMPLE_RATE, audio_chunks, audio_samples, chunk_count
 from coala.encode.failures import FAILURES_FILE
 from coala.cli import RunSummary
 from coala.encode.files import chunk_computer
@@ -255,9 +254,20 @@ def build_index(pair: ModelPair, inputs: Sequence[str | Path], folder: str | Pat
     return summary
 
 
-def _audio_file(embeddings: EmbeddingFolder, clip: str, audio_dir: Path | None) -> Path:
-    """The audio file a clip's embeddings were made from: under ``audio_dir``, the clip's name with an audio
-    suffix (encode.py keeps a folder's relative paths); otherwise the source a shard recorded."""
+def _audio_by_clip(audio_dir: Path, embeddings: Path) -> dict[str, list[Path]]:
+    """The audio files under ``audio_dir`` by the clip name encode.py gave each one's embeddings
+    (``plan_inputs``: a folder's relative paths kept), listed once for all clips."""
+    sources: dict[str, list[Path]] = {}
+    if audio_dir.is_dir():
+        for job in plan_inputs([audio_dir], embeddings):
+            sources.setdefault(clip_name(job.output, embeddings), []).append(job.source)
+    return sources
+
+
+def _audio_file(embeddings: EmbeddingFolder, clip: str, audio_dir: Path | None,
+                sources: dict[str, list[Path]]) -> Path:
+    """The audio file a clip's embeddings were made from: under ``audio_dir`` the one encode.py named the
+    clip after (``sources``, from ``_audio_by_clip``); otherwise the source a shard recorded."""
     if audio_dir is None:
         source = embeddings.source_of(clip)
         if source is None:
@@ -265,8 +275,7 @@ def _audio_file(embeddings: EmbeddingFolder, clip: str, audio_dir: Path | None) 
                               "name the folder encode.py read with --audio-dir (the index reads each clip's length "
                               "from its audio, to leave the padding out)")
         return Path(source)
-    found = [p for p in (audio_dir / clip).parent.glob(f"{glob.escape(Path(clip).name)}.*")
-             if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()]
+    found = sources.get(clip, [])
     if len(found) != 1:
         what = "no audio file" if not found else f"{len(found)} audio files ({', '.join(sorted(p.name for p in found))})"
         raise SearchError(f"--audio-dir {audio_dir}: {what} for the embeddings of {clip}")
@@ -291,8 +300,9 @@ def build_index_from_embeddings(pair: ModelPair, embeddings: str | Path, folder:
     if not clips:
         raise SearchError(f"{embeddings}: no embeddings")
     audio_dir = Path(audio_dir) if audio_dir is not None else None
-    return index_embeddings(Path(folder), pair.record, [_audio_file(written, c, audio_dir) for c in clips], written,
-                            clips)
+    sources = _audio_by_clip(audio_dir, embeddings) if audio_dir is not None else {}
+    return index_embeddings(Path(folder), pair.record, [_audio_file(written, c, audio_dir, sources) for c in clips],
+                            written, clips)
 
 
 def _load_array(path: Path, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
