@@ -35,18 +35,6 @@ PAPER, OURS, BF16 = "paper", "ours", "bf16"
 Batch = tuple[torch.Tensor, torch.Tensor, Any]
 
 
-class PaperDualAE(DualAE):
-    """The stock ``DualAE``, keeping the losses of its last forward: ``paper_step`` computes them but,
-    like the paper's loop, returns nothing, and the quality bench prints their epoch means."""
-
-    last_losses: Losses
-
-    def losses(self, *args: Any, **kwargs: Any) -> Losses:  # type: ignore[override]
-        losses = DualAE.losses(*args, **kwargs)
-        self.last_losses = {name: value.detach() for name, value in losses.items()}
-        return losses
-
-
 @dataclass
 class Procedure:
     """One way of training a model: its model, optimizers, precision and layout, and one epoch of it."""
@@ -89,9 +77,8 @@ class Procedure:
         device = self.runtime.device
         if self.name == PAPER:
             def step(batch: Batch) -> Losses:
-                paper_step(self.model, self.optimizers, objective, as_patches(batch[0], device),
-                           batch[1].to(device, torch.float32))
-                return self.model.last_losses
+                return paper_step(self.model, self.optimizers, objective, as_patches(batch[0], device),
+                                  batch[1].to(device, torch.float32))
         else:
             def step(batch: Batch) -> Losses:
                 return train_step(self.model, self.optimizers, objective,
@@ -119,7 +106,7 @@ def procedures(n_tags: int, seed: int, learning_rate: float, device: torch.devic
     random stream (dropout) starts from ``seed + 1``, the loop's seed for its first process."""
     runtime = Runtime(0, 1, device)
     torch.manual_seed(seed)
-    paper = PaperDualAE(n_tags).to(device).train()
+    paper = DualAE(n_tags).to(device).train()
     built = {PAPER: Procedure(PAPER, paper, [torch.optim.SGD(g, lr=learning_rate) for g in paper.parameter_groups()],
                               runtime)}
     tuned = tuned_for(device)

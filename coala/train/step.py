@@ -92,8 +92,9 @@ def train_step(model: nn.Module, optimizers: Iterable[torch.optim.Optimizer], ob
 
 
 def paper_step(model: DualAE, optimizers: Iterable[torch.optim.Optimizer], objective: Objective,
-               x: torch.Tensor, tags: torch.Tensor) -> None:
-    """The paper's step: three weighted backward passes with ``retain_graph``, then both optimizers."""
+               x: torch.Tensor, tags: torch.Tensor) -> Losses:
+    """The paper's step: three weighted backward passes with ``retain_graph``, then both optimizers; returns
+    the step's losses, detached, as ``train_step`` does (the paper's loop discarded them)."""
     optimizers = list(optimizers)
     for optimizer in optimizers:
         optimizer.zero_grad()
@@ -104,6 +105,7 @@ def paper_step(model: DualAE, optimizers: Iterable[torch.optim.Optimizer], objec
         (objective.contrastive_weight * losses["contrastive"]).backward()
     for optimizer in optimizers:
         optimizer.step()
+    return {name: value.detach() for name, value in losses.items()}
 
 
 def validation_inputs(data: torch.Tensor, tags: torch.Tensor, device: torch.device,
