@@ -147,7 +147,8 @@ def load_sets(task: Task, embeddings_dir: Path, names: list[str], allow_subset: 
     for name in names:
         emb = load_embeddings(task, embeddings_dir, name)
         lost = emb.missing + emb.unreadable
-        if not _unfit(task, emb):  # a set that cannot be fitted is skipped with its own warning
+        # A set that cannot be fitted is skipped with its own warning.
+        if not _unfit(task.labels[emb.present], task.splits(emb.present)):
             check_coverage(f"{task.key} {name}", len(lost), len(task.stems),
                            f"clips have no usable embedding (e.g. {lost[0] if lost else ''})", allow_subset,
                            DownstreamError)
@@ -155,10 +156,10 @@ def load_sets(task: Task, embeddings_dir: Path, names: list[str], allow_subset: 
     return sets
 
 
-def _unfit(task: Task, emb: Embeddings) -> bool:
-    """Whether a split of the items present has no test clip or fewer than 2 training classes."""
-    y = task.labels[emb.present]
-    return any(len(np.unique(y[train])) < 2 or len(test) == 0 for _, train, test in task.splits(emb.present))
+def _unfit(y: np.ndarray, splits: list[tuple[str, np.ndarray, np.ndarray]]) -> bool:
+    """Whether a split of the items present (their labels ``y``, ``Task.splits``) has no test clip or fewer
+    than 2 training classes."""
+    return any(len(np.unique(y[train])) < 2 or len(test) == 0 for _, train, test in splits)
 
 
 def evaluate_task(task: Task, loaded: dict[str, Embeddings], classifiers: list[str],
@@ -183,7 +184,7 @@ def evaluate_task(task: Task, loaded: dict[str, Embeddings], classifiers: list[s
                         f"{len(emb.unreadable)} unreadable (e.g. {(emb.missing + emb.unreadable)[0]}); "
                         "evaluating the rest")
         y = task.labels[emb.present]
-        if _unfit(task, emb):
+        if _unfit(y, splits):
             log.warning(f"{task.key} {name}: skipped, a split has no test clip or fewer than 2 training classes left")
             sets[name]["skipped"] = "a split has no test clip or fewer than 2 training classes"
             continue
