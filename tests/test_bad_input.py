@@ -754,6 +754,8 @@ def test_validation_files_read_by_search_and_analysis_get_the_value_check(tmp_pa
      "argument --seed: 4294967296 is not a seed"),
     ("encode", ["--features", "mfcc", "--input", ".", "--output", "o", "--batch-size", "1000000000"],
      "--batch-size must be at most 65536 chunks, got 1000000000"),
+    ("analyse", ["cca", "--model", "m.pt", "--dataset", "v", "--descriptors", "d.json", "--out", "o", "--seed", "-1"],
+     "argument --seed: -1 is not a seed"),
 ])
 def test_seeds_and_counts_are_checked_where_they_enter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys,
                                                        script: str, argv: list[str], message: str) -> None:

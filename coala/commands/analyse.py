@@ -77,7 +77,7 @@ def _add_cca(commands: argparse._SubParsersAction) -> None:
                         help="covariance shrinkage in [0, 1) for every model (default: chosen with --components)")
     parser.add_argument("--permutations", type=int, default=cca.PERMUTATIONS,
                         help="descriptor permutations of each chance level (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the folds and permutations (default %(default)s)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="seed of the folds and permutations (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
     _add_subset_flag(parser, "correlate the clips that have descriptors although more than a few have none")
