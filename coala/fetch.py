@@ -276,14 +276,17 @@ def in_place(asset: Asset, root: Path) -> bool:
 
 
 def fetch(asset: Asset, base_url: str, root: Path, show_progress: bool = True, max_bytes: int = MAX_FILE_BYTES,
-          deadline: Deadline | None = None) -> bool:
-    """Make ``root/asset.local`` present and checked; True when it was downloaded, False when already there.
+          deadline: Deadline | None = None, offline: bool = False) -> bool | None:
+    """Make ``root/asset.local`` present and checked; True when it was downloaded, False when already there,
+    None when it is not and ``offline`` (the host was found unreachable): no download is tried.
 
     A file already in place that fails its checks (corrupted, replaced) is fetched again; it stays as it
     was unless the new download passes them.
     """
     dest = root / asset.local
     fresh = not in_place(asset, root)
+    if fresh and offline:
+        return None
     if fresh:
         download(f"{base_url.rstrip('/')}/{asset.remote}", dest, show_progress, max_bytes=max_bytes, deadline=deadline)
         part = part_path(dest)
@@ -398,12 +401,12 @@ def fetch_all(wanted: tuple[Asset, ...] = PAPER_ASSETS, base_url: str = PAPER_BA
     unreachable: HostUnreachable | None = None
     not_fetched = []
     for asset in progress_bar(wanted, show_progress, desc="assets", unit="file"):
-        if unreachable is not None and not in_place(asset, root):
-            not_fetched.append(asset.local)
-            continue
         try:
-            fetched = fetch(asset, base_url, root, show_progress, max_bytes, deadline)
-            (report.fetched if fetched else report.present).append(asset.local)
+            fetched = fetch(asset, base_url, root, show_progress, max_bytes, deadline, offline=unreachable is not None)
+            if fetched is None:
+                not_fetched.append(asset.local)
+            else:
+                (report.fetched if fetched else report.present).append(asset.local)
         except HostUnreachable as exc:
             unreachable = exc
             not_fetched.append(asset.local)
