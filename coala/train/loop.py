@@ -213,12 +213,12 @@ def train_epoch(run: _Steps, batches, epoch: int, first_step: int) -> list[float
 
 
 @torch.no_grad()
-def evaluate(run: _Steps, loader: DataLoader) -> tuple[list[float], dict[str, Any]]:
+def evaluate(run: _Steps, loader: DataLoader, keep_example: bool) -> tuple[list[float], dict[str, Any]]:
     """The epoch's losses of one split, defined alike for the training sample and the validation set, so
     their curves compare: eval mode (no dropout, BatchNorm's running statistics), inputs clamped at 0
     (``validation_inputs``), full batches per process in a fixed shuffled order with the contrastive
-    negatives gathered from all processes, as a training step takes them; the mean over batches. Also
-    returns the first batch's outputs, for the examples picture."""
+    negatives gathered from all processes, as a training step takes them; the mean over batches. With
+    ``keep_example``, also the first batch's outputs for the examples picture (else an empty dict)."""
     model, runtime = run.model, run.runtime
     model.eval()
     sums = torch.zeros(len(run.names), dtype=torch.float64, device=runtime.device)
@@ -229,7 +229,7 @@ def evaluate(run: _Steps, loader: DataLoader) -> tuple[list[float], dict[str, An
         out, losses = forward_losses(model, run.objective, x, tags, run.autocast, run.gather)
         sums += torch.stack([losses[k] for k in run.names]).double()
         batches += 1
-        if not example:
+        if keep_example and not example:
             n = plots.N_EXAMPLES
             reconstructions, scores = model.examples(out, n)
             example = {"ids": sound_ids.reshape(-1)[:n].tolist(), "patches": x[:n].float().cpu().numpy(),
@@ -408,7 +408,9 @@ def _epoch(cfg: TrainConfig, run: _Steps, epoch: int, train_loader: DataLoader, 
     training_seconds = time.perf_counter() - started
     means, examples = {}, {}
     for split, loader in evaluations.items():
-        means[split], examples[split] = _run_epoch(cfg, epoch, run.model, lambda: evaluate(run, loader))
+        # Only rank 0 draws the examples picture, of the validation set.
+        keep_example = split == "val" and run.runtime.main
+        means[split], examples[split] = _run_epoch(cfg, epoch, run.model, lambda: evaluate(run, loader, keep_example))
     seconds = time.perf_counter() - started
     run.clock.evaluation_seconds = seconds - training_seconds
     record = {"epoch": epoch, "step": epoch * steps_per_epoch,
