@@ -57,7 +57,7 @@ from coala.atomic import atomic_write_text  # noqa: E402
 from coala.audio.scaler import load_scaler  # noqa: E402
 from coala.cli import entry_point, require_file  # noqa: E402
 from coala.data.checks import check_values  # noqa: E402
-from coala.data.hdf5 import open_dataset, read_provenance  # noqa: E402
+from coala.data.hdf5 import inspect_hdf5, open_dataset, read_provenance  # noqa: E402
 from coala.device import bf16_is_fast, resolve_device  # noqa: E402
 from coala.core.errors import DataAbsentError, DatasetError, UsageError  # noqa: E402
 from coala.core.model import AudioEncoder, default_batch_size, model_device  # noqa: E402
@@ -277,17 +277,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_data(cfg: TrainConfig) -> tuple[Dataset, list[Batch], int]:
-    """The training set in memory, the validation batches (the loop's order) and the vocabulary size."""
+def check_data(cfg: TrainConfig) -> tuple[int, int, int]:
+    """Both files checked before any training, without reading their patches into memory: training and
+    validation patches and the vocabulary size."""
     for path in (cfg.train_dataset_file, cfg.validation_dataset_file):
         check_values(path)
+    n_train, n_tags = inspect_hdf5(cfg.train_dataset_file)
+    n_val, val_tags = inspect_hdf5(cfg.validation_dataset_file)
+    if val_tags != n_tags:
+        raise DatasetError(f"{cfg.validation_dataset_file}: {val_tags} tags, but the training file has {n_tags}")
+    if n_train < cfg.batch_size:
+        raise DatasetError(f"{cfg.train_dataset_file}: {n_train} patches, fewer than one batch of {cfg.batch_size}")
+    return n_train, n_val, n_tags
+
+
+def load_data(cfg: TrainConfig) -> tuple[Dataset, list[Batch], int]:
+    """A job's data (``check_data`` passed): the training set in memory, the validation batches (the loop's
+    order) and the vocabulary size."""
     train_set = open_dataset(cfg.train_dataset_file, in_memory=True)
     val_set = open_dataset(cfg.validation_dataset_file, in_memory=True)
-    if val_set.n_tags != train_set.n_tags:
-        raise DatasetError(f"{cfg.validation_dataset_file}: {val_set.n_tags} tags, but the training file has "
-                           f"{train_set.n_tags}")
-    if len(train_set) < cfg.batch_size:
-        raise DatasetError(f"{cfg.train_dataset_file}: {len(train_set)} patches, fewer than one batch of {cfg.batch_size}")
     return train_set, list(DataLoader(val_set, batch_size=cfg.batch_size)), train_set.n_tags
 
 
@@ -319,10 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     quality_task = next(t for t in QUALITY_TASKS if t in args.tasks)
     downstream = prepare_downstream(args.data_dir, args.nsynth_selection, args.scaler, args.tasks)
     quality_key = downstream.tasks[quality_task].key
-    train_set, val_batches, n_tags = load_data(cfg)
+    n_train, n_val, n_tags = check_data(cfg)
     vocabulary = training_vocabulary(cfg, n_tags)
     print(f"torch {torch.__version__}, {device}, {args.workers} training process(es) of {threads} thread(s); "
-          f"{len(train_set)} training / {sum(len(b[0]) for b in val_batches)} validation patches, {n_tags} tags; "
+          f"{n_train} training / {n_val} validation patches, {n_tags} tags; "
           f"batch {cfg.batch_size}, lr {cfg.learning_rate:g}; seeds {' '.join(map(str, args.seeds))} x {epochs} "
           "epochs; bf16 step " + ("included" if bf16 else "left out (bf16 is not fast here; --bf16 on adds it)"),
           flush=True)
