@@ -94,6 +94,20 @@ def test_models_are_compared_on_one_footing_and_a_degenerate_one_does_not_win_by
     assert [r["model"] for r in rows] == ["trained", "untrained"] and rows[0]["sets_above_chance"] == 1
 
 
+def test_the_table_lists_the_picture_only_when_it_was_drawn(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    ids = np.arange(40)
+    described = {i: {"mfcc_mean": rng.standard_normal(3).tolist()} for i in ids.tolist()}
+    table, settings = cca.cca_table({"model": rng.standard_normal((40, 8))}, ids, described, ["mfcc_mean"],
+                                    cca.Settings(2, 0.5), permutations=5)
+    written = cca.write_table(tmp_path, table, ["mfcc_mean"], settings, False, 5, {})
+    assert [p.name for p in written] == [cca.TABLE_JSON, cca.TABLE_MARKDOWN, cca.FIGURE]
+    taken = tmp_path / "taken"
+    (taken / cca.FIGURE).mkdir(parents=True)  # the picture cannot be written there
+    written = cca.write_table(taken, table, ["mfcc_mean"], settings, False, 5, {})
+    assert [p.name for p in written] == [cca.TABLE_JSON, cca.TABLE_MARKDOWN] and all(p.is_file() for p in written)
+
+
 @pytest.fixture()
 def release(tmp_path) -> tuple[Path, Path, np.ndarray]:
     """A 24-clip validation file, descriptors of its clips, and an untrained encoder checkpoint."""

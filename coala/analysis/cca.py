@@ -351,7 +351,8 @@ def _figure(table: dict[str, dict[str, CcaResult]], keys: list[str], settings: S
 def write_table(out: Path, table: dict[str, dict[str, CcaResult]], keys: list[str], settings: Settings,
                 chosen: bool, permutations: int, provenance: dict) -> list[Path]:
     """``cca.json`` (with ``provenance``: the dataset and the models' identities,
-    ``coala.analysis.embeddings.provenance``), ``cca.md`` and ``cca.png`` in ``out``; returns their paths."""
+    ``coala.analysis.embeddings.provenance``), ``cca.md`` and ``cca.png`` in ``out``; returns the paths written
+    (the picture's only when it could be drawn: ``save_figure`` warns otherwise)."""
     paths = [out / TABLE_JSON, out / TABLE_MARKDOWN, out / FIGURE]
     document = {**provenance, "settings": {**asdict(settings), "chosen_on_held_out_folds": chosen, "folds": FOLDS,
                                            "permutations": permutations},
@@ -359,5 +360,4 @@ def write_table(out: Path, table: dict[str, dict[str, CcaResult]], keys: list[st
                 "models": {model: {key: asdict(cells[key]) for key in keys} for model, cells in table.items()}}
     atomic_write_text(paths[0], json.dumps(document, indent=1))
     atomic_write_text(paths[1], _markdown(table, keys, settings, permutations))
-    save_figure(_figure(table, keys, settings), paths[2], FIGURE_DPI)
-    return paths
+    return paths if save_figure(_figure(table, keys, settings), paths[2], FIGURE_DPI) else paths[:2]

@@ -163,8 +163,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.out is not None:
         atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
         log.info(f"wrote {args.out}")
-    if args.plot is not None:
-        plot_precision_recall(args.plot, evaluations)
+    if args.plot is not None and plot_precision_recall(args.plot, evaluations):
         log.info(f"wrote {args.plot}")
     return EXIT_OK
 

@@ -189,9 +189,9 @@ def metrics_table(results: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_precision_recall(path: Path, evaluations: dict[str, Evaluation]) -> None:
+def plot_precision_recall(path: Path, evaluations: dict[str, Evaluation]) -> bool:
     """Tag -> audio precision-recall curves, micro-averaged over tags, one per model, as a PNG; beside them
-    the same on the held-out tags alone when they were measured."""
+    the same on the held-out tags alone when they were measured; False when it could not be drawn (warned)."""
     from matplotlib.figure import Figure
 
     from coala.figures import save_figure
@@ -212,4 +212,4 @@ def plot_precision_recall(path: Path, evaluations: dict[str, Evaluation]) -> Non
         ax.set_ylabel("precision")
         ax.set_title(f"tag -> audio, micro-averaged over {title}", fontsize=9)
         ax.legend(fontsize=7)
-    save_figure(fig, path, dpi=110)
+    return save_figure(fig, path, dpi=110)
