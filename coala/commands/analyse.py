@@ -146,6 +146,8 @@ def _add_maps(commands: argparse._SubParsersAction) -> None:
 def run_maps(args: argparse.Namespace) -> int:
     if args.clips < 2:
         raise UsageError(f"--clips: {args.clips}; a map needs at least 2 clips")
+    if args.colour_by and len(args.colour_by) > maps.MAX_GROUPS:
+        raise UsageError(f"--colour-by: {len(args.colour_by)} tags; a map tells at most {maps.MAX_GROUPS} apart")
     parts = (AUDIO, TAGS)
     models = embeddings.load_models([args.model], parts, args.id2tag, resolve_device(args.device))
     (model,) = models.values()
@@ -154,8 +156,6 @@ def run_maps(args: argparse.Namespace) -> int:
     embeddings.check_made_alike(validation, model)
     groups, colour_by = None, None
     if args.colour_by:
-        if len(args.colour_by) > maps.MAX_GROUPS:
-            raise UsageError(f"--colour-by: {len(args.colour_by)} tags; a map tells at most {maps.MAX_GROUPS} apart")
         groups, colour_by = maps.tag_groups(validation.labels, model.vocabulary, args.colour_by), {"tags": args.colour_by}
     elif args.labels is not None:
         groups, colour_by = maps.label_groups(validation.ids, args.labels), {"labels": str(args.labels)}
