@@ -125,6 +125,7 @@ def load_embeddings(task: Task, embeddings_dir: Path, name: str) -> Embeddings:
     present); vectors of differing widths within one set stop with a DownstreamError naming the file,
     since they mean two different extractions were mixed in one folder.
     """
+    record = set_record(task, embeddings_dir, name)  # folders of different models stop before any read
     vectors, present, missing, unreadable = [], np.zeros(len(task.stems), bool), [], []
     folders = {subdir: EmbeddingFolder(embeddings_dir / subdir / name) for subdir in set(task.subdirs)}
     first: str | None = None
@@ -147,4 +148,4 @@ def load_embeddings(task: Task, embeddings_dir: Path, name: str) -> Embeddings:
         vectors.append(vector)
         present[i] = True
     matrix = np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
-    return Embeddings(name, matrix, present, missing, unreadable, set_record(task, embeddings_dir, name))
+    return Embeddings(name, matrix, present, missing, unreadable, record)
