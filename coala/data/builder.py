@@ -52,6 +52,9 @@ SILENCE_PEAK = 1e-5
 
 COMMIT_PREFIX = "commit_"
 
+# A build's validation file is its training file's name with this suffix (spec_tags_<name>_val).
+VALIDATION_SUFFIX = "_val"
+
 BLOCK = 1024
 """Patches read from the cache at a time when fitting the scaler and writing HDF5 (bounded memory)."""
 
@@ -136,7 +139,7 @@ class BuildOptions:
 
     @property
     def validation_file(self) -> Path:
-        return self.out_dir / f"spec_tags_{self.name}_val"
+        return self.train_file.with_name(self.train_file.name + VALIDATION_SUFFIX)
 
     @property
     def vocabulary_file(self) -> Path:

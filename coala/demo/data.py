@@ -34,6 +34,7 @@ from coala.demo import corpus as tagged_corpus, downstream as downstream_sets
 from coala.core.errors import DemoDataError
 from coala.evaluation.datasets import GTZAN_GENRES, NSYNTH_FAMILIES, US8K_CLASSES
 from coala.core.model import AudioEncoder, ModelDims, TagEncoder
+from coala.data.builder import VALIDATION_SUFFIX
 from coala.data.hdf5 import read_provenance
 from coala.data.hold_out import hold_out_tags
 from coala.models.checkpoints import read_state_dict
@@ -45,7 +46,6 @@ MANIFEST = "demo_data.json"
 # can carry to a word never seen. Retrieval for them is what COALA cannot answer at all (docs/contextual.md).
 HELD_OUT_TAGS = ("clicking", "plucked", "rhythm")
 HELD_OUT_SUFFIX = "_heldout"
-VALIDATION_SUFFIX = "_val"  # create_dataset.py's name of a build's validation file
 UNTRAINED_ENCODER = Path("untrained") / "audio_encoder_epoch_0.pt"
 UNTRAINED_TAG_ENCODER = Path("untrained") / "tag_encoder_epoch_0.pt"
 # 2: NSynth note names made unique (version 1 wrote a few twice, the later file over the earlier).
